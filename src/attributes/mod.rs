@@ -1,0 +1,913 @@
+//! Step 1 of a volume's path: the volume context kubelet sends → a validated [`VolumeRequest`].
+//!
+//! Pure: no I/O. Every problem found is collected, so one `InvalidArgument` tells the user all
+//! that is wrong with a volume at once, each problem naming the key and the bad value.
+
+mod duration;
+mod variables;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use duration::{format_go_duration, parse_go_duration};
+pub use variables::{KNOWN_VARIABLES, expand};
+
+/// Prefix of the attributes this driver reads.
+pub const PREFIX: &str = "csi.cert-manager.io/";
+/// Prefix of the keys kubelet adds (pod info, ephemeral flag, tokens).
+pub const KUBELET_PREFIX: &str = "csi.storage.k8s.io/";
+
+/// Attribute keys, spelled as upstream spells them.
+pub mod key {
+    pub const ISSUER_NAME: &str = "csi.cert-manager.io/issuer-name";
+    pub const ISSUER_KIND: &str = "csi.cert-manager.io/issuer-kind";
+    pub const ISSUER_GROUP: &str = "csi.cert-manager.io/issuer-group";
+    pub const COMMON_NAME: &str = "csi.cert-manager.io/common-name";
+    pub const DNS_NAMES: &str = "csi.cert-manager.io/dns-names";
+    pub const IP_SANS: &str = "csi.cert-manager.io/ip-sans";
+    pub const URI_SANS: &str = "csi.cert-manager.io/uri-sans";
+    pub const DURATION: &str = "csi.cert-manager.io/duration";
+    pub const RENEW_BEFORE: &str = "csi.cert-manager.io/renew-before";
+    pub const IS_CA: &str = "csi.cert-manager.io/is-ca";
+    pub const KEY_USAGES: &str = "csi.cert-manager.io/key-usages";
+    pub const KEY_ALGORITHM: &str = "csi.cert-manager.io/key-algorithm";
+    pub const KEY_SIZE: &str = "csi.cert-manager.io/key-size";
+    pub const KEY_ENCODING: &str = "csi.cert-manager.io/key-encoding";
+    pub const CERTIFICATE_FILE: &str = "csi.cert-manager.io/certificate-file";
+    pub const PRIVATE_KEY_FILE: &str = "csi.cert-manager.io/privatekey-file";
+    pub const CA_FILE: &str = "csi.cert-manager.io/ca-file";
+    pub const FS_GROUP: &str = "csi.cert-manager.io/fs-group";
+    pub const REUSE_PRIVATE_KEY: &str = "csi.cert-manager.io/reuse-private-key";
+
+    pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
+    pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
+    pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
+    pub const SERVICE_ACCOUNT_NAME: &str = "csi.storage.k8s.io/serviceAccount.name";
+    pub const EPHEMERAL: &str = "csi.storage.k8s.io/ephemeral";
+    pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+}
+
+/// `csi.cert-manager.io/*` keys of the upstream table that this build reads.
+const HANDLED_KEYS: &[&str] = &[
+    key::ISSUER_NAME,
+    key::ISSUER_KIND,
+    key::ISSUER_GROUP,
+    key::COMMON_NAME,
+    key::DNS_NAMES,
+    key::IP_SANS,
+    key::URI_SANS,
+    key::DURATION,
+    key::RENEW_BEFORE,
+    key::IS_CA,
+    key::KEY_USAGES,
+    key::KEY_ALGORITHM,
+    key::KEY_SIZE,
+    key::KEY_ENCODING,
+    key::CERTIFICATE_FILE,
+    key::PRIVATE_KEY_FILE,
+    key::CA_FILE,
+    key::FS_GROUP,
+    key::REUSE_PRIVATE_KEY,
+];
+
+/// The pod a volume belongs to, as kubelet describes it (`podInfoOnMount: true`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub service_account: Option<String>,
+}
+
+/// Which cert-manager issuer signs the certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRef {
+    pub name: String,
+    pub kind: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyAlgorithm::Rsa => "RSA",
+            KeyAlgorithm::Ecdsa => "ECDSA",
+            KeyAlgorithm::Ed25519 => "Ed25519",
+        })
+    }
+}
+
+/// PEM encoding of the private key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEncoding {
+    /// `RSA PRIVATE KEY` (RSA only).
+    Pkcs1,
+    /// `PRIVATE KEY`.
+    Pkcs8,
+}
+
+/// The private key a volume asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub algorithm: KeyAlgorithm,
+    /// Bits for RSA, curve size for ECDSA, 0 for Ed25519.
+    pub size: u32,
+    pub encoding: KeyEncoding,
+}
+
+impl KeySpec {
+    /// RSA 2048, PKCS#1: upstream's default.
+    pub const DEFAULT: KeySpec = KeySpec {
+        algorithm: KeyAlgorithm::Rsa,
+        size: 2048,
+        encoding: KeyEncoding::Pkcs1,
+    };
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.algorithm {
+            KeyAlgorithm::Rsa => write!(f, "RSA {}", self.size),
+            KeyAlgorithm::Ecdsa => write!(f, "ECDSA P-{}", self.size),
+            KeyAlgorithm::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// The usages cert-manager knows, by their cert-manager names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyUsage {
+    Signing,
+    DigitalSignature,
+    ContentCommitment,
+    KeyEncipherment,
+    KeyAgreement,
+    DataEncipherment,
+    CertSign,
+    CrlSign,
+    EncipherOnly,
+    DecipherOnly,
+    Any,
+    ServerAuth,
+    ClientAuth,
+    CodeSigning,
+    EmailProtection,
+    Smime,
+    IpsecEndSystem,
+    IpsecTunnel,
+    IpsecUser,
+    Timestamping,
+    OcspSigning,
+    MicrosoftSgc,
+    NetscapeSgc,
+}
+
+impl KeyUsage {
+    pub const ALL: [KeyUsage; 23] = [
+        KeyUsage::Signing,
+        KeyUsage::DigitalSignature,
+        KeyUsage::ContentCommitment,
+        KeyUsage::KeyEncipherment,
+        KeyUsage::KeyAgreement,
+        KeyUsage::DataEncipherment,
+        KeyUsage::CertSign,
+        KeyUsage::CrlSign,
+        KeyUsage::EncipherOnly,
+        KeyUsage::DecipherOnly,
+        KeyUsage::Any,
+        KeyUsage::ServerAuth,
+        KeyUsage::ClientAuth,
+        KeyUsage::CodeSigning,
+        KeyUsage::EmailProtection,
+        KeyUsage::Smime,
+        KeyUsage::IpsecEndSystem,
+        KeyUsage::IpsecTunnel,
+        KeyUsage::IpsecUser,
+        KeyUsage::Timestamping,
+        KeyUsage::OcspSigning,
+        KeyUsage::MicrosoftSgc,
+        KeyUsage::NetscapeSgc,
+    ];
+
+    /// The name used in the attribute and in `CertificateRequest.spec.usages`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::Signing => "signing",
+            KeyUsage::DigitalSignature => "digital signature",
+            KeyUsage::ContentCommitment => "content commitment",
+            KeyUsage::KeyEncipherment => "key encipherment",
+            KeyUsage::KeyAgreement => "key agreement",
+            KeyUsage::DataEncipherment => "data encipherment",
+            KeyUsage::CertSign => "cert sign",
+            KeyUsage::CrlSign => "crl sign",
+            KeyUsage::EncipherOnly => "encipher only",
+            KeyUsage::DecipherOnly => "decipher only",
+            KeyUsage::Any => "any",
+            KeyUsage::ServerAuth => "server auth",
+            KeyUsage::ClientAuth => "client auth",
+            KeyUsage::CodeSigning => "code signing",
+            KeyUsage::EmailProtection => "email protection",
+            KeyUsage::Smime => "s/mime",
+            KeyUsage::IpsecEndSystem => "ipsec end system",
+            KeyUsage::IpsecTunnel => "ipsec tunnel",
+            KeyUsage::IpsecUser => "ipsec user",
+            KeyUsage::Timestamping => "timestamping",
+            KeyUsage::OcspSigning => "ocsp signing",
+            KeyUsage::MicrosoftSgc => "microsoft sgc",
+            KeyUsage::NetscapeSgc => "netscape sgc",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KeyUsage> {
+        KeyUsage::ALL.into_iter().find(|usage| usage.name() == name)
+    }
+}
+
+/// File names inside the volume.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileNames {
+    pub certificate: String,
+    pub private_key: String,
+    pub ca: String,
+}
+
+/// Everything a volume asks of its certificate, validated and with variables expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRequestSpec {
+    pub issuer: IssuerRef,
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_sans: Vec<IpAddr>,
+    pub uri_sans: Vec<String>,
+    pub duration: Duration,
+    pub renew_before: Option<Duration>,
+    pub is_ca: bool,
+    pub usages: Vec<KeyUsage>,
+    pub key: KeySpec,
+    pub files: FileNames,
+    pub fs_group: Option<u32>,
+    pub reuse_private_key: bool,
+    /// Attributes of other prefixes, passed on to the issuer as annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A parsed, valid volume context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub pod: PodInfo,
+    pub spec: CertRequestSpec,
+    /// `csi.cert-manager.io/*` keys this driver does not read (likely typos); reported, not fatal.
+    pub unknown_keys: Vec<String>,
+}
+
+/// One problem with one attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeProblem {
+    pub key: String,
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for AttributeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={value:?} {}", self.key, self.reason),
+            None => write!(f, "{} {}", self.key, self.reason),
+        }
+    }
+}
+
+/// Every problem found in a volume context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidAttributes(pub Vec<AttributeProblem>);
+
+impl fmt::Display for InvalidAttributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid volume attributes: ")?;
+        for (index, problem) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while reading one context.
+struct Reader<'a> {
+    context: &'a HashMap<String, String>,
+    problems: Vec<AttributeProblem>,
+}
+
+impl<'a> Reader<'a> {
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.context.get(key).map(String::as_str)
+    }
+
+    fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
+        self.problems.push(AttributeProblem {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+            reason: reason.into(),
+        });
+    }
+
+    /// A value with variables expanded; a bad variable is recorded as a problem.
+    fn expanded(&mut self, key: &str, pod: &PodInfo) -> Option<String> {
+        let raw = self.get(key)?;
+        match expand(raw, pod) {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                self.problem(key, Some(raw), reason);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> bool {
+        match self.get(key) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                self.problem(key, Some(other), "must be \"true\" or \"false\"");
+                false
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str) -> Option<Duration> {
+        let raw = self.get(key)?;
+        match parse_go_duration(raw) {
+            Ok(value) if value.is_zero() => {
+                self.problem(key, Some(raw), "must be longer than zero");
+                None
+            }
+            Ok(value) => Some(value),
+            Err(reason) => {
+                self.problem(key, Some(raw), reason);
+                None
+            }
+        }
+    }
+
+    fn file_name(&mut self, key: &str, default: &str) -> String {
+        let name = self.get(key).unwrap_or(default);
+        if let Err(reason) = check_file_name(name) {
+            self.problem(key, Some(name), reason);
+        }
+        name.to_string()
+    }
+}
+
+/// Comma-separated list, entries trimmed, empty entries dropped.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A file name must stay inside the volume: a plain name, no directories, no `..` tricks.
+pub fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("must not be empty");
+    }
+    if name.len() > 255 {
+        return Err("must be at most 255 characters");
+    }
+    if name.starts_with('/') {
+        return Err("must not be an absolute path");
+    }
+    if name.contains('/') {
+        return Err("must be a plain file name without '/'");
+    }
+    if name.starts_with("..") {
+        return Err("must not start with '..'");
+    }
+    if name == "." {
+        return Err("must be a file name, not '.'");
+    }
+    if name.trim() != name {
+        return Err("must not start or end with spaces");
+    }
+    if name.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    Ok(())
+}
+
+fn parse_key_spec(reader: &mut Reader<'_>) -> KeySpec {
+    let algorithm_raw = reader.get(key::KEY_ALGORITHM);
+    let algorithm = match algorithm_raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("rsa") => KeyAlgorithm::Rsa,
+        Some("ecdsa") => KeyAlgorithm::Ecdsa,
+        Some("ed25519") => KeyAlgorithm::Ed25519,
+        Some(_) => {
+            reader.problem(
+                key::KEY_ALGORITHM,
+                algorithm_raw,
+                "must be one of RSA, ECDSA, Ed25519",
+            );
+            KeyAlgorithm::Rsa
+        }
+    };
+    let size_raw = reader.get(key::KEY_SIZE);
+    let size = match (algorithm, size_raw) {
+        (KeyAlgorithm::Rsa, None) => 2048,
+        (KeyAlgorithm::Ecdsa, None) => 256,
+        (KeyAlgorithm::Ed25519, None) => 0,
+        (KeyAlgorithm::Ed25519, Some(raw)) => {
+            reader.problem(key::KEY_SIZE, Some(raw), "must not be set for Ed25519 keys");
+            0
+        }
+        (algorithm, Some(raw)) => match raw.trim().parse::<u32>() {
+            Ok(bits) if algorithm == KeyAlgorithm::Rsa && (2048..=8192).contains(&bits) => bits,
+            Ok(bits) if algorithm == KeyAlgorithm::Ecdsa && [256, 384, 521].contains(&bits) => bits,
+            _ if algorithm == KeyAlgorithm::Rsa => {
+                reader.problem(
+                    key::KEY_SIZE,
+                    Some(raw),
+                    "must be between 2048 and 8192 for RSA",
+                );
+                2048
+            }
+            _ => {
+                reader.problem(
+                    key::KEY_SIZE,
+                    Some(raw),
+                    "must be 256, 384 or 521 for ECDSA",
+                );
+                256
+            }
+        },
+    };
+    let encoding_raw = reader.get(key::KEY_ENCODING);
+    let encoding = match encoding_raw.map(str::to_ascii_uppercase).as_deref() {
+        None if algorithm == KeyAlgorithm::Rsa => KeyEncoding::Pkcs1,
+        None => KeyEncoding::Pkcs8,
+        Some("PKCS1") if algorithm == KeyAlgorithm::Rsa => KeyEncoding::Pkcs1,
+        Some("PKCS1") => {
+            reader.problem(
+                key::KEY_ENCODING,
+                encoding_raw,
+                format!("PKCS1 is only valid for RSA keys, not {algorithm}; use PKCS8"),
+            );
+            KeyEncoding::Pkcs8
+        }
+        Some("PKCS8") => KeyEncoding::Pkcs8,
+        Some(_) => {
+            reader.problem(key::KEY_ENCODING, encoding_raw, "must be PKCS1 or PKCS8");
+            KeyEncoding::Pkcs8
+        }
+    };
+    KeySpec {
+        algorithm,
+        size,
+        encoding,
+    }
+}
+
+fn parse_usages(reader: &mut Reader<'_>) -> Vec<KeyUsage> {
+    let Some(raw) = reader.get(key::KEY_USAGES) else {
+        return vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment];
+    };
+    let mut usages = Vec::new();
+    for name in split_list(raw) {
+        match KeyUsage::from_name(&name) {
+            Some(usage) if !usages.contains(&usage) => usages.push(usage),
+            Some(_) => {}
+            None => reader.problem(
+                key::KEY_USAGES,
+                Some(raw),
+                format!(
+                    "contains unknown usage {name:?}; known usages: {}",
+                    KeyUsage::ALL.map(KeyUsage::name).join(", ")
+                ),
+            ),
+        }
+    }
+    if usages.is_empty() {
+        reader.problem(key::KEY_USAGES, Some(raw), "must name at least one usage");
+    }
+    usages
+}
+
+fn parse_pod(reader: &mut Reader<'_>) -> PodInfo {
+    let mut required = |key: &str| match reader.get(key) {
+        Some(value) if !value.is_empty() => value.to_string(),
+        _ => {
+            reader.problem(
+                key,
+                None,
+                "is missing: kubelet must pass pod info (podInfoOnMount: true on the CSIDriver)",
+            );
+            String::new()
+        }
+    };
+    PodInfo {
+        name: required(key::POD_NAME),
+        namespace: required(key::POD_NAMESPACE),
+        uid: required(key::POD_UID),
+        service_account: reader
+            .get(key::SERVICE_ACCOUNT_NAME)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string),
+    }
+}
+
+/// Reads and validates a volume context as kubelet sends it in `NodePublishVolume`.
+pub fn parse_volume_context(
+    context: &HashMap<String, String>,
+) -> Result<VolumeRequest, InvalidAttributes> {
+    let mut reader = Reader {
+        context,
+        problems: Vec::new(),
+    };
+
+    match reader.get(key::EPHEMERAL) {
+        Some("true") => {}
+        other => reader.problem(
+            key::EPHEMERAL,
+            other,
+            "must be \"true\": this driver only serves CSI ephemeral inline volumes",
+        ),
+    }
+    let pod = parse_pod(&mut reader);
+
+    let issuer_name = match reader.get(key::ISSUER_NAME).map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        other => {
+            reader.problem(key::ISSUER_NAME, other, "is required and must not be empty");
+            String::new()
+        }
+    };
+    let issuer = IssuerRef {
+        name: issuer_name,
+        kind: reader.get(key::ISSUER_KIND).unwrap_or("Issuer").to_string(),
+        group: reader
+            .get(key::ISSUER_GROUP)
+            .unwrap_or("cert-manager.io")
+            .to_string(),
+    };
+
+    let common_name = reader
+        .expanded(key::COMMON_NAME, &pod)
+        .filter(|name| !name.is_empty());
+    let dns_names = reader
+        .expanded(key::DNS_NAMES, &pod)
+        .map(|value| split_list(&value))
+        .unwrap_or_default();
+    let mut ip_sans = Vec::new();
+    if let Some(raw) = reader.get(key::IP_SANS) {
+        for entry in split_list(raw) {
+            match entry.parse::<IpAddr>() {
+                Ok(ip) => ip_sans.push(ip),
+                Err(_) => reader.problem(
+                    key::IP_SANS,
+                    Some(raw),
+                    format!("contains {entry:?}, which is not an IPv4 or IPv6 address"),
+                ),
+            }
+        }
+    }
+    let mut uri_sans = Vec::new();
+    if let Some(expanded) = reader.expanded(key::URI_SANS, &pod) {
+        for entry in split_list(&expanded) {
+            if is_absolute_uri(&entry) {
+                uri_sans.push(entry);
+            } else {
+                reader.problem(
+                    key::URI_SANS,
+                    Some(&expanded),
+                    format!("contains {entry:?}, which is not an absolute URI (scheme:...)"),
+                );
+            }
+        }
+    }
+    if common_name.is_none() && dns_names.is_empty() && ip_sans.is_empty() && uri_sans.is_empty() {
+        let has_any = [
+            key::COMMON_NAME,
+            key::DNS_NAMES,
+            key::IP_SANS,
+            key::URI_SANS,
+        ]
+        .iter()
+        .any(|k| reader.get(k).is_some());
+        if !has_any {
+            reader.problem(
+                key::DNS_NAMES,
+                None,
+                "is missing: set at least one of common-name, dns-names, ip-sans or uri-sans",
+            );
+        }
+    }
+
+    let duration = reader
+        .duration(key::DURATION)
+        .unwrap_or(Duration::from_secs(720 * 3600));
+    let renew_before = reader.duration(key::RENEW_BEFORE);
+    let is_ca = reader.boolean(key::IS_CA);
+    let usages = parse_usages(&mut reader);
+    let key_spec = parse_key_spec(&mut reader);
+
+    let files = FileNames {
+        certificate: reader.file_name(key::CERTIFICATE_FILE, "tls.crt"),
+        private_key: reader.file_name(key::PRIVATE_KEY_FILE, "tls.key"),
+        ca: reader.file_name(key::CA_FILE, "ca.crt"),
+    };
+    let mut seen = BTreeSet::new();
+    for (file_key, name) in [
+        (key::CERTIFICATE_FILE, &files.certificate),
+        (key::PRIVATE_KEY_FILE, &files.private_key),
+        (key::CA_FILE, &files.ca),
+    ] {
+        if !seen.insert(name.as_str()) {
+            reader.problem(
+                file_key,
+                Some(name),
+                "names the same file as another file attribute; file names must be distinct",
+            );
+        }
+    }
+
+    let fs_group = reader
+        .get(key::FS_GROUP)
+        .and_then(|raw| match raw.trim().parse::<u32>() {
+            Ok(gid) if gid > 0 => Some(gid),
+            _ => {
+                reader.problem(
+                    key::FS_GROUP,
+                    Some(raw),
+                    "must be an integer from 1 to 4294967295",
+                );
+                None
+            }
+        });
+    let reuse_private_key = reader.boolean(key::REUSE_PRIVATE_KEY);
+
+    let mut unknown_keys = Vec::new();
+    let mut annotations = BTreeMap::new();
+    for (key, value) in context {
+        if key.starts_with(PREFIX) {
+            if !HANDLED_KEYS.contains(&key.as_str()) {
+                unknown_keys.push(key.clone());
+            }
+        } else if key.contains('/') && !key.starts_with(KUBELET_PREFIX) {
+            annotations.insert(key.clone(), value.clone());
+        }
+    }
+    unknown_keys.sort();
+
+    if !reader.problems.is_empty() {
+        return Err(InvalidAttributes(reader.problems));
+    }
+    Ok(VolumeRequest {
+        pod,
+        spec: CertRequestSpec {
+            issuer,
+            common_name,
+            dns_names,
+            ip_sans,
+            uri_sans,
+            duration,
+            renew_before,
+            is_ca,
+            usages,
+            key: key_spec,
+            files,
+            fs_group,
+            reuse_private_key,
+            annotations,
+        },
+        unknown_keys,
+    })
+}
+
+/// `scheme:rest` with a valid scheme (RFC 3986 §3.1) and something after it.
+fn is_absolute_uri(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !value.contains(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = [
+            (key::EPHEMERAL, "true"),
+            (key::POD_NAME, "my-csi-app"),
+            (key::POD_NAMESPACE, "sandbox"),
+            (key::POD_UID, "c0ffee"),
+            (key::SERVICE_ACCOUNT_NAME, "default"),
+            (key::ISSUER_NAME, "ca-issuer"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.to_string());
+        }
+        map
+    }
+
+    fn problems(extra: &[(&str, &str)]) -> InvalidAttributes {
+        parse_volume_context(&context(extra)).expect_err("must be rejected")
+    }
+
+    #[test]
+    fn readme_example_gets_upstream_defaults() {
+        let request = parse_volume_context(&context(&[(
+            key::DNS_NAMES,
+            "${POD_NAME}.${POD_NAMESPACE}.svc.cluster.local",
+        )]))
+        .unwrap();
+        let spec = request.spec;
+        assert_eq!(spec.dns_names, ["my-csi-app.sandbox.svc.cluster.local"]);
+        assert_eq!(spec.issuer.kind, "Issuer");
+        assert_eq!(spec.issuer.group, "cert-manager.io");
+        assert_eq!(spec.duration, Duration::from_secs(720 * 3600));
+        assert_eq!(spec.renew_before, None);
+        assert_eq!(
+            spec.usages,
+            [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment]
+        );
+        assert_eq!(spec.key, KeySpec::DEFAULT);
+        assert_eq!(spec.files.certificate, "tls.crt");
+        assert_eq!(spec.files.private_key, "tls.key");
+        assert_eq!(spec.files.ca, "ca.crt");
+        assert!(!spec.is_ca && !spec.reuse_private_key);
+        assert_eq!(request.pod.name, "my-csi-app");
+    }
+
+    #[test]
+    fn missing_issuer_name_is_named() {
+        let mut ctx = context(&[(key::DNS_NAMES, "a.example.com")]);
+        ctx.remove(key::ISSUER_NAME);
+        let error = parse_volume_context(&ctx).unwrap_err();
+        assert!(error.to_string().contains(key::ISSUER_NAME), "{error}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_key_and_value() {
+        let error = problems(&[
+            (key::DURATION, "90d"),
+            (key::IS_CA, "yes"),
+            (key::IP_SANS, "10.0.0.1,not-an-ip"),
+            (key::CERTIFICATE_FILE, "../escape"),
+            (key::KEY_USAGES, "server auth,flying"),
+        ]);
+        let message = error.to_string();
+        for expected in [
+            "csi.cert-manager.io/duration=\"90d\"",
+            "csi.cert-manager.io/is-ca=\"yes\"",
+            "\"not-an-ip\"",
+            "csi.cert-manager.io/certificate-file=\"../escape\"",
+            "\"flying\"",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected} missing from: {message}"
+            );
+        }
+        assert_eq!(error.0.len(), 5);
+    }
+
+    #[test]
+    fn file_names_cannot_escape_the_volume() {
+        for bad in [
+            "/etc/passwd",
+            "a/b",
+            "..data",
+            "..",
+            " tls.crt",
+            "tls.crt ",
+            "",
+            ".",
+        ] {
+            let error = problems(&[(key::DNS_NAMES, "a"), (key::PRIVATE_KEY_FILE, bad)]);
+            assert!(
+                error.to_string().contains(key::PRIVATE_KEY_FILE),
+                "{bad:?}: {error}"
+            );
+        }
+        let long = "x".repeat(256);
+        assert!(
+            problems(&[(key::DNS_NAMES, "a"), (key::CA_FILE, &long)])
+                .0
+                .len()
+                == 1
+        );
+        assert!(
+            parse_volume_context(&context(&[(key::DNS_NAMES, "a"), (key::CA_FILE, "...ca")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn file_names_must_be_distinct() {
+        let error = problems(&[(key::DNS_NAMES, "a"), (key::CA_FILE, "tls.crt")]);
+        assert!(error.to_string().contains("distinct"), "{error}");
+    }
+
+    #[test]
+    fn non_ephemeral_and_missing_pod_info_are_rejected() {
+        let mut ctx = context(&[(key::DNS_NAMES, "a")]);
+        ctx.remove(key::EPHEMERAL);
+        ctx.remove(key::POD_NAMESPACE);
+        let message = parse_volume_context(&ctx).unwrap_err().to_string();
+        assert!(message.contains(key::EPHEMERAL), "{message}");
+        assert!(message.contains(key::POD_NAMESPACE), "{message}");
+    }
+
+    #[test]
+    fn key_rules() {
+        let ok = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(key::DNS_NAMES, "a")];
+            all.extend_from_slice(pairs);
+            parse_volume_context(&context(&all)).map(|r| r.spec.key)
+        };
+        assert_eq!(
+            ok(&[(key::KEY_ALGORITHM, "ecdsa")]).unwrap(),
+            KeySpec {
+                algorithm: KeyAlgorithm::Ecdsa,
+                size: 256,
+                encoding: KeyEncoding::Pkcs8
+            }
+        );
+        assert_eq!(ok(&[(key::KEY_ALGORITHM, "Ed25519")]).unwrap().size, 0);
+        assert_eq!(ok(&[(key::KEY_SIZE, "4096")]).unwrap().size, 4096);
+        assert!(ok(&[(key::KEY_SIZE, "1024")]).is_err());
+        assert!(ok(&[(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_SIZE, "2048")]).is_err());
+        assert!(ok(&[(key::KEY_ALGORITHM, "Ed25519"), (key::KEY_SIZE, "256")]).is_err());
+        assert!(ok(&[(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_ENCODING, "PKCS1")]).is_err());
+        assert!(ok(&[(key::KEY_ALGORITHM, "DSA")]).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_annotations_are_sorted_out() {
+        let request = parse_volume_context(&context(&[
+            (key::DNS_NAMES, "a"),
+            ("csi.cert-manager.io/keystore-pkcs12-enable", "true"),
+            ("venafi.cert-manager.io/custom-fields", "[]"),
+            ("plain-key", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            request.unknown_keys,
+            ["csi.cert-manager.io/keystore-pkcs12-enable"]
+        );
+        assert_eq!(
+            request.spec.annotations.keys().collect::<Vec<_>>(),
+            ["venafi.cert-manager.io/custom-fields"]
+        );
+    }
+
+    #[test]
+    fn sans_are_parsed() {
+        let request = parse_volume_context(&context(&[
+            (key::DNS_NAMES, " a.example.com , b.example.com,"),
+            (key::IP_SANS, "10.0.0.1,::1"),
+            (
+                key::URI_SANS,
+                "spiffe://cluster.local/ns/${POD_NAMESPACE}/pod/${POD_NAME}",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(request.spec.dns_names, ["a.example.com", "b.example.com"]);
+        assert_eq!(request.spec.ip_sans.len(), 2);
+        assert_eq!(
+            request.spec.uri_sans,
+            ["spiffe://cluster.local/ns/sandbox/pod/my-csi-app"]
+        );
+        assert!(
+            problems(&[(key::URI_SANS, "not a uri")])
+                .to_string()
+                .contains("absolute URI")
+        );
+    }
+
+    #[test]
+    fn a_volume_without_any_name_is_rejected() {
+        let error = problems(&[]);
+        assert!(error.to_string().contains("at least one of"), "{error}");
+    }
+}

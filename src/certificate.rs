@@ -1,0 +1,114 @@
+//! Reading issued certificates: what the renewal clock, the restart path and the demo need to know
+//! about a PEM chain.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+/// Why a certificate could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("no PEM CERTIFICATE block found")]
+    Missing,
+    #[error("certificate is not valid PEM: {0}")]
+    Pem(#[from] pem::PemError),
+    #[error("certificate is not valid X.509: {0}")]
+    X509(String),
+}
+
+/// A readable summary of a leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub serial: String,
+    pub subject: String,
+    pub issuer: String,
+    pub subject_alt_names: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+    pub public_key: String,
+    pub is_ca: bool,
+}
+
+impl CertificateInfo {
+    /// The certificate's actual lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default()
+    }
+}
+
+fn to_system_time(seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+/// All certificates of a PEM bundle, in order, as DER.
+pub fn pem_certificates(bundle: &str) -> Result<Vec<Vec<u8>>, CertificateError> {
+    let certificates: Vec<Vec<u8>> = pem::parse_many(bundle)?
+        .into_iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(pem::Pem::into_contents)
+        .collect();
+    if certificates.is_empty() {
+        return Err(CertificateError::Missing);
+    }
+    Ok(certificates)
+}
+
+/// Summarises the first certificate of a PEM chain (the leaf).
+pub fn inspect_leaf(chain_pem: &str) -> Result<CertificateInfo, CertificateError> {
+    let der = pem_certificates(chain_pem)?.swap_remove(0);
+    inspect_der(&der)
+}
+
+/// Summarises one DER certificate.
+pub fn inspect_der(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| CertificateError::X509(e.to_string()))?;
+    let mut subject_alt_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            subject_alt_names.push(match name {
+                GeneralName::DNSName(dns) => format!("DNS:{dns}"),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => format!(
+                        "IP:{}",
+                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())
+                    ),
+                    16 => format!(
+                        "IP:{}",
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())
+                    ),
+                    _ => "IP:<malformed>".to_string(),
+                },
+                GeneralName::URI(uri) => format!("URI:{uri}"),
+                GeneralName::RFC822Name(email) => format!("email:{email}"),
+                other => format!("{other:?}"),
+            });
+        }
+    }
+    let public_key = match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {} bits", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => format!("ECDSA P-{}", point.key_size()),
+        _ if cert.public_key().algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            "Ed25519".to_string()
+        }
+        _ => cert.public_key().algorithm.algorithm.to_id_string(),
+    };
+    Ok(CertificateInfo {
+        serial: cert.raw_serial_as_string(),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        subject_alt_names,
+        not_before: to_system_time(cert.validity().not_before.timestamp()),
+        not_after: to_system_time(cert.validity().not_after.timestamp()),
+        public_key,
+        is_ca: cert.is_ca(),
+    })
+}

@@ -1,0 +1,247 @@
+//! Command-line flags (named as upstream's) and the binary's entry points.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::driver::{self, DriverConfig, IssuerBackend, MountMode};
+
+/// Where the driver keeps what it needs to resume after a restart. Not under /tmp, which
+/// systemd-tmpfiles cleans (upstream csi-lib #18).
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/cert-manager-csi-driver";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cert-manager-csi-driver",
+    version,
+    about = "cert-manager CSI driver: mounts per-pod TLS certificates as CSI ephemeral inline volumes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub driver: DriverArgs,
+
+    /// Log verbosity like upstream's klog levels: 0-1 info, 2-4 debug, 5+ trace. RUST_LOG, when
+    /// set, wins.
+    #[arg(short = 'v', long = "log-level", global = true, default_value_t = 1)]
+    pub log_level: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the driver on the embedded CA, act as kubelet for a sample pod, and show what it mounts,
+    /// one rotation and the cleanup. No cluster needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's working directory (socket, state, CA) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Use plain directories instead of tmpfs mounts even when mounting is possible.
+    #[arg(long)]
+    pub no_mount: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriverArgs {
+    /// Name of the node this driver runs on (required to run the driver).
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// CSI endpoint, a unix socket.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///plugin/csi.sock")]
+    pub endpoint: String,
+
+    /// Name the driver registers with kubelet.
+    #[arg(long, default_value = "csi.cert-manager.io")]
+    pub driver_name: String,
+
+    /// Directory for the driver's own state (volume records; never key material).
+    #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+    pub data_root: PathBuf,
+
+    /// Where certificates come from.
+    #[arg(long, value_enum, default_value_t = IssuerBackend::CertManager)]
+    pub issuer_backend: IssuerBackend,
+
+    /// Where the embedded CA keeps its key and certificate [default: <data-root>/local-ca].
+    #[arg(long)]
+    pub local_ca_dir: Option<PathBuf>,
+
+    /// Reported to kubelet as the maximum number of volumes on this node (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_volumes_per_node: i64,
+
+    /// Size cap of each volume's tmpfs (bytes, or with a Ki / Mi suffix).
+    #[arg(long, default_value = "1Mi", value_parser = parse_size)]
+    pub volume_size_limit: u64,
+
+    /// How many renewals may run at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrent_renewals: usize,
+}
+
+/// `1048576`, `512Ki`, `1Mi`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("Ki") {
+        (n, 1024)
+    } else if let Some(n) = text.strip_suffix("Mi") {
+        (n, 1024 * 1024)
+    } else {
+        (text, 1)
+    };
+    let value: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1Mi, 512Ki, 1048576)"))?;
+    if value == 0 {
+        return Err("size must be larger than zero".into());
+    }
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Sets up `tracing` for the binary.
+pub fn init_logging(level: u8) {
+    let default = match level {
+        0 | 1 => "info",
+        2..=4 => "info,cert_manager_csi_driver=debug",
+        _ => "debug,cert_manager_csi_driver=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+impl DriverArgs {
+    /// The driver configuration these flags describe.
+    pub fn to_config(&self) -> Result<DriverConfig, String> {
+        let node_id = self
+            .node_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .ok_or("--node-id (or NODE_ID) is required")?;
+        Ok(DriverConfig {
+            node_id,
+            driver_name: self.driver_name.clone(),
+            socket_path: crate::csi::server::parse_endpoint(&self.endpoint)?,
+            data_root: self.data_root.clone(),
+            issuer_backend: self.issuer_backend,
+            local_ca_dir: self
+                .local_ca_dir
+                .clone()
+                .unwrap_or_else(|| self.data_root.join("local-ca")),
+            max_volumes_per_node: self.max_volumes_per_node,
+            volume_size_bytes: self.volume_size_limit,
+            renewal_concurrency: self.max_concurrent_renewals,
+            mount_mode: MountMode::Tmpfs,
+        })
+    }
+}
+
+/// The binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level);
+    match cli.command {
+        Some(Command::Demo(args)) => crate::demo::main(&args),
+        None => run_driver(&cli.driver),
+    }
+}
+
+fn run_driver(args: &DriverArgs) -> ExitCode {
+    let config = match args.to_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let running = driver::start(config).await?;
+        running.run_until(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "driver stopped");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM (kubelet, the DaemonSet) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down; mounts stay and are picked up by the next start");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1Mi"), Ok(1024 * 1024));
+        assert_eq!(parse_size("512Ki"), Ok(512 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1Gb").is_err());
+    }
+
+    #[test]
+    fn flags_match_upstream_names() {
+        let cli = Cli::try_parse_from([
+            "cert-manager-csi-driver",
+            "--node-id=node-1",
+            "--endpoint=unix:///csi/csi.sock",
+            "--driver-name=csi.cert-manager.io",
+            "--data-root=/csi-data-dir",
+            "-v=5",
+            "--issuer-backend=local-ca",
+        ])
+        .unwrap();
+        let config = cli.driver.to_config().unwrap();
+        assert_eq!(config.node_id, "node-1");
+        assert_eq!(config.socket_path, PathBuf::from("/csi/csi.sock"));
+        assert_eq!(config.local_ca_dir, PathBuf::from("/csi-data-dir/local-ca"));
+        assert_eq!(cli.log_level, 5);
+        assert_eq!(config.issuer_backend, IssuerBackend::LocalCa);
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let cli = Cli::try_parse_from(["cert-manager-csi-driver"]).unwrap();
+        assert_eq!(cli.driver.issuer_backend, IssuerBackend::CertManager);
+        assert!(!cli.driver.data_root.starts_with("/tmp"));
+        assert!(cli.driver.to_config().unwrap_err().contains("--node-id"));
+    }
+}

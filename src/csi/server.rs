@@ -1,0 +1,121 @@
+//! Serving gRPC on the CSI unix socket.
+
+use std::fs;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use super::identity::IdentityService;
+use super::node::NodeService;
+use super::proto::identity_server::IdentityServer;
+use super::proto::node_server::NodeServer;
+
+/// Socket mode: owner and group (kubelet and the registrar run as root), nobody else.
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// `unix:///csi/csi.sock`, `unix:/csi/csi.sock` or a plain absolute path → the socket path.
+pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, String> {
+    let path = endpoint
+        .strip_prefix("unix://")
+        .or_else(|| endpoint.strip_prefix("unix:"))
+        .unwrap_or(endpoint);
+    if path.starts_with('/') {
+        Ok(PathBuf::from(path))
+    } else if endpoint.contains("://") && !endpoint.starts_with("unix:") {
+        Err(format!(
+            "endpoint {endpoint:?}: only unix sockets are supported (unix:///path)"
+        ))
+    } else {
+        Err(format!(
+            "endpoint {endpoint:?} must be an absolute unix socket path (unix:///path)"
+        ))
+    }
+}
+
+/// Binds the socket so that it is never reachable with a looser mode: it is created inside a
+/// private (0700) directory, given its final mode there, then renamed into place. A stale socket
+/// from a previous run is removed first; any other file at the path is an error.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent)?;
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_socket() => fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let private = tempfile::Builder::new()
+        .prefix(".csi-bind")
+        .tempdir_in(parent)?;
+    let staged = private.path().join("csi.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+    fs::set_permissions(&staged, fs::Permissions::from_mode(SOCKET_MODE))?;
+    fs::rename(&staged, path)?;
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// Serves Identity and Node on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: UnixListener,
+    identity: IdentityService,
+    node: NodeService,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(identity))
+        .add_service(NodeServer::new(node))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("unix:///plugin/csi.sock").unwrap(),
+            Path::new("/plugin/csi.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix:/csi/csi.sock").unwrap(),
+            Path::new("/csi/csi.sock")
+        );
+        assert_eq!(
+            parse_endpoint("/csi/csi.sock").unwrap(),
+            Path::new("/csi/csi.sock")
+        );
+        assert!(parse_endpoint("tcp://127.0.0.1:10000").is_err());
+        assert!(parse_endpoint("unix://relative.sock").is_err());
+    }
+
+    #[tokio::test]
+    async fn socket_is_not_world_accessible_and_stale_sockets_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("csi.sock");
+        let first = bind(&path).unwrap();
+        drop(first);
+        let _second = bind(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, SOCKET_MODE);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no staging leftovers"
+        );
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, b"not a socket").unwrap();
+        assert!(bind(&path).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! Wiring: builds the issuer, the volume manager and the gRPC server from a [`DriverConfig`],
+//! resumes the volumes of a previous run, and serves until stopped.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::csi::identity::IdentityService;
+use crate::csi::node::NodeService;
+use crate::csi::server;
+use crate::issuer::local_ca::LocalCa;
+use crate::issuer::{Issuer, IssuerError};
+use crate::volume::manager::ResumeSummary;
+use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
+use crate::volume::state::StateStore;
+use crate::volume::{ManagerConfig, VolumeManager};
+
+/// Where certificates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IssuerBackend {
+    /// cert-manager `CertificateRequest`s in the pod's namespace (the in-cluster default).
+    CertManager,
+    /// The embedded CA: no cluster needed.
+    LocalCa,
+}
+
+/// How volumes are materialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountMode {
+    /// One size-capped tmpfs per volume (needs CAP_SYS_ADMIN): the real thing.
+    Tmpfs,
+    /// Plain directories, for unprivileged runs; files are not kept in memory-only storage.
+    PlainDirectories,
+}
+
+/// Everything the driver needs to run.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub node_id: String,
+    pub driver_name: String,
+    pub socket_path: PathBuf,
+    pub data_root: PathBuf,
+    pub issuer_backend: IssuerBackend,
+    pub local_ca_dir: PathBuf,
+    pub max_volumes_per_node: i64,
+    pub volume_size_bytes: u64,
+    pub renewal_concurrency: usize,
+    pub mount_mode: MountMode,
+}
+
+/// Why the driver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The chosen issuer backend is not part of this build yet.
+    #[error(
+        "issuer backend `cert-manager` is not available in this build yet; \
+         run with `--issuer-backend local-ca` to sign with the embedded CA"
+    )]
+    BackendNotAvailable,
+    /// The issuer could not be set up.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// A file, directory or socket could not be set up.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DriverError {
+    let context = context.into();
+    move |source| DriverError::Io { context, source }
+}
+
+/// A started driver.
+pub struct RunningDriver {
+    manager: Arc<VolumeManager>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    renewals: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+    socket_path: PathBuf,
+    resumed: ResumeSummary,
+}
+
+impl RunningDriver {
+    pub fn manager(&self) -> &Arc<VolumeManager> {
+        &self.manager
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// What the start-up reload found.
+    pub fn resumed(&self) -> ResumeSummary {
+        self.resumed
+    }
+
+    /// Stops serving. Mounts and records stay, exactly as after a crash, so a restarted driver
+    /// picks them up.
+    pub async fn stop(mut self) -> Result<(), DriverError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.renewals.abort();
+        let served = (&mut self.server).await;
+        let _ = std::fs::remove_file(&self.socket_path);
+        match served {
+            Ok(result) => Ok(result?),
+            Err(join) => Err(DriverError::Io {
+                context: "server task".into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+
+    /// Serves until `signal` completes, then stops.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DriverError> {
+        signal.await;
+        self.stop().await
+    }
+}
+
+impl Drop for RunningDriver {
+    fn drop(&mut self) {
+        self.renewals.abort();
+        self.server.abort();
+    }
+}
+
+/// Builds the issuer the configuration asks for.
+pub fn build_issuer(config: &DriverConfig) -> Result<Arc<dyn Issuer>, DriverError> {
+    match config.issuer_backend {
+        IssuerBackend::CertManager => Err(DriverError::BackendNotAvailable),
+        IssuerBackend::LocalCa => Ok(Arc::new(LocalCa::load_or_create(&config.local_ca_dir)?)),
+    }
+}
+
+/// Starts the driver: issuer, data root, reload of existing volumes, renewal loop, gRPC socket.
+pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
+    let issuer = build_issuer(&config)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_root)
+        .map_err(io_error(format!(
+            "creating data root {}",
+            config.data_root.display()
+        )))?;
+    if config.data_root.starts_with("/tmp") {
+        tracing::warn!(
+            data_root = %config.data_root.display(),
+            "data root is under /tmp, which systemd-tmpfiles may wipe; volumes could be lost on restart"
+        );
+    }
+    let store = StateStore::open(&config.data_root).map_err(io_error(format!(
+        "opening state in {}",
+        config.data_root.display()
+    )))?;
+    let mounter: Arc<dyn Mounter> = match config.mount_mode {
+        MountMode::Tmpfs => Arc::new(TmpfsMounter),
+        MountMode::PlainDirectories => Arc::new(PlainDirectoryMounter),
+    };
+    let manager = VolumeManager::new(
+        ManagerConfig {
+            node_id: config.node_id.clone(),
+            volume_size_bytes: config.volume_size_bytes,
+            renewal_concurrency: config.renewal_concurrency,
+        },
+        issuer,
+        mounter,
+        store,
+    );
+    let resumed = manager
+        .resume()
+        .map_err(io_error("reloading volumes from the data root"))?;
+    tracing::info!(
+        resumed = resumed.resumed,
+        cleaned_up = resumed.cleaned_up,
+        failed = resumed.failed,
+        "volumes reloaded"
+    );
+    let renewals = manager.spawn_renewal_loop();
+
+    let listener = server::bind(&config.socket_path).map_err(io_error(format!(
+        "binding {}",
+        config.socket_path.display()
+    )))?;
+    let identity = IdentityService {
+        driver_name: config.driver_name.clone(),
+        data_root: config.data_root.clone(),
+    };
+    let node = NodeService {
+        node_id: config.node_id.clone(),
+        max_volumes_per_node: config.max_volumes_per_node,
+        manager: Arc::clone(&manager),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(listener, identity, node, async move {
+        let _ = stopped.await;
+    }));
+    tracing::info!(
+        driver = %config.driver_name,
+        node_id = %config.node_id,
+        socket = %config.socket_path.display(),
+        issuer_backend = manager.issuer_backend(),
+        volumes = manager.mounter_kind(),
+        "driver listening"
+    );
+    Ok(RunningDriver {
+        manager,
+        server,
+        renewals,
+        stop: Some(stop),
+        socket_path: config.socket_path,
+        resumed,
+    })
+}

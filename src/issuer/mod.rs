@@ -1,0 +1,62 @@
+//! Step 3 of a volume's path: getting a CSR signed. One interface, two backends: the cert-manager
+//! `CertificateRequest` backend for clusters, and [`local_ca::LocalCa`], an embedded CA for running
+//! without one.
+
+pub mod local_ca;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::attributes::{IssuerRef, KeyUsage, PodInfo};
+
+/// Everything an issuer needs to sign one volume's certificate. Mirrors the spec of a
+/// cert-manager `CertificateRequest`.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub volume_id: String,
+    pub pod: PodInfo,
+    pub issuer: IssuerRef,
+    pub csr_pem: String,
+    pub duration: Duration,
+    pub is_ca: bool,
+    pub usages: Vec<KeyUsage>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A signed certificate as an issuer returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    /// Leaf first, then any intermediates.
+    pub chain_pem: String,
+    /// The CA that signed the chain, for the pod's trust bundle.
+    pub ca_pem: String,
+}
+
+/// Why an issuer did not return a certificate. The variants decide the gRPC code kubelet sees.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    /// The request itself is wrong (bad CSR, unknown issuer): retrying will not help.
+    #[error("request rejected: {0}")]
+    Rejected(String),
+    /// The issuer could not be reached or failed in a way that may pass.
+    #[error("issuer unavailable: {0}")]
+    Unavailable(String),
+    /// The issuer's own state is broken (e.g. its CA files cannot be read or written).
+    #[error("issuer is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// The future an [`Issuer`] returns; boxed so backends can be chosen at run time.
+pub type IssueFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<IssuedCertificate, IssuerError>> + Send + 'a>>;
+
+/// Signs certificate requests.
+pub trait Issuer: Send + Sync {
+    /// Short name for logs (`local-ca`, `cert-manager`).
+    fn backend_name(&self) -> &'static str;
+
+    /// Gets the request signed, waiting as long as the backend needs.
+    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a>;
+}

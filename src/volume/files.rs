@@ -1,0 +1,286 @@
+//! The files a pod sees, replaced atomically like Kubernetes' AtomicWriter.
+//!
+//! Layout inside a volume:
+//!
+//! ```text
+//! ..2026_11_23_10_00_00.123456789_ab12/   the current set (hidden, one per write)
+//! ..data -> ..2026_11_23_10_00_00.123456789_ab12
+//! tls.crt -> ..data/tls.crt                 user-visible names, symlinks through ..data
+//! tls.key -> ..data/tls.key
+//! ```
+//!
+//! A write fills a fresh hidden directory, then switches `..data` with one `rename(2)`, so a reader
+//! resolving a name sees either the whole old set or the whole new set, never a mix being written.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The symlink that points at the current set.
+pub const DATA_LINK: &str = "..data";
+const DATA_LINK_TMP: &str = "..data_tmp";
+
+/// One file of a set.
+pub struct FileToWrite<'a> {
+    pub name: &'a str,
+    pub contents: &'a [u8],
+    /// Private keys and keystores: readable by the owner (and the fsGroup) only.
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for FileToWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileToWrite")
+            .field("name", &self.name)
+            .field("bytes", &self.contents.len())
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// Every file already had these contents, owner group and mode: nothing was touched.
+    Unchanged,
+}
+
+/// The mode a file gets: keys 0600 (0640 when a group must read them), everything else 0644.
+pub fn file_mode(secret: bool, group: Option<u32>) -> u32 {
+    match (secret, group) {
+        (true, None) => 0o600,
+        (true, Some(_)) => 0o640,
+        (false, _) => 0o644,
+    }
+}
+
+fn matches_current(dir: &Path, files: &[FileToWrite<'_>], group: Option<u32>) -> bool {
+    let data = dir.join(DATA_LINK);
+    let Ok(entries) = fs::read_dir(&data) else {
+        return false;
+    };
+    if entries.count() != files.len() {
+        return false;
+    }
+    files.iter().all(|file| {
+        let path = data.join(file.name);
+        let Ok(metadata) = fs::metadata(&path) else {
+            return false;
+        };
+        metadata.permissions().mode() & 0o7777 == file_mode(file.secret, group)
+            && group.is_none_or(|gid| metadata.gid() == gid)
+            && fs::read(&path).is_ok_and(|current| current == file.contents)
+    })
+}
+
+fn unique_dir_name() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "..{}.{:09}_{:04x}",
+        now.as_secs(),
+        now.subsec_nanos(),
+        fastrand::u16(..)
+    )
+}
+
+/// Writes `files` into `dir` atomically. Names must already be validated plain file names.
+pub fn write_file_set(
+    dir: &Path,
+    files: &[FileToWrite<'_>],
+    group: Option<u32>,
+) -> io::Result<WriteOutcome> {
+    if matches_current(dir, files, group) {
+        return Ok(WriteOutcome::Unchanged);
+    }
+    let new_name = unique_dir_name();
+    let new_dir = dir.join(&new_name);
+    fs::DirBuilder::new().mode(0o755).create(&new_dir)?;
+    let written = (|| {
+        for file in files {
+            let mode = file_mode(file.secret, group);
+            let mut handle = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(new_dir.join(file.name))?;
+            if let Some(gid) = group {
+                std::os::unix::fs::fchown(&handle, None, Some(gid))?;
+            }
+            // The umask may have masked bits off; set the exact mode.
+            handle.set_permissions(fs::Permissions::from_mode(mode))?;
+            handle.write_all(file.contents)?;
+        }
+        let link_tmp = dir.join(DATA_LINK_TMP);
+        let _ = fs::remove_file(&link_tmp);
+        std::os::unix::fs::symlink(&new_name, &link_tmp)?;
+        fs::rename(&link_tmp, dir.join(DATA_LINK))
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_dir_all(&new_dir);
+        return Err(error);
+    }
+
+    // User-visible names: symlinks through ..data, created once and never replaced.
+    for file in files {
+        let visible = dir.join(file.name);
+        let target = Path::new(DATA_LINK).join(file.name);
+        match fs::read_link(&visible) {
+            Ok(current) if current == target => {}
+            Ok(_) => {
+                fs::remove_file(&visible)?;
+                std::os::unix::fs::symlink(&target, &visible)?;
+            }
+            Err(_) => {
+                if fs::symlink_metadata(&visible).is_ok() {
+                    fs::remove_file(&visible)?;
+                }
+                std::os::unix::fs::symlink(&target, &visible)?;
+            }
+        }
+    }
+    remove_stale_entries(dir, files, &new_name);
+    Ok(WriteOutcome::Written)
+}
+
+/// Removes old hidden sets (including ones left by a crash mid-write) and visible names that are no
+/// longer part of the set.
+fn remove_stale_entries(dir: &Path, files: &[FileToWrite<'_>], current: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == current || name == DATA_LINK {
+            continue;
+        }
+        let path = entry.path();
+        if name.starts_with("..") {
+            if path.is_dir() && !path.is_symlink() {
+                let _ = fs::remove_dir_all(&path);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
+        } else if path.is_symlink() && !files.iter().any(|file| file.name == name) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// Reads one file of the current set.
+pub fn read_current(dir: &Path, name: &str) -> io::Result<Vec<u8>> {
+    fs::read(dir.join(DATA_LINK).join(name))
+}
+
+/// The directory `..data` points at, if a set has been written.
+pub fn current_set(dir: &Path) -> Option<PathBuf> {
+    fs::read_link(dir.join(DATA_LINK))
+        .ok()
+        .map(|name| dir.join(name))
+}
+
+/// Removes everything inside `dir` (not `dir` itself).
+pub fn clear(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set<'a>(cert: &'a [u8], key: &'a [u8]) -> Vec<FileToWrite<'a>> {
+        vec![
+            FileToWrite {
+                name: "tls.crt",
+                contents: cert,
+                secret: false,
+            },
+            FileToWrite {
+                name: "tls.key",
+                contents: key,
+                secret: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn writes_through_data_link_with_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        assert_eq!(outcome, WriteOutcome::Written);
+        assert_eq!(fs::read(dir.path().join("tls.crt")).unwrap(), b"cert");
+        assert_eq!(
+            fs::read_link(dir.path().join("tls.key")).unwrap(),
+            Path::new("..data/tls.key")
+        );
+        let key_mode = fs::metadata(dir.path().join("tls.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+        let cert_mode = fs::metadata(dir.path().join("tls.crt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(cert_mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn unchanged_content_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        let before = current_set(dir.path()).unwrap();
+        let outcome = write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        assert_eq!(outcome, WriteOutcome::Unchanged);
+        assert_eq!(current_set(dir.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn rotation_swaps_the_set_and_removes_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file_set(dir.path(), &set(b"cert1", b"key1"), None).unwrap();
+        let old = current_set(dir.path()).unwrap();
+        // A leftover of a crash mid-write is cleaned up by the next write.
+        fs::create_dir(dir.path().join("..crashed_write")).unwrap();
+        write_file_set(dir.path(), &set(b"cert2", b"key2"), None).unwrap();
+        assert_eq!(fs::read(dir.path().join("tls.key")).unwrap(), b"key2");
+        assert!(!old.exists());
+        assert!(!dir.path().join("..crashed_write").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
+
+    #[test]
+    fn group_makes_key_group_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let gid = rustix::process::getegid().as_raw();
+        write_file_set(dir.path(), &set(b"c", b"k"), Some(gid)).unwrap();
+        let metadata = fs::metadata(dir.path().join("tls.key")).unwrap();
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
+        assert_eq!(metadata.gid(), gid);
+    }
+
+    #[test]
+    fn clear_empties_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file_set(dir.path(), &set(b"c", b"k"), None).unwrap();
+        clear(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,765 @@
+//! Publish, unpublish, renew and resume: the operations on volumes, each volume guarded by its own
+//! lock so that concurrent calls for one volume queue up instead of racing (upstream #636: a second
+//! publish of a volume still being issued reported success on an empty directory).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::task::JoinHandle;
+
+use super::files::{self, FileToWrite, WriteOutcome};
+use super::mount::Mounter;
+use super::state::{StateStore, VolumeRecord};
+use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context};
+use crate::certificate::{CertificateInfo, inspect_leaf};
+use crate::issuer::{IssueRequest, Issuer, IssuerError};
+use crate::keys::{self, KeyError, PrivateKey};
+use crate::renewal::{self, Scheduler};
+
+/// Settings of the volume manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub node_id: String,
+    /// Size cap of each volume's tmpfs.
+    pub volume_size_bytes: u64,
+    /// How many renewals may run at once.
+    pub renewal_concurrency: usize,
+}
+
+/// A `NodePublishVolume` call, decoded.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub volume_id: String,
+    pub target_path: PathBuf,
+    pub volume_context: HashMap<String, String>,
+    /// kubelet's `volume_mount_group` (the pod's fsGroup).
+    pub volume_mount_group: Option<String>,
+}
+
+/// Why a volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The volume's attributes are invalid.
+    #[error(transparent)]
+    InvalidAttributes(#[from] InvalidAttributes),
+    /// Some other field of the call is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The volume is already published somewhere else.
+    #[error("volume {volume_id} is already published at {existing}, not at {requested}")]
+    TargetConflict {
+        volume_id: String,
+        existing: String,
+        requested: String,
+    },
+    /// The key or CSR could not be made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The issuer did not sign.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// A file or mount operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The volume is not managed by this driver.
+    #[error("volume {0} is not managed by this driver")]
+    NotFound(String),
+    /// A bug: a task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl VolumeError {
+    fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> VolumeError {
+        let context = context.into();
+        move |source| VolumeError::Io { context, source }
+    }
+}
+
+/// A volume the driver manages.
+struct ManagedVolume {
+    record: VolumeRecord,
+    request: VolumeRequest,
+    /// The certificate currently in the volume; `None` until one has been written.
+    certificate: Option<CertificateInfo>,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+/// What the outside world may know about a managed volume.
+#[derive(Debug, Clone)]
+pub struct VolumeStatus {
+    pub volume_id: String,
+    pub target_path: PathBuf,
+    pub pod: String,
+    pub certificate: Option<CertificateInfo>,
+    pub next_renewal: Option<SystemTime>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// What a publish must do, given what the driver already holds for the volume.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PublishPlan {
+    /// Already published here with its files: report success, touch nothing.
+    AlreadyPublished,
+    /// Published under another target path.
+    Conflict { existing: PathBuf },
+    /// Issue a certificate and write it (mounting first if needed).
+    Issue,
+}
+
+/// Decides what a publish does. Pure.
+pub fn plan_publish(
+    existing_target: Option<&Path>,
+    requested_target: &Path,
+    has_certificate_files: bool,
+) -> PublishPlan {
+    match existing_target {
+        Some(existing) if existing != requested_target => PublishPlan::Conflict {
+            existing: existing.to_path_buf(),
+        },
+        Some(_) if has_certificate_files => PublishPlan::AlreadyPublished,
+        _ => PublishPlan::Issue,
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<ManagedVolume>>>;
+
+/// Owns every volume on the node.
+pub struct VolumeManager {
+    config: ManagerConfig,
+    issuer: Arc<dyn Issuer>,
+    mounter: Arc<dyn Mounter>,
+    store: StateStore,
+    scheduler: Scheduler,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+/// Counts from [`VolumeManager::resume`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeSummary {
+    /// Volumes whose mount still exists and that are managed again.
+    pub resumed: usize,
+    /// Records whose mount vanished while the driver was down; removed.
+    pub cleaned_up: usize,
+    /// Records that could not be read or parsed.
+    pub failed: usize,
+}
+
+impl VolumeManager {
+    pub fn new(
+        config: ManagerConfig,
+        issuer: Arc<dyn Issuer>,
+        mounter: Arc<dyn Mounter>,
+        store: StateStore,
+    ) -> Arc<VolumeManager> {
+        Arc::new(VolumeManager {
+            config,
+            issuer,
+            mounter,
+            store,
+            scheduler: Scheduler::new(),
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn issuer_backend(&self) -> &'static str {
+        self.issuer.backend_name()
+    }
+
+    pub fn mounter_kind(&self) -> &'static str {
+        self.mounter.kind()
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn slot(&self, volume_id: &str) -> Slot {
+        self.slots()
+            .entry(volume_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn existing_slot(&self, volume_id: &str) -> Option<Slot> {
+        self.slots().get(volume_id).cloned()
+    }
+
+    /// Drops an empty slot nobody else is waiting on.
+    fn release_slot_if_idle(&self, volume_id: &str) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get(volume_id)
+            && Arc::strong_count(slot) == 1
+            && slot.try_lock().is_ok_and(|volume| volume.is_none())
+        {
+            slots.remove(volume_id);
+        }
+    }
+
+    /// Number of volumes currently managed.
+    pub fn volume_count(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Publishes a volume: validates, then issues and writes its certificate into a tmpfs at the
+    /// target path. Idempotent. The work runs in its own task, so a caller that gives up (kubelet's
+    /// deadline) never leaves a half-published volume behind.
+    pub async fn publish(self: &Arc<Self>, request: PublishRequest) -> Result<(), VolumeError> {
+        if request.volume_id.is_empty() {
+            return Err(VolumeError::InvalidArgument("volume_id is required".into()));
+        }
+        if !request.target_path.is_absolute() {
+            return Err(VolumeError::InvalidArgument(format!(
+                "target_path {:?} must be an absolute path",
+                request.target_path
+            )));
+        }
+        let parsed = parse_volume_context(&request.volume_context)?;
+        parse_group(request.volume_mount_group.as_deref())?;
+        if !parsed.unknown_keys.is_empty() {
+            tracing::warn!(
+                volume_id = %request.volume_id,
+                keys = ?parsed.unknown_keys,
+                "ignoring unknown csi.cert-manager.io attributes (typo?)"
+            );
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.publish_locked(request, parsed).await })
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))?
+    }
+
+    async fn publish_locked(
+        &self,
+        request: PublishRequest,
+        parsed: VolumeRequest,
+    ) -> Result<(), VolumeError> {
+        let volume_id = request.volume_id.clone();
+        let slot = self.slot(&volume_id);
+        let mut guard = slot.lock().await;
+        let existing_target = guard.as_ref().map(|v| v.record.target_path.clone());
+        let has_files = guard.as_ref().is_some_and(|v| v.certificate.is_some())
+            && self
+                .mounter
+                .is_mounted(&request.target_path)
+                .unwrap_or(false);
+        match plan_publish(existing_target.as_deref(), &request.target_path, has_files) {
+            PublishPlan::AlreadyPublished => {
+                tracing::debug!(%volume_id, "already published");
+                return Ok(());
+            }
+            PublishPlan::Conflict { existing } => {
+                return Err(VolumeError::TargetConflict {
+                    volume_id,
+                    existing: existing.display().to_string(),
+                    requested: request.target_path.display().to_string(),
+                });
+            }
+            PublishPlan::Issue => {}
+        }
+
+        let record = VolumeRecord::new(
+            &volume_id,
+            &request.target_path,
+            &request.volume_context,
+            request.volume_mount_group.clone(),
+        );
+        let was_managed = guard.is_some();
+        let mut volume = guard.take().unwrap_or(ManagedVolume {
+            record,
+            request: parsed,
+            certificate: None,
+            failures: 0,
+            last_error: None,
+        });
+        let result = self.first_issuance(&mut volume).await;
+        match result {
+            Ok(()) => {
+                *guard = Some(volume);
+                Ok(())
+            }
+            Err(error) => {
+                if was_managed {
+                    // Known from before a restart: keep managing it, kubelet will retry.
+                    volume.last_error = Some(error.to_string());
+                    *guard = Some(volume);
+                } else {
+                    self.destroy(&volume_id, &request.target_path, true);
+                    drop(guard);
+                    drop(slot);
+                    self.release_slot_if_idle(&volume_id);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Saves the record, mounts, issues, writes, schedules.
+    async fn first_issuance(&self, volume: &mut ManagedVolume) -> Result<(), VolumeError> {
+        let target = volume.record.target_path.clone();
+        self.store
+            .save(&volume.record)
+            .map_err(VolumeError::io("saving volume state"))?;
+        match std::fs::create_dir(&target) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(VolumeError::Io {
+                    context: format!("creating target path {}", target.display()),
+                    source: error,
+                });
+            }
+            _ => {}
+        }
+        if !self
+            .mounter
+            .is_mounted(&target)
+            .map_err(VolumeError::io("checking the target mount"))?
+        {
+            self.mounter
+                .mount_tmpfs(&target, self.config.volume_size_bytes)
+                .map_err(VolumeError::io(format!(
+                    "mounting tmpfs at {}",
+                    target.display()
+                )))?;
+        }
+        let certificate = self.issue_and_write(volume).await?;
+        tracing::info!(
+            volume_id = %volume.record.volume_id,
+            pod = %pod_label(&volume.request),
+            issuer = %volume.request.spec.issuer.name,
+            serial = %certificate.serial,
+            "certificate issued and mounted"
+        );
+        self.schedule_renewal(&volume.record.volume_id, &volume.request, &certificate);
+        volume.certificate = Some(certificate);
+        volume.failures = 0;
+        volume.last_error = None;
+        Ok(())
+    }
+
+    /// Makes a key and CSR, gets it signed, and swaps the files in. The old files stay until the
+    /// complete new set is written.
+    async fn issue_and_write(
+        &self,
+        volume: &ManagedVolume,
+    ) -> Result<CertificateInfo, VolumeError> {
+        let spec = &volume.request.spec;
+        let target = &volume.record.target_path;
+        let reused = if spec.reuse_private_key {
+            read_reusable_key(target, &spec.files.private_key, &volume.record.volume_id)
+        } else {
+            None
+        };
+        let (key, csr_pem) = {
+            let spec = spec.clone();
+            tokio::task::spawn_blocking(move || -> Result<(PrivateKey, String), KeyError> {
+                let key = match reused {
+                    Some(key) => key,
+                    None => keys::generate(&spec.key)?,
+                };
+                let csr = keys::build_csr(&spec, &key)?;
+                Ok((key, csr))
+            })
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))??
+        };
+
+        let issue_request = IssueRequest {
+            volume_id: volume.record.volume_id.clone(),
+            pod: volume.request.pod.clone(),
+            issuer: spec.issuer.clone(),
+            csr_pem,
+            duration: spec.duration,
+            is_ca: spec.is_ca,
+            usages: spec.usages.clone(),
+            annotations: spec.annotations.clone(),
+        };
+        let issued = self.issuer.issue(&issue_request).await?;
+        let certificate = inspect_leaf(&issued.chain_pem).map_err(|e| {
+            IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
+        })?;
+
+        let key_pem = key.to_pem(spec.key.encoding)?;
+        let group = effective_group(spec.fs_group, volume.record.volume_mount_group.as_deref());
+        let file_set = [
+            FileToWrite {
+                name: &spec.files.private_key,
+                contents: key_pem.as_bytes(),
+                secret: true,
+            },
+            FileToWrite {
+                name: &spec.files.certificate,
+                contents: issued.chain_pem.as_bytes(),
+                secret: false,
+            },
+            FileToWrite {
+                name: &spec.files.ca,
+                contents: issued.ca_pem.as_bytes(),
+                secret: false,
+            },
+        ];
+        let outcome = files::write_file_set(target, &file_set, group).map_err(VolumeError::io(
+            format!("writing files into {}", target.display()),
+        ))?;
+        if outcome == WriteOutcome::Unchanged {
+            tracing::debug!(volume_id = %volume.record.volume_id, "files unchanged");
+        }
+        Ok(certificate)
+    }
+
+    fn schedule_renewal(&self, volume_id: &str, request: &VolumeRequest, cert: &CertificateInfo) {
+        let at = renewal::renewal_time(cert.not_before, cert.not_after, request.spec.renew_before);
+        let at = renewal::with_jitter(at, cert.lifetime());
+        self.scheduler.schedule(volume_id, renewal::instant_at(at));
+    }
+
+    /// Renews one volume's certificate. On failure the current files stay and a retry is
+    /// scheduled with backoff.
+    pub async fn renew(&self, volume_id: &str) {
+        let Some(slot) = self.existing_slot(volume_id) else {
+            return;
+        };
+        let mut guard = slot.lock().await;
+        let Some(volume) = guard.as_mut() else {
+            return;
+        };
+        tracing::info!(%volume_id, pod = %pod_label(&volume.request), "renewing certificate");
+        match self.issue_and_write(volume).await {
+            Ok(certificate) => {
+                tracing::info!(
+                    %volume_id,
+                    pod = %pod_label(&volume.request),
+                    serial = %certificate.serial,
+                    "certificate renewed"
+                );
+                self.schedule_renewal(volume_id, &volume.request, &certificate);
+                volume.certificate = Some(certificate);
+                volume.failures = 0;
+                volume.last_error = None;
+            }
+            Err(error) => {
+                volume.failures += 1;
+                volume.last_error = Some(error.to_string());
+                let retry_in = renewal::backoff(volume.failures);
+                let time_left = volume
+                    .certificate
+                    .as_ref()
+                    .and_then(|c| c.not_after.duration_since(SystemTime::now()).ok());
+                tracing::warn!(
+                    %volume_id,
+                    pod = %pod_label(&volume.request),
+                    failures = volume.failures,
+                    retry_in = ?retry_in,
+                    expires_in = ?time_left,
+                    %error,
+                    "renewal failed; keeping the current certificate"
+                );
+                self.scheduler
+                    .schedule(volume_id, tokio::time::Instant::now() + retry_in);
+            }
+        }
+    }
+
+    /// Serves the renewal queue: one task for all volumes, at most `renewal_concurrency`
+    /// renewals at once.
+    pub fn spawn_renewal_loop(self: &Arc<Self>) -> JoinHandle<()> {
+        let this = Arc::clone(self);
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.config.renewal_concurrency.max(1),
+        ));
+        tokio::spawn(async move {
+            loop {
+                let volume_id = this.scheduler.next_due().await;
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let worker = Arc::clone(&this);
+                tokio::spawn(async move {
+                    worker.renew(&volume_id).await;
+                    drop(permit);
+                });
+            }
+        })
+    }
+
+    /// Unpublishes: stops renewal, unmounts, deletes the files, the target directory and the
+    /// record. A target that does not exist is success.
+    pub async fn unpublish(&self, volume_id: &str, target: &Path) -> Result<(), VolumeError> {
+        if volume_id.is_empty() {
+            return Err(VolumeError::InvalidArgument("volume_id is required".into()));
+        }
+        if !target.is_absolute() {
+            return Err(VolumeError::InvalidArgument(format!(
+                "target_path {target:?} must be an absolute path"
+            )));
+        }
+        let slot = self.existing_slot(volume_id);
+        let mut guard = match &slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
+        let known = guard.as_ref().is_some_and(|g| g.is_some());
+        self.scheduler.cancel(volume_id);
+        let result = self.destroy_checked(volume_id, target, known);
+        if let Some(guard) = guard.as_mut() {
+            **guard = None;
+        }
+        drop(guard);
+        drop(slot);
+        self.release_slot_if_idle(volume_id);
+        if result.is_ok() {
+            tracing::info!(%volume_id, target = %target.display(), "volume unpublished");
+        }
+        result
+    }
+
+    fn destroy_checked(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        known: bool,
+    ) -> Result<(), VolumeError> {
+        let ours = known || target.join(files::DATA_LINK).exists();
+        if ours
+            && self
+                .mounter
+                .is_mounted(target)
+                .map_err(VolumeError::io("checking the target mount"))?
+        {
+            self.mounter
+                .unmount(target)
+                .map_err(VolumeError::io(format!("unmounting {}", target.display())))?;
+        }
+        if ours && target.exists() {
+            files::clear(target)
+                .map_err(VolumeError::io(format!("clearing {}", target.display())))?;
+        }
+        match std::fs::remove_dir(target) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(VolumeError::Io {
+                    context: format!("removing target path {}", target.display()),
+                    source: error,
+                });
+            }
+        }
+        self.store
+            .remove(volume_id)
+            .map_err(VolumeError::io("removing volume state"))
+    }
+
+    /// Best-effort cleanup after a failed first publish.
+    fn destroy(&self, volume_id: &str, target: &Path, known: bool) {
+        self.scheduler.cancel(volume_id);
+        if let Err(error) = self.destroy_checked(volume_id, target, known) {
+            tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
+        }
+    }
+
+    /// State of one volume, for `NodeGetVolumeStats`, the demo and tests.
+    pub async fn status(&self, volume_id: &str) -> Option<VolumeStatus> {
+        let slot = self.existing_slot(volume_id)?;
+        let guard = slot.lock().await;
+        let volume = guard.as_ref()?;
+        let next_renewal = self.scheduler.deadline(volume_id).map(|at| {
+            let from_now = at.saturating_duration_since(tokio::time::Instant::now());
+            SystemTime::now() + from_now
+        });
+        Some(VolumeStatus {
+            volume_id: volume_id.to_string(),
+            target_path: volume.record.target_path.clone(),
+            pod: pod_label(&volume.request),
+            certificate: volume.certificate.clone(),
+            next_renewal,
+            failures: volume.failures,
+            last_error: volume.last_error.clone(),
+        })
+    }
+
+    /// Checks that a volume is mounted and holds its certificate and key. `Ok(None)` means healthy;
+    /// `Ok(Some(message))` describes what is wrong.
+    pub async fn condition(
+        &self,
+        volume_id: &str,
+        path: &Path,
+    ) -> Result<Option<String>, VolumeError> {
+        let slot = self
+            .existing_slot(volume_id)
+            .ok_or_else(|| VolumeError::NotFound(volume_id.to_string()))?;
+        let guard = slot.lock().await;
+        let volume = guard
+            .as_ref()
+            .ok_or_else(|| VolumeError::NotFound(volume_id.to_string()))?;
+        if volume.record.target_path != path {
+            return Err(VolumeError::NotFound(format!(
+                "{volume_id} at {}",
+                path.display()
+            )));
+        }
+        if !self.mounter.is_mounted(path).unwrap_or(false) {
+            return Ok(Some(format!("{} is no longer mounted", path.display())));
+        }
+        let files = &volume.request.spec.files;
+        for name in [&files.certificate, &files.private_key, &files.ca] {
+            if std::fs::metadata(path.join(name)).is_err() {
+                return Ok(Some(format!(
+                    "file {name} is missing from {}",
+                    path.display()
+                )));
+            }
+        }
+        if let Some(certificate) = &volume.certificate
+            && certificate.not_after < SystemTime::now()
+        {
+            return Ok(Some(format!(
+                "certificate expired; last renewal error: {}",
+                volume.last_error.as_deref().unwrap_or("none")
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Reloads every volume recorded under the data root: mounts that still exist are managed
+    /// again and their renewals scheduled from the certificate on disk; records whose mount
+    /// vanished while the driver was down are removed.
+    pub fn resume(&self) -> io::Result<ResumeSummary> {
+        let mut summary = ResumeSummary::default();
+        for loaded in self.store.load_all()? {
+            let record = match loaded {
+                Ok(record) => record,
+                Err((path, reason)) => {
+                    tracing::error!(path = %path.display(), %reason, "removing unreadable volume record");
+                    let _ = self.store.remove_path(&path);
+                    summary.failed += 1;
+                    continue;
+                }
+            };
+            let volume_id = record.volume_id.clone();
+            let target = record.target_path.clone();
+            if !self.mounter.is_mounted(&target).unwrap_or(false) {
+                tracing::info!(%volume_id, target = %target.display(), "mount vanished while the driver was down; cleaning up");
+                let _ = std::fs::remove_dir(&target);
+                let _ = self.store.remove(&volume_id);
+                summary.cleaned_up += 1;
+                continue;
+            }
+            let context: HashMap<String, String> =
+                record.volume_context.clone().into_iter().collect();
+            let request = match parse_volume_context(&context) {
+                Ok(request) => request,
+                Err(error) => {
+                    tracing::error!(%volume_id, %error, "recorded volume no longer validates; leaving its files alone");
+                    summary.failed += 1;
+                    continue;
+                }
+            };
+            let certificate = files::read_current(&target, &request.spec.files.certificate)
+                .ok()
+                .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());
+            match &certificate {
+                Some(certificate) => self.schedule_renewal(&volume_id, &request, certificate),
+                // Mounted but no certificate (killed mid-publish): issue as soon as possible.
+                None => self
+                    .scheduler
+                    .schedule(&volume_id, tokio::time::Instant::now()),
+            }
+            let volume = ManagedVolume {
+                record,
+                request,
+                certificate,
+                failures: 0,
+                last_error: None,
+            };
+            self.slots()
+                .insert(volume_id, Arc::new(tokio::sync::Mutex::new(Some(volume))));
+            summary.resumed += 1;
+        }
+        Ok(summary)
+    }
+}
+
+fn pod_label(request: &VolumeRequest) -> String {
+    format!("{}/{}", request.pod.namespace, request.pod.name)
+}
+
+/// The group that owns the files: the `fs-group` attribute, else the pod's fsGroup from kubelet.
+fn effective_group(fs_group: Option<u32>, volume_mount_group: Option<&str>) -> Option<u32> {
+    fs_group.or_else(|| parse_group(volume_mount_group).ok().flatten())
+}
+
+fn parse_group(volume_mount_group: Option<&str>) -> Result<Option<u32>, VolumeError> {
+    match volume_mount_group.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => raw.parse::<u32>().map(Some).map_err(|_| {
+            VolumeError::InvalidArgument(format!(
+                "volume_capability.mount.volume_mount_group={raw:?} is not a numeric group ID"
+            ))
+        }),
+    }
+}
+
+/// The key currently in the volume, for reuse-private-key; `None` (with the reason logged) when it
+/// cannot be read, so a fresh key is made instead.
+fn read_reusable_key(target: &Path, name: &str, volume_id: &str) -> Option<PrivateKey> {
+    let bytes = match files::read_current(target, name) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            tracing::warn!(%volume_id, %error, "cannot read the current key to reuse it; generating a new one");
+            return None;
+        }
+    };
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    match PrivateKey::from_pem(&text) {
+        Ok(key) => Some(key),
+        Err(error) => {
+            tracing::warn!(%volume_id, %error, "current key is unusable; generating a new one");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_plan_follows_what_is_held() {
+        let target = Path::new("/pods/a/mount");
+        assert_eq!(plan_publish(None, target, false), PublishPlan::Issue);
+        assert_eq!(
+            plan_publish(Some(target), target, true),
+            PublishPlan::AlreadyPublished
+        );
+        // Known but no files yet (e.g. killed mid-publish): never report success on it.
+        assert_eq!(
+            plan_publish(Some(target), target, false),
+            PublishPlan::Issue
+        );
+        assert_eq!(
+            plan_publish(Some(Path::new("/other")), target, true),
+            PublishPlan::Conflict {
+                existing: PathBuf::from("/other")
+            }
+        );
+    }
+
+    #[test]
+    fn group_comes_from_attribute_then_kubelet() {
+        assert_eq!(effective_group(Some(2000), Some("3000")), Some(2000));
+        assert_eq!(effective_group(None, Some("3000")), Some(3000));
+        assert_eq!(effective_group(None, None), None);
+        assert!(parse_group(Some("staff")).is_err());
+    }
+}

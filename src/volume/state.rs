@@ -1,0 +1,188 @@
+//! What the driver keeps on the node's disk to resume after a restart: one small JSON record per
+//! volume under `<data-root>/volumes/`. No key material, no service-account tokens.
+//!
+//! Records are written with a temporary file and a rename, without fsync: they only need to
+//! survive a crash of the driver (the page cache does), not a node reboot, because a reboot also
+//! empties every tmpfs they describe.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::attributes::key::SERVICE_ACCOUNT_TOKENS;
+
+/// One volume as the driver must remember it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub volume_id: String,
+    pub target_path: PathBuf,
+    /// The volume context kubelet sent, minus the service-account tokens.
+    pub volume_context: BTreeMap<String, String>,
+    /// kubelet's `volume_mount_group` (the pod's fsGroup), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_mount_group: Option<String>,
+}
+
+impl VolumeRecord {
+    pub fn new(
+        volume_id: &str,
+        target_path: &Path,
+        volume_context: &std::collections::HashMap<String, String>,
+        volume_mount_group: Option<String>,
+    ) -> VolumeRecord {
+        VolumeRecord {
+            volume_id: volume_id.to_string(),
+            target_path: target_path.to_path_buf(),
+            volume_context: volume_context
+                .iter()
+                .filter(|(key, _)| key.as_str() != SERVICE_ACCOUNT_TOKENS)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            volume_mount_group,
+        }
+    }
+}
+
+/// The directory of volume records.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// Maps a volume ID to a file name that cannot leave the directory: anything but
+/// `[A-Za-z0-9_-]` is percent-escaped, so `.` and `/` never appear.
+pub fn record_file_name(volume_id: &str) -> String {
+    let mut name = String::with_capacity(volume_id.len() + 5);
+    for byte in volume_id.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            name.push(byte as char);
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    name.push_str(".json");
+    name
+}
+
+impl StateStore {
+    /// Opens (creating, mode 0700) `<data_root>/volumes`.
+    pub fn open(data_root: &Path) -> io::Result<StateStore> {
+        let dir = data_root.join("volumes");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(StateStore { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, volume_id: &str) -> PathBuf {
+        self.dir.join(record_file_name(volume_id))
+    }
+
+    /// Saves a record (mode 0600: the context may hold a keystore password).
+    pub fn save(&self, record: &VolumeRecord) -> io::Result<()> {
+        let path = self.path(&record.volume_id);
+        let temporary = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&json)?;
+        fs::rename(&temporary, &path)
+    }
+
+    /// Removes a record; a missing one is fine.
+    pub fn remove(&self, volume_id: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(volume_id)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every record on disk. Unreadable files are returned as errors with their path, so the caller
+    /// can report and remove them; leftover temporary files are deleted.
+    pub fn load_all(&self) -> io::Result<Vec<Result<VolumeRecord, (PathBuf, String)>>> {
+        let mut records = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".json.tmp") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let parsed = fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<VolumeRecord>(&bytes).map_err(|e| e.to_string())
+                });
+            records.push(parsed.map_err(|reason| (path, reason)));
+        }
+        Ok(records)
+    }
+
+    /// Removes a file that [`StateStore::load_all`] could not read.
+    pub fn remove_path(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn volume_ids_cannot_escape_the_directory() {
+        assert_eq!(record_file_name("csi-abc_1"), "csi-abc_1.json");
+        assert_eq!(
+            record_file_name("../../etc/passwd"),
+            "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.json"
+        );
+    }
+
+    #[test]
+    fn records_round_trip_without_tokens() {
+        let root = tempfile::tempdir().unwrap();
+        let store = StateStore::open(root.path()).unwrap();
+        let context: HashMap<String, String> = [
+            ("csi.cert-manager.io/issuer-name", "ca"),
+            (SERVICE_ACCOUNT_TOKENS, "{\"\":{\"token\":\"secret\"}}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let record = VolumeRecord::new("csi-1", Path::new("/target"), &context, None);
+        store.save(&record).unwrap();
+        let text = fs::read_to_string(store.dir().join("csi-1.json")).unwrap();
+        assert!(!text.contains("secret"));
+        let loaded = store.load_all().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].as_ref().unwrap(), &record);
+        store.remove("csi-1").unwrap();
+        store.remove("csi-1").unwrap();
+        assert!(store.load_all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_records_are_reported_not_fatal() {
+        let root = tempfile::tempdir().unwrap();
+        let store = StateStore::open(root.path()).unwrap();
+        fs::write(store.dir().join("bad.json"), b"{not json").unwrap();
+        let loaded = store.load_all().unwrap();
+        assert!(loaded[0].is_err());
+    }
+}
