@@ -112,3 +112,26 @@ pub fn inspect_der(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
         is_ca: cert.is_ca(),
     })
 }
+
+/// Whether the PEM private key is the key of the chain's leaf certificate.
+pub fn key_matches_certificate(key_pem: &str, chain_pem: &str) -> Result<bool, CertificateError> {
+    use rcgen::PublicKeyData;
+    let key = crate::keys::PrivateKey::from_pem(key_pem)
+        .and_then(|key| key.signing_key())
+        .map_err(|e| CertificateError::X509(e.to_string()))?;
+    let der = pem_certificates(chain_pem)?.swap_remove(0);
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| CertificateError::X509(e.to_string()))?;
+    Ok(cert.public_key().raw == key.subject_public_key_info().as_slice())
+}
+
+/// Whether the chain's leaf is signed by the CA certificate.
+pub fn signed_by(chain_pem: &str, ca_pem: &str) -> Result<bool, CertificateError> {
+    let leaf_der = pem_certificates(chain_pem)?.swap_remove(0);
+    let ca_der = pem_certificates(ca_pem)?.swap_remove(0);
+    let (_, leaf) =
+        X509Certificate::from_der(&leaf_der).map_err(|e| CertificateError::X509(e.to_string()))?;
+    let (_, ca) =
+        X509Certificate::from_der(&ca_der).map_err(|e| CertificateError::X509(e.to_string()))?;
+    Ok(leaf.verify_signature(Some(ca.public_key())).is_ok())
+}

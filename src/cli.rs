@@ -114,6 +114,10 @@ pub fn init_logging(level: u8) {
         2..=4 => "info,cert_manager_csi_driver=debug",
         _ => "debug,cert_manager_csi_driver=trace",
     };
+    init_logging_with(default);
+}
+
+fn init_logging_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -151,7 +155,11 @@ impl DriverArgs {
 /// The binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level);
+    match (&cli.command, cli.log_level) {
+        // The demo tells its own story on stdout; driver logs only when asked for with -v.
+        (Some(Command::Demo(_)), 1) => init_logging_with("error"),
+        (_, level) => init_logging(level),
+    }
     match cli.command {
         Some(Command::Demo(args)) => crate::demo::main(&args),
         None => run_driver(&cli.driver),
