@@ -1,0 +1,190 @@
+//! Shared test fixtures: a driver on a temp unix socket, a kubelet-like client, and external
+//! checks (openssl, the mount table).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cert_manager_csi_driver::csi::client::{self, CsiClient};
+use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use cert_manager_csi_driver::driver::{
+    self, DriverConfig, IssuerBackend, MountMode, RunningDriver,
+};
+use cert_manager_csi_driver::volume::mountinfo;
+use tempfile::TempDir;
+use tonic::Status;
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A driver serving on a socket in its own temp directory.
+pub struct Harness {
+    pub dir: TempDir,
+    pub config: DriverConfig,
+    pub driver: Option<RunningDriver>,
+    pub client: CsiClient,
+}
+
+pub fn config_in(dir: &Path) -> DriverConfig {
+    DriverConfig {
+        node_id: "test-node".into(),
+        driver_name: "csi.cert-manager.io".into(),
+        socket_path: dir.join("plugin/csi.sock"),
+        data_root: dir.join("state"),
+        issuer_backend: IssuerBackend::LocalCa,
+        local_ca_dir: dir.join("ca"),
+        max_volumes_per_node: 0,
+        volume_size_bytes: 1024 * 1024,
+        renewal_concurrency: 4,
+        // Real tmpfs mounts when root (as in CI); plain directories otherwise.
+        mount_mode: if is_root() {
+            MountMode::Tmpfs
+        } else {
+            MountMode::PlainDirectories
+        },
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let dir = tempfile::Builder::new()
+            .prefix("csi-test-")
+            .tempdir()
+            .unwrap();
+        let config = config_in(dir.path());
+        let driver = driver::start(config.clone()).await.expect("driver starts");
+        let client = client::connect(&config.socket_path)
+            .await
+            .expect("client connects");
+        Harness {
+            dir,
+            config,
+            driver: Some(driver),
+            client,
+        }
+    }
+
+    pub fn driver(&self) -> &RunningDriver {
+        self.driver.as_ref().unwrap()
+    }
+
+    /// A kubelet-style target path whose parent exists (kubelet creates the parent).
+    pub fn target(&self, pod: &str) -> PathBuf {
+        let parent = self
+            .dir
+            .path()
+            .join(format!("kubelet/pods/{pod}/volumes/kubernetes.io~csi/tls"));
+        std::fs::create_dir_all(&parent).unwrap();
+        parent.join("mount")
+    }
+
+    pub fn context(&self, pod: &str, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        sample_volume_context(&SamplePod::new(pod), overrides)
+    }
+
+    /// Publishes a sample volume with ECDSA keys (fast) plus `overrides`.
+    pub async fn publish(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        overrides: &[(&str, &str)],
+    ) -> Result<(), Status> {
+        let mut all = vec![("csi.cert-manager.io/key-algorithm", "ECDSA")];
+        all.extend_from_slice(overrides);
+        let pod = target
+            .ancestors()
+            .nth(4)
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pod".into());
+        let request = publish_request(volume_id, target, self.context(&pod, &all));
+        self.client
+            .node
+            .clone()
+            .node_publish_volume(request)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn unpublish(&self, volume_id: &str, target: &Path) -> Result<(), Status> {
+        self.client
+            .node
+            .clone()
+            .node_unpublish_volume(
+                cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest {
+                    volume_id: volume_id.into(),
+                    target_path: target.display().to_string(),
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    pub fn state_records(&self) -> usize {
+        std::fs::read_dir(self.config.data_root.join("volumes"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    }
+}
+
+/// How many mounts are stacked at `path` in this process's mount table.
+pub fn mounts_at(path: &Path) -> usize {
+    mountinfo::read_current()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.mount_point == path)
+        .count()
+}
+
+/// Mounts anywhere under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    mountinfo::read_current()
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.mount_point.starts_with(dir))
+        .map(|entry| entry.mount_point)
+        .collect()
+}
+
+/// Runs openssl and returns stdout; panics with stderr on failure.
+pub fn openssl(args: &[&str]) -> String {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Checks with openssl that the volume's chain verifies against its CA and that the key is the
+/// certificate's key. Returns `openssl x509 -text` of the leaf.
+pub fn verify_volume_with_openssl(target: &Path) -> String {
+    let cert = target.join("tls.crt");
+    let key = target.join("tls.key");
+    let ca = target.join("ca.crt");
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let from_key = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    let from_cert = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert, "tls.key does not match tls.crt");
+    openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"])
+}
+
+pub fn serial_of(target: &Path) -> String {
+    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
+    cert_manager_csi_driver::certificate::inspect_leaf(&chain)
+        .unwrap()
+        .serial
+}

@@ -1,0 +1,441 @@
+//! The CSI Identity and Node services driven exactly as kubelet drives them: a tonic client over
+//! the driver's unix socket. As root (CI) volumes are real tmpfs mounts.
+
+mod common;
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+
+use cert_manager_csi_driver::csi::proto::node_service_capability::{Type, rpc};
+use cert_manager_csi_driver::csi::proto::volume_capability::{AccessType, BlockVolume};
+use cert_manager_csi_driver::csi::proto::{
+    GetPluginCapabilitiesRequest, GetPluginInfoRequest, NodeExpandVolumeRequest,
+    NodeGetCapabilitiesRequest, NodeGetInfoRequest, NodeGetVolumeStatsRequest,
+    NodeStageVolumeRequest, ProbeRequest,
+};
+use cert_manager_csi_driver::demo::publish_request;
+use common::{Harness, is_root, mounts_at, serial_of, verify_volume_with_openssl};
+use tonic::Code;
+
+#[tokio::test]
+async fn identity_reports_name_version_and_readiness() {
+    let harness = Harness::start().await;
+    let mut identity = harness.client.identity.clone();
+    let info = identity
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.name, "csi.cert-manager.io");
+    assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
+    let capabilities = identity
+        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        capabilities.capabilities.is_empty(),
+        "node-only plugin: no controller service"
+    );
+    let probe = identity.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert_eq!(probe.ready, Some(true));
+
+    // A data root that is gone is not ready.
+    std::fs::remove_dir_all(&harness.config.data_root).unwrap();
+    let probe = identity.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert_eq!(probe.ready, Some(false));
+}
+
+#[tokio::test]
+async fn node_reports_id_and_exactly_its_capabilities() {
+    let harness = Harness::start().await;
+    let mut node = harness.client.node.clone();
+    let info = node
+        .node_get_info(NodeGetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.node_id, "test-node");
+    assert_eq!(info.max_volumes_per_node, 0);
+    let capabilities: HashSet<i32> = node
+        .node_get_capabilities(NodeGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .capabilities
+        .into_iter()
+        .map(|c| match c.r#type {
+            Some(Type::Rpc(rpc)) => rpc.r#type,
+            None => -1,
+        })
+        .collect();
+    let expected: HashSet<i32> = [
+        rpc::Type::VolumeMountGroup as i32,
+        rpc::Type::GetVolumeStats as i32,
+        rpc::Type::VolumeCondition as i32,
+    ]
+    .into();
+    assert_eq!(capabilities, expected);
+}
+
+#[tokio::test]
+async fn staging_and_expansion_are_unimplemented() {
+    let harness = Harness::start().await;
+    let mut node = harness.client.node.clone();
+    let stage = node
+        .node_stage_volume(NodeStageVolumeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(stage.code(), Code::Unimplemented);
+    let expand = node
+        .node_expand_volume(NodeExpandVolumeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(expand.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn malformed_calls_are_invalid_argument_and_create_nothing() {
+    let harness = Harness::start().await;
+    let target = harness.target("bad-pod");
+    let good = || publish_request("csi-bad", &target, harness.context("bad-pod", &[]));
+    let mut node = harness.client.node.clone();
+
+    let mut missing_id = good();
+    missing_id.volume_id.clear();
+    let mut missing_target = good();
+    missing_target.target_path.clear();
+    let mut writable = good();
+    writable.readonly = false;
+    let mut block = good();
+    block.volume_capability.as_mut().unwrap().access_type = Some(AccessType::Block(BlockVolume {}));
+    let mut persistent = good();
+    persistent
+        .volume_context
+        .remove("csi.storage.k8s.io/ephemeral");
+    let mut bad_attributes = good();
+    bad_attributes
+        .volume_context
+        .insert("csi.cert-manager.io/duration".into(), "90d".into());
+    bad_attributes.volume_context.insert(
+        "csi.cert-manager.io/privatekey-file".into(),
+        "../../etc/shadow".into(),
+    );
+
+    let cases = [
+        (missing_id, "volume_id"),
+        (missing_target, "target_path"),
+        (writable, "readonly"),
+        (block, "block"),
+        (persistent, "csi.storage.k8s.io/ephemeral"),
+        (bad_attributes, "csi.cert-manager.io/duration=\"90d\""),
+    ];
+    for (request, expected) in cases {
+        let status = node.node_publish_volume(request).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{expected}: {status:?}"
+        );
+        assert!(
+            status.message().contains(expected),
+            "{expected} not in {:?}",
+            status.message()
+        );
+    }
+    // Both attribute problems are in one message.
+    let mut both = good();
+    both.volume_context
+        .insert("csi.cert-manager.io/duration".into(), "90d".into());
+    both.volume_context.insert(
+        "csi.cert-manager.io/privatekey-file".into(),
+        "../../etc/shadow".into(),
+    );
+    let message = node
+        .node_publish_volume(both)
+        .await
+        .unwrap_err()
+        .message()
+        .to_string();
+    assert!(
+        message.contains("privatekey-file=\"../../etc/shadow\""),
+        "{message}"
+    );
+
+    assert!(!target.exists(), "nothing is created for an invalid volume");
+    assert_eq!(harness.state_records(), 0);
+    assert_eq!(harness.driver().manager().volume_count(), 0);
+}
+
+#[tokio::test]
+async fn publish_mounts_a_certificate_that_openssl_verifies() {
+    let harness = Harness::start().await;
+    let target = harness.target("web-0");
+    harness
+        .publish(
+            "csi-web-0",
+            &target,
+            &[(
+                "csi.cert-manager.io/uri-sans",
+                "spiffe://cluster.local/ns/${POD_NAMESPACE}/pod/${POD_NAME}",
+            )],
+        )
+        .await
+        .unwrap();
+
+    let text = verify_volume_with_openssl(&target);
+    assert!(text.contains("DNS:web-0.app.example.com"), "{text}");
+    assert!(text.contains("DNS:app.example.com"), "{text}");
+    assert!(
+        text.contains("URI:spiffe://cluster.local/ns/default/pod/web-0"),
+        "{text}"
+    );
+    assert!(text.contains("Subject: CN = app.example.com"), "{text}");
+    assert!(
+        text.contains("TLS Web Server Authentication, TLS Web Client Authentication"),
+        "{text}"
+    );
+    assert!(text.contains("ASN1 OID: prime256v1"), "{text}");
+
+    let mode = |name: &str| {
+        std::fs::metadata(target.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("tls.key"), 0o600);
+    assert_eq!(mode("tls.crt"), 0o644);
+    assert_eq!(mode("ca.crt"), 0o644);
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    assert!(
+        key.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "ECDSA keys are PKCS#8"
+    );
+    if is_root() {
+        assert_eq!(mounts_at(&target), 1, "one tmpfs at the target");
+        let entries = cert_manager_csi_driver::volume::mountinfo::read_current().unwrap();
+        let mount =
+            cert_manager_csi_driver::volume::mountinfo::find_mount(&entries, &target).unwrap();
+        assert_eq!(mount.fs_type, "tmpfs");
+        assert!(
+            mount.super_options.contains("size=1024k"),
+            "{}",
+            mount.super_options
+        );
+        assert!(mount.mount_options.contains("nosuid") && mount.mount_options.contains("nodev"));
+    }
+    assert_eq!(harness.state_records(), 1);
+}
+
+#[tokio::test]
+async fn rsa_default_key_is_pkcs1_and_matches() {
+    let harness = Harness::start().await;
+    let target = harness.target("rsa-pod");
+    let request = publish_request("csi-rsa", &target, harness.context("rsa-pod", &[]));
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(request)
+        .await
+        .unwrap();
+    let text = verify_volume_with_openssl(&target);
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+}
+
+#[tokio::test]
+async fn publish_twice_is_idempotent() {
+    let harness = Harness::start().await;
+    let target = harness.target("twice");
+    harness.publish("csi-twice", &target, &[]).await.unwrap();
+    let serial = serial_of(&target);
+    harness.publish("csi-twice", &target, &[]).await.unwrap();
+    assert_eq!(serial_of(&target), serial, "a republish must not reissue");
+    if is_root() {
+        assert_eq!(mounts_at(&target), 1);
+    }
+    // Another target for the same volume is a conflict, not a second mount.
+    let other = harness.target("twice-elsewhere");
+    let status = harness.publish("csi-twice", &other, &[]).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+}
+
+/// Upstream #636: under churn, a second publish of a volume still being issued reported success
+/// while the volume was empty, and the pod started without its certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_of_one_volume_never_report_an_empty_volume() {
+    let harness = Harness::start().await;
+    for round in 0..3 {
+        let target = harness.target(&format!("racer-{round}"));
+        let volume_id = format!("csi-racer-{round}");
+        // RSA 4096 keys take long enough to generate that the publishes really overlap.
+        let context = harness.context(
+            &format!("racer-{round}"),
+            &[("csi.cert-manager.io/key-size", "4096")],
+        );
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            let mut node = harness.client.node.clone();
+            let request = publish_request(&volume_id, &target, context.clone());
+            let target = target.clone();
+            calls.push(tokio::spawn(async move {
+                node.node_publish_volume(request).await.map(|_| {
+                    // The instant a call reports success, the pod may start: the files must be there.
+                    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap_or_default();
+                    let key = std::fs::read_to_string(target.join("tls.key")).unwrap_or_default();
+                    (
+                        chain.contains("BEGIN CERTIFICATE"),
+                        key.contains("PRIVATE KEY"),
+                    )
+                })
+            }));
+        }
+        for call in calls {
+            let (has_chain, has_key) = call.await.unwrap().expect("every publish succeeds");
+            assert!(
+                has_chain && has_key,
+                "a publish reported success on an empty volume"
+            );
+        }
+        if is_root() {
+            assert_eq!(mounts_at(&target), 1, "one mount, however many publishes");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unpublish_removes_mount_files_and_state() {
+    let harness = Harness::start().await;
+    let target = harness.target("gone");
+    harness.publish("csi-gone", &target, &[]).await.unwrap();
+    harness.unpublish("csi-gone", &target).await.unwrap();
+    assert!(!target.exists());
+    assert_eq!(mounts_at(&target), 0);
+    assert_eq!(harness.state_records(), 0);
+    assert_eq!(harness.driver().manager().volume_count(), 0);
+    // Unpublishing again, or a target that never existed, is success.
+    harness.unpublish("csi-gone", &target).await.unwrap();
+    harness
+        .unpublish("csi-never", &harness.target("never"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failed_issuance_leaves_nothing_behind() {
+    let harness = Harness::start().await;
+    let target = harness.target("odd-rsa");
+    // Valid for the attribute table, but this build cannot generate a 2049-bit RSA key.
+    let status = harness
+        .publish(
+            "csi-odd",
+            &target,
+            &[
+                ("csi.cert-manager.io/key-algorithm", "RSA"),
+                ("csi.cert-manager.io/key-size", "2049"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("2049"), "{}", status.message());
+    assert!(!target.exists());
+    assert_eq!(mounts_at(&target), 0);
+    assert_eq!(harness.state_records(), 0);
+    assert_eq!(harness.driver().manager().volume_count(), 0);
+}
+
+#[tokio::test]
+async fn volume_stats_report_abnormal_volumes() {
+    let harness = Harness::start().await;
+    let target = harness.target("stats");
+    harness.publish("csi-stats", &target, &[]).await.unwrap();
+    let mut node = harness.client.node.clone();
+    let stats = |volume_id: &str| NodeGetVolumeStatsRequest {
+        volume_id: volume_id.into(),
+        volume_path: target.display().to_string(),
+        staging_target_path: String::new(),
+    };
+    let healthy = node
+        .node_get_volume_stats(stats("csi-stats"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!healthy.volume_condition.as_ref().unwrap().abnormal);
+    assert_eq!(healthy.usage.len(), 2, "bytes and inodes");
+
+    std::fs::remove_file(target.join("tls.crt")).unwrap();
+    let broken = node
+        .node_get_volume_stats(stats("csi-stats"))
+        .await
+        .unwrap()
+        .into_inner();
+    let condition = broken.volume_condition.unwrap();
+    assert!(condition.abnormal);
+    assert!(
+        condition.message.contains("tls.crt"),
+        "{}",
+        condition.message
+    );
+
+    if is_root() {
+        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+        let unmounted = node
+            .node_get_volume_stats(stats("csi-stats"))
+            .await
+            .unwrap()
+            .into_inner();
+        let condition = unmounted.volume_condition.unwrap();
+        assert!(condition.abnormal);
+        assert!(
+            condition.message.contains("no longer mounted"),
+            "{}",
+            condition.message
+        );
+    }
+
+    let unknown = node
+        .node_get_volume_stats(stats("csi-unknown"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn fs_group_from_kubelet_owns_the_files() {
+    let harness = Harness::start().await;
+    let target = harness.target("grouped");
+    let mut request = publish_request(
+        "csi-grouped",
+        &target,
+        harness.context("grouped", &[("csi.cert-manager.io/key-algorithm", "ECDSA")]),
+    );
+    if let Some(AccessType::Mount(mount)) = request
+        .volume_capability
+        .as_mut()
+        .unwrap()
+        .access_type
+        .as_mut()
+    {
+        mount.volume_mount_group = rustix::process::getegid().as_raw().to_string();
+    }
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(request)
+        .await
+        .unwrap();
+    let key_mode = std::fs::metadata(target.join("tls.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        key_mode, 0o640,
+        "group-readable key when a group must read it"
+    );
+}
