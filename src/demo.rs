@@ -342,7 +342,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         .unwrap_or(false);
     let records = std::fs::read_dir(config.data_root.join("volumes"))?.count();
     println!("   target directory removed: {}", yes_no(!target.exists()));
-    println!("   tmpfs unmounted:          {}", yes_no(!still_mounted));
+    println!("   nothing mounted there:    {}", yes_no(!still_mounted));
     println!("   driver state records:     {records} left");
     println!(
         "   managed volumes:          {}",
