@@ -20,7 +20,10 @@ fn assert_demo_story(stdout: &str) {
         "nothing mounted there:    yes",
         "driver state records:     0 left",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     assert!(!stdout.contains(" NO"), "a check failed:\n{stdout}");
 }
@@ -29,7 +32,11 @@ fn assert_demo_story(stdout: &str) {
 fn demo_mounts_rotates_and_cleans_up() {
     let output = Command::new(BINARY).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_demo_story(&stdout);
     if common::is_root() {
         assert!(stdout.contains("volumes    tmpfs"), "{stdout}");
@@ -39,7 +46,10 @@ fn demo_mounts_rotates_and_cleans_up() {
 
 #[test]
 fn demo_without_mounts_announces_the_fallback() {
-    let output = Command::new(BINARY).args(["demo", "--no-mount"]).output().unwrap();
+    let output = Command::new(BINARY)
+        .args(["demo", "--no-mount"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("volumes are plain directories"), "{stdout}");
@@ -55,7 +65,13 @@ fn demo_works_for_a_normal_user() {
         return;
     }
     let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BINARY, "demo"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BINARY,
+            "demo",
+        ])
         .env("HOME", "/")
         .output()
         .unwrap();
