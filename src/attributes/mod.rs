@@ -49,6 +49,29 @@ pub mod key {
     pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
 }
 
+/// Context keys whose values are secrets: never printed, never logged.
+pub const SECRET_KEYS: &[&str] = &[
+    key::SERVICE_ACCOUNT_TOKENS,
+    "csi.cert-manager.io/pkcs12-password",
+];
+
+/// A volume context made safe to print: secret values replaced by `<redacted>`, keys sorted.
+pub fn redacted_context<'a>(
+    context: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> BTreeMap<&'a str, &'a str> {
+    context
+        .into_iter()
+        .map(|(key, value)| {
+            let shown = if SECRET_KEYS.contains(&key.as_str()) {
+                "<redacted>"
+            } else {
+                value.as_str()
+            };
+            (key.as_str(), shown)
+        })
+        .collect()
+}
+
 /// `csi.cert-manager.io/*` keys of the upstream table that this build reads.
 const HANDLED_KEYS: &[&str] = &[
     key::ISSUER_NAME,

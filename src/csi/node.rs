@@ -19,6 +19,7 @@ use super::proto::{
     NodeUnstageVolumeRequest, NodeUnstageVolumeResponse, VolumeCondition, VolumeUsage,
     volume_usage,
 };
+use crate::attributes::key;
 use crate::issuer::IssuerError;
 use crate::keys::KeyError;
 use crate::volume::{PublishRequest, VolumeError, VolumeManager};
@@ -51,6 +52,12 @@ impl From<VolumeError> for Status {
     }
 }
 
+/// `namespace/name` of the pod from kubelet's pod info, for logs.
+fn pod_label(context: &std::collections::HashMap<String, String>) -> String {
+    let get = |key: &str| context.get(key).map(String::as_str).unwrap_or("?");
+    format!("{}/{}", get(key::POD_NAMESPACE), get(key::POD_NAME))
+}
+
 fn required(value: &str, field: &str) -> Result<(), Status> {
     if value.is_empty() {
         return Err(Status::invalid_argument(format!("{field} is required")));
@@ -59,10 +66,11 @@ fn required(value: &str, field: &str) -> Result<(), Status> {
 }
 
 /// Logs a failed call with what identifies the volume, then returns it.
-fn logged(method: &str, volume_id: &str, started: Instant, status: Status) -> Status {
+fn logged(method: &str, volume_id: &str, pod: &str, started: Instant, status: Status) -> Status {
     tracing::warn!(
         method,
         %volume_id,
+        pod,
         code = ?status.code(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         message = %status.message(),
@@ -98,6 +106,7 @@ impl Node for NodeService {
         let started = Instant::now();
         let request = request.into_inner();
         let volume_id = request.volume_id.clone();
+        let pod = pod_label(&request.volume_context);
         let result = async {
             required(&request.volume_id, "volume_id")?;
             required(&request.target_path, "target_path")?;
@@ -134,7 +143,13 @@ impl Node for NodeService {
         .await;
         match result {
             Ok(()) => Ok(Response::new(NodePublishVolumeResponse {})),
-            Err(status) => Err(logged("NodePublishVolume", &volume_id, started, status)),
+            Err(status) => Err(logged(
+                "NodePublishVolume",
+                &volume_id,
+                &pod,
+                started,
+                status,
+            )),
         }
     }
 
@@ -158,6 +173,7 @@ impl Node for NodeService {
             Err(status) => Err(logged(
                 "NodeUnpublishVolume",
                 &request.volume_id,
+                "-",
                 started,
                 status,
             )),

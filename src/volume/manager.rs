@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::files::{self, FileToWrite, WriteOutcome};
 use super::mount::Mounter;
 use super::state::{StateStore, VolumeRecord};
-use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context};
+use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context, redacted_context};
 use crate::certificate::{CertificateInfo, inspect_leaf};
 use crate::issuer::{IssueRequest, Issuer, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
@@ -30,13 +30,24 @@ pub struct ManagerConfig {
 }
 
 /// A `NodePublishVolume` call, decoded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PublishRequest {
     pub volume_id: String,
     pub target_path: PathBuf,
     pub volume_context: HashMap<String, String>,
     /// kubelet's `volume_mount_group` (the pod's fsGroup).
     pub volume_mount_group: Option<String>,
+}
+
+impl std::fmt::Debug for PublishRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishRequest")
+            .field("volume_id", &self.volume_id)
+            .field("target_path", &self.target_path)
+            .field("volume_context", &redacted_context(&self.volume_context))
+            .field("volume_mount_group", &self.volume_mount_group)
+            .finish()
+    }
 }
 
 /// Why a volume operation failed.
@@ -752,6 +763,35 @@ mod tests {
             PublishPlan::Conflict {
                 existing: PathBuf::from("/other")
             }
+        );
+    }
+
+    #[test]
+    fn debug_output_redacts_tokens_and_passwords() {
+        let request = PublishRequest {
+            volume_id: "csi-1".into(),
+            target_path: PathBuf::from("/t"),
+            volume_context: [
+                (
+                    "csi.storage.k8s.io/serviceAccount.tokens",
+                    "{\"\":{\"token\":\"eyJtoken\"}}",
+                ),
+                ("csi.cert-manager.io/pkcs12-password", "hunter2"),
+                ("csi.cert-manager.io/issuer-name", "ca"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            volume_mount_group: None,
+        };
+        let printed = format!("{request:?}");
+        assert!(
+            !printed.contains("eyJtoken") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("<redacted>") && printed.contains("issuer-name"),
+            "{printed}"
         );
     }
 

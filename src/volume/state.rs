@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::attributes::key::SERVICE_ACCOUNT_TOKENS;
 
 /// One volume as the driver must remember it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeRecord {
     pub volume_id: String,
     pub target_path: PathBuf,
@@ -25,6 +25,20 @@ pub struct VolumeRecord {
     /// kubelet's `volume_mount_group` (the pod's fsGroup), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_mount_group: Option<String>,
+}
+
+impl std::fmt::Debug for VolumeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeRecord")
+            .field("volume_id", &self.volume_id)
+            .field("target_path", &self.target_path)
+            .field(
+                "volume_context",
+                &crate::attributes::redacted_context(&self.volume_context),
+            )
+            .field("volume_mount_group", &self.volume_mount_group)
+            .finish()
+    }
 }
 
 impl VolumeRecord {
