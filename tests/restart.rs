@@ -18,6 +18,12 @@ struct Node {
     dir: PathBuf,
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        common::unmount_all_under(&self.dir);
+    }
+}
+
 impl Node {
     fn socket(&self) -> PathBuf {
         self.dir.join("plugin/csi.sock")

@@ -152,6 +152,10 @@ pub struct VolumeManager {
     store: StateStore,
     scheduler: Scheduler,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Bounds the node-side work (key, CSR, mount, file writes) to one task per core. Under a
+    /// burst, volumes then finish in arrival order instead of all advancing together and all
+    /// finishing late; waiting on the issuer is outside it.
+    node_work: tokio::sync::Semaphore,
 }
 
 /// Counts from [`VolumeManager::resume`].
@@ -179,6 +183,9 @@ impl VolumeManager {
             store,
             scheduler: Scheduler::new(),
             slots: Mutex::new(HashMap::new()),
+            node_work: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+            ),
         })
     }
 
@@ -188,6 +195,13 @@ impl VolumeManager {
 
     pub fn mounter_kind(&self) -> &'static str {
         self.mounter.kind()
+    }
+
+    async fn node_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, VolumeError> {
+        self.node_work
+            .acquire()
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -319,6 +333,7 @@ impl VolumeManager {
     /// Saves the record, mounts, issues, writes, schedules.
     async fn first_issuance(&self, volume: &mut ManagedVolume) -> Result<(), VolumeError> {
         let target = volume.record.target_path.clone();
+        let permit = self.node_permit().await?;
         self.store
             .save(&volume.record)
             .map_err(VolumeError::io("saving volume state"))?;
@@ -343,6 +358,7 @@ impl VolumeManager {
                     target.display()
                 )))?;
         }
+        drop(permit);
         let certificate = self.issue_and_write(volume).await?;
         tracing::info!(
             volume_id = %volume.record.volume_id,
@@ -372,17 +388,8 @@ impl VolumeManager {
             None
         };
         let (key, csr_pem) = {
-            let spec = spec.clone();
-            tokio::task::spawn_blocking(move || -> Result<(PrivateKey, String), KeyError> {
-                let key = match reused {
-                    Some(key) => key,
-                    None => keys::generate(&spec.key)?,
-                };
-                let csr = keys::build_csr(&spec, &key)?;
-                Ok((key, csr))
-            })
-            .await
-            .map_err(|e| VolumeError::Internal(e.to_string()))??
+            let _permit = self.node_permit().await?;
+            make_key_and_csr(spec, reused).await?
         };
 
         let issue_request = IssueRequest {
@@ -396,6 +403,7 @@ impl VolumeManager {
             annotations: spec.annotations.clone(),
         };
         let issued = self.issuer.issue(&issue_request).await?;
+        let _permit = self.node_permit().await?;
         let certificate = inspect_leaf(&issued.chain_pem).map_err(|e| {
             IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
         })?;
@@ -697,6 +705,32 @@ impl VolumeManager {
             summary.resumed += 1;
         }
         Ok(summary)
+    }
+}
+
+/// The key (new, or the reused one) and its CSR. RSA generation takes tens to hundreds of
+/// milliseconds, so it runs on the blocking pool; ECDSA and Ed25519 take microseconds, less than
+/// the hand-off to another thread would cost, so they run inline.
+async fn make_key_and_csr(
+    spec: &crate::attributes::CertRequestSpec,
+    reused: Option<PrivateKey>,
+) -> Result<(PrivateKey, String), VolumeError> {
+    let work =
+        move |spec: &crate::attributes::CertRequestSpec| -> Result<(PrivateKey, String), KeyError> {
+            let key = match reused {
+                Some(key) => key,
+                None => keys::generate(&spec.key)?,
+            };
+            let csr = keys::build_csr(spec, &key)?;
+            Ok((key, csr))
+        };
+    if spec.key.algorithm == crate::attributes::KeyAlgorithm::Rsa {
+        let spec = spec.clone();
+        Ok(tokio::task::spawn_blocking(move || work(&spec))
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))??)
+    } else {
+        Ok(work(spec)?)
     }
 }
 

@@ -130,6 +130,22 @@ impl Harness {
     }
 }
 
+impl Drop for Harness {
+    /// Tests that end with volumes still published must not leave tmpfs mounts on the machine.
+    fn drop(&mut self) {
+        unmount_all_under(self.dir.path());
+    }
+}
+
+/// Detaches every mount under `dir`, deepest first.
+pub fn unmount_all_under(dir: &Path) {
+    let mut mounts = mounts_under(dir);
+    mounts.sort();
+    for mount in mounts.into_iter().rev() {
+        let _ = rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// How many mounts are stacked at `path` in this process's mount table.
 pub fn mounts_at(path: &Path) -> usize {
     mountinfo::read_current()
