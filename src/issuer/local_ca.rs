@@ -218,6 +218,10 @@ impl Issuer for LocalCa {
         "local-ca"
     }
 
+    fn signs_on_this_node(&self) -> bool {
+        true
+    }
+
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
         Box::pin(async move {
             // The issuer reference is validated and recorded even though the embedded CA signs

@@ -57,6 +57,12 @@ pub trait Issuer: Send + Sync {
     /// Short name for logs (`local-ca`, `cert-manager`).
     fn backend_name(&self) -> &'static str;
 
+    /// Whether signing happens right here, as CPU work on this node (the embedded CA), rather than
+    /// elsewhere while this node waits.
+    fn signs_on_this_node(&self) -> bool {
+        false
+    }
+
     /// Gets the request signed, waiting as long as the backend needs.
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a>;
 }

@@ -358,8 +358,7 @@ impl VolumeManager {
                     target.display()
                 )))?;
         }
-        drop(permit);
-        let certificate = self.issue_and_write(volume).await?;
+        let certificate = self.issue_and_write(volume, permit).await?;
         tracing::info!(
             volume_id = %volume.record.volume_id,
             pod = %pod_label(&volume.request),
@@ -375,10 +374,13 @@ impl VolumeManager {
     }
 
     /// Makes a key and CSR, gets it signed, and swaps the files in. The old files stay until the
-    /// complete new set is written.
+    /// complete new set is written. `permit` is a node-work permit the caller already holds; it is
+    /// let go while waiting on a remote issuer, and kept through a local one, whose signing is
+    /// node work itself (and keeping it lets a burst of volumes finish in arrival order).
     async fn issue_and_write(
         &self,
         volume: &ManagedVolume,
+        permit: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<CertificateInfo, VolumeError> {
         let spec = &volume.request.spec;
         let target = &volume.record.target_path;
@@ -387,10 +389,7 @@ impl VolumeManager {
         } else {
             None
         };
-        let (key, csr_pem) = {
-            let _permit = self.node_permit().await?;
-            make_key_and_csr(spec, reused).await?
-        };
+        let (key, csr_pem) = make_key_and_csr(spec, reused).await?;
 
         let issue_request = IssueRequest {
             volume_id: volume.record.volume_id.clone(),
@@ -402,8 +401,13 @@ impl VolumeManager {
             usages: spec.usages.clone(),
             annotations: spec.annotations.clone(),
         };
-        let issued = self.issuer.issue(&issue_request).await?;
-        let _permit = self.node_permit().await?;
+        let (issued, _permit) = if self.issuer.signs_on_this_node() {
+            (self.issuer.issue(&issue_request).await?, permit)
+        } else {
+            drop(permit);
+            let issued = self.issuer.issue(&issue_request).await?;
+            (issued, self.node_permit().await?)
+        };
         let certificate = inspect_leaf(&issued.chain_pem).map_err(|e| {
             IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
         })?;
@@ -453,7 +457,11 @@ impl VolumeManager {
             return;
         };
         tracing::info!(%volume_id, pod = %pod_label(&volume.request), "renewing certificate");
-        match self.issue_and_write(volume).await {
+        let permit = match self.node_permit().await {
+            Ok(permit) => permit,
+            Err(_) => return,
+        };
+        match self.issue_and_write(volume, permit).await {
             Ok(certificate) => {
                 tracing::info!(
                     %volume_id,

@@ -1,0 +1,309 @@
+//! Certificate subjects: the RFC 4514 `literal-subject` string and the per-field attributes
+//! (`organizations`, `countries`, …), both turned into one ordered list of relative distinguished
+//! names, in the order they are encoded (most significant first, e.g. `C` before `CN`).
+
+use std::fmt;
+
+/// An attribute type of a distinguished name, as an OID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttributeType(pub Vec<u64>);
+
+/// How a value is encoded in DER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringKind {
+    Utf8,
+    /// Country and serial number must be PrintableString (RFC 5280).
+    Printable,
+    /// Domain components and e-mail addresses.
+    Ia5,
+}
+
+/// Short names accepted in `literal-subject`, with their OIDs.
+const KEYWORDS: &[(&str, &[u64])] = &[
+    ("CN", &[2, 5, 4, 3]),
+    ("SN", &[2, 5, 4, 4]),
+    ("SERIALNUMBER", &[2, 5, 4, 5]),
+    ("C", &[2, 5, 4, 6]),
+    ("L", &[2, 5, 4, 7]),
+    ("ST", &[2, 5, 4, 8]),
+    ("STREET", &[2, 5, 4, 9]),
+    ("O", &[2, 5, 4, 10]),
+    ("OU", &[2, 5, 4, 11]),
+    ("TITLE", &[2, 5, 4, 12]),
+    ("POSTALCODE", &[2, 5, 4, 17]),
+    ("GIVENNAME", &[2, 5, 4, 42]),
+    ("DC", &[0, 9, 2342, 19200300, 100, 1, 25]),
+    ("UID", &[0, 9, 2342, 19200300, 100, 1, 1]),
+    ("EMAILADDRESS", &[1, 2, 840, 113549, 1, 9, 1]),
+    ("E", &[1, 2, 840, 113549, 1, 9, 1]),
+];
+
+pub const COMMON_NAME: &[u64] = &[2, 5, 4, 3];
+pub const SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
+pub const COUNTRY: &[u64] = &[2, 5, 4, 6];
+pub const LOCALITY: &[u64] = &[2, 5, 4, 7];
+pub const PROVINCE: &[u64] = &[2, 5, 4, 8];
+pub const STREET_ADDRESS: &[u64] = &[2, 5, 4, 9];
+pub const ORGANIZATION: &[u64] = &[2, 5, 4, 10];
+pub const ORGANIZATIONAL_UNIT: &[u64] = &[2, 5, 4, 11];
+pub const POSTAL_CODE: &[u64] = &[2, 5, 4, 17];
+
+impl AttributeType {
+    pub fn of(oid: &[u64]) -> AttributeType {
+        AttributeType(oid.to_vec())
+    }
+
+    /// The DER string type for this attribute's values.
+    pub fn string_kind(&self, value: &str) -> StringKind {
+        let printable = |s: &str| {
+            s.chars().all(|c| {
+                c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)
+            })
+        };
+        match self.0.as_slice() {
+            COUNTRY | SERIAL_NUMBER if printable(value) => StringKind::Printable,
+            [0, 9, 2342, 19200300, 100, 1, 25] | [1, 2, 840, 113549, 1, 9, 1] if value.is_ascii() => {
+                StringKind::Ia5
+            }
+            _ => StringKind::Utf8,
+        }
+    }
+}
+
+impl fmt::Display for AttributeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match KEYWORDS.iter().find(|(_, oid)| *oid == self.0.as_slice()) {
+            Some((name, _)) => f.write_str(name),
+            None => {
+                let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+                f.write_str(&parts.join("."))
+            }
+        }
+    }
+}
+
+/// One attribute-type-and-value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeValue {
+    pub kind: AttributeType,
+    pub value: String,
+}
+
+/// A distinguished name: relative distinguished names in encoding order, each one or more
+/// attribute values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub rdns: Vec<Vec<AttributeValue>>,
+}
+
+impl Subject {
+    pub fn is_empty(&self) -> bool {
+        self.rdns.is_empty()
+    }
+
+    /// Appends one single-valued RDN.
+    pub fn push(&mut self, oid: &[u64], value: impl Into<String>) {
+        self.rdns.push(vec![AttributeValue {
+            kind: AttributeType::of(oid),
+            value: value.into(),
+        }]);
+    }
+
+    /// The first common name, if any.
+    pub fn common_name(&self) -> Option<&str> {
+        self.rdns
+            .iter()
+            .flatten()
+            .find(|attribute| attribute.kind.0 == COMMON_NAME)
+            .map(|attribute| attribute.value.as_str())
+    }
+}
+
+impl fmt::Display for Subject {
+    /// RFC 4514 form (most specific first), for logs and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, rdn) in self.rdns.iter().rev().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            for (position, attribute) in rdn.iter().enumerate() {
+                if position > 0 {
+                    f.write_str("+")?;
+                }
+                write!(f, "{}=", attribute.kind)?;
+                for c in attribute.value.chars() {
+                    if ",+\"\\<>;=".contains(c) {
+                        f.write_str("\\")?;
+                    }
+                    write!(f, "{c}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits on `separator` where it is not escaped with a backslash; escapes are kept.
+fn split_unescaped(text: &str, separator: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let last = parts.last_mut().expect("never empty");
+            last.push(c);
+            if let Some(next) = chars.next() {
+                last.push(next);
+            }
+        } else if c == separator {
+            parts.push(String::new());
+        } else {
+            parts.last_mut().expect("never empty").push(c);
+        }
+    }
+    parts
+}
+
+/// A comma-separated attribute list where `\,` is a literal comma (`organizations` etc.).
+pub fn split_escaped_list(value: &str) -> Vec<String> {
+    split_unescaped(value, ',')
+        .into_iter()
+        .map(|entry| entry.replace("\\,", ","))
+        .map(|entry| entry.trim().to_string())
+        .filter(|entry| !entry.is_empty())
+        .collect()
+}
+
+fn hex_value(c: char) -> Option<u8> {
+    c.to_digit(16).map(|d| d as u8)
+}
+
+/// Decodes an RFC 4514 attribute value: `\` followed by a special character or two hex digits.
+fn unescape_value(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim_start();
+    // Trailing spaces are only kept when escaped.
+    let mut bytes = Vec::with_capacity(trimmed.len());
+    let mut chars = trimmed.chars().peekable();
+    let mut trailing_unescaped_spaces = 0;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            trailing_unescaped_spaces = 0;
+            let Some(next) = chars.next() else {
+                return Err(format!("value {raw:?} ends with a lone backslash"));
+            };
+            if let Some(high) = hex_value(next)
+                && let Some(low) = chars.peek().copied().and_then(hex_value)
+            {
+                chars.next();
+                bytes.push(high * 16 + low);
+            } else if "\"+,;<>\\ #=".contains(next) {
+                let mut buffer = [0u8; 4];
+                bytes.extend_from_slice(next.encode_utf8(&mut buffer).as_bytes());
+            } else {
+                return Err(format!("value {raw:?} has an invalid escape \\{next}"));
+            }
+        } else {
+            trailing_unescaped_spaces = if c == ' ' { trailing_unescaped_spaces + 1 } else { 0 };
+            let mut buffer = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+        }
+    }
+    bytes.truncate(bytes.len() - trailing_unescaped_spaces);
+    String::from_utf8(bytes).map_err(|_| format!("value {raw:?} is not valid UTF-8 once unescaped"))
+}
+
+fn parse_attribute_type(raw: &str) -> Result<AttributeType, String> {
+    let name = raw.trim();
+    if let Some((_, oid)) = KEYWORDS.iter().find(|(keyword, _)| keyword.eq_ignore_ascii_case(name)) {
+        return Ok(AttributeType::of(oid));
+    }
+    let dotted = name
+        .strip_prefix("OID.")
+        .or_else(|| name.strip_prefix("oid."))
+        .unwrap_or(name);
+    let arcs: Result<Vec<u64>, _> = dotted.split('.').map(str::parse::<u64>).collect();
+    match arcs {
+        Ok(arcs) if arcs.len() >= 2 && arcs[0] <= 2 => Ok(AttributeType(arcs)),
+        _ => Err(format!(
+            "has unknown attribute type {name:?}; use CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID or a dotted OID"
+        )),
+    }
+}
+
+/// Parses an RFC 4514 distinguished name (`CN=app,O=Example\, Inc.,C=GB`).
+pub fn parse_literal_subject(text: &str) -> Result<Subject, String> {
+    if text.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    let mut rdns = Vec::new();
+    for rdn_text in split_unescaped(text, ',') {
+        let mut rdn = Vec::new();
+        for ava in split_unescaped(&rdn_text, '+') {
+            let (kind, value) = ava
+                .split_once('=')
+                .ok_or_else(|| format!("has {:?}, which is not TYPE=value", ava.trim()))?;
+            if value.trim_start().starts_with('#') {
+                return Err(format!("has a hex-encoded value {value:?}, which is not supported"));
+            }
+            rdn.push(AttributeValue {
+                kind: parse_attribute_type(kind)?,
+                value: unescape_value(value)?,
+            });
+        }
+        rdns.push(rdn);
+    }
+    // The string lists the most specific RDN first; the encoding is the other way round.
+    rdns.reverse();
+    Ok(Subject { rdns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_subject_is_reversed_into_encoding_order() {
+        let subject = parse_literal_subject("CN=app.example.com,O=Example,C=GB").unwrap();
+        let types: Vec<String> = subject.rdns.iter().map(|rdn| rdn[0].kind.to_string()).collect();
+        assert_eq!(types, ["C", "O", "CN"]);
+        assert_eq!(subject.common_name(), Some("app.example.com"));
+        assert_eq!(subject.to_string(), "CN=app.example.com,O=Example,C=GB");
+    }
+
+    #[test]
+    fn escapes_and_multi_valued_rdns() {
+        let subject =
+            parse_literal_subject(r"CN=Smith\, John+UID=jsmith,O=Caf\C3\A9 \+ Co,OU=\#1 team\ ").unwrap();
+        assert_eq!(subject.rdns.len(), 3);
+        assert_eq!(subject.rdns[2].len(), 2, "CN+UID is one RDN");
+        assert_eq!(subject.rdns[2][0].value, "Smith, John");
+        assert_eq!(subject.rdns[1][0].value, "Café + Co");
+        assert_eq!(subject.rdns[0][0].value, "#1 team ");
+    }
+
+    #[test]
+    fn dotted_oids_and_case_insensitive_keywords() {
+        let subject = parse_literal_subject("cn=a,2.5.4.10=Org,OID.2.5.4.11=Unit").unwrap();
+        assert_eq!(subject.rdns[0][0].kind.0, vec![2, 5, 4, 11]);
+        assert_eq!(subject.rdns[1][0].kind.0, ORGANIZATION.to_vec());
+        assert_eq!(subject.rdns[2][0].kind.0, COMMON_NAME.to_vec());
+    }
+
+    #[test]
+    fn malformed_subjects_are_explained() {
+        for bad in ["", "CN", "FOO=bar", "CN=#0403616263", r"CN=bad\q", "CN=trailing\\"] {
+            assert!(parse_literal_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn escaped_lists() {
+        assert_eq!(split_escaped_list(r"Example\, Inc., Other ,,"), ["Example, Inc.", "Other"]);
+    }
+
+    #[test]
+    fn string_kinds() {
+        assert_eq!(AttributeType::of(COUNTRY).string_kind("GB"), StringKind::Printable);
+        assert_eq!(AttributeType::of(COMMON_NAME).string_kind("x"), StringKind::Utf8);
+        assert_eq!(AttributeType::of(SERIAL_NUMBER).string_kind("a_b"), StringKind::Utf8);
+    }
+}
