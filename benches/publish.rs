@@ -788,6 +788,7 @@ fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         volume_size_bytes: VOLUME_SIZE_BYTES,
         renewal_concurrency: 4,
         mount_mode,
+        strict_attributes: false,
     }
 }
 

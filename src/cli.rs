@@ -84,6 +84,11 @@ pub struct DriverArgs {
     /// How many renewals may run at the same time.
     #[arg(long, default_value_t = 16)]
     pub max_concurrent_renewals: usize,
+
+    /// Fail volumes that carry unknown csi.cert-manager.io/* attributes (likely typos) instead of
+    /// only warning about them.
+    #[arg(long)]
+    pub strict_attributes: bool,
 }
 
 /// `1048576`, `512Ki`, `1Mi`.
@@ -148,6 +153,7 @@ impl DriverArgs {
             volume_size_bytes: self.volume_size_limit,
             renewal_concurrency: self.max_concurrent_renewals,
             mount_mode: MountMode::Tmpfs,
+            strict_attributes: self.strict_attributes,
         })
     }
 }

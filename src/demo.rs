@@ -200,6 +200,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
         mount_mode,
+        strict_attributes: false,
     };
     let running = driver::start(config.clone()).await?;
     let mut csi = client::connect(running.socket_path()).await?;

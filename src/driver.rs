@@ -49,6 +49,8 @@ pub struct DriverConfig {
     pub volume_size_bytes: u64,
     pub renewal_concurrency: usize,
     pub mount_mode: MountMode,
+    /// Unknown `csi.cert-manager.io/*` attributes fail the publish instead of being logged.
+    pub strict_attributes: bool,
 }
 
 /// Why the driver could not start.
@@ -177,6 +179,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             node_id: config.node_id.clone(),
             volume_size_bytes: config.volume_size_bytes,
             renewal_concurrency: config.renewal_concurrency,
+            strict_attributes: config.strict_attributes,
         },
         issuer,
         mounter,

@@ -21,3 +21,4 @@ pub mod issuer;
 pub mod keys;
 pub mod renewal;
 pub mod volume;
+pub mod x509;

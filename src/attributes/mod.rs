@@ -4,6 +4,7 @@
 //! that is wrong with a volume at once, each problem naming the key and the bad value.
 
 mod duration;
+pub mod subject;
 mod variables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,6 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 pub use duration::{format_go_duration, parse_go_duration};
+pub use subject::Subject;
 pub use variables::{KNOWN_VARIABLES, expand};
 
 /// Prefix of the attributes this driver reads.
@@ -40,6 +42,20 @@ pub mod key {
     pub const CA_FILE: &str = "csi.cert-manager.io/ca-file";
     pub const FS_GROUP: &str = "csi.cert-manager.io/fs-group";
     pub const REUSE_PRIVATE_KEY: &str = "csi.cert-manager.io/reuse-private-key";
+    pub const LITERAL_SUBJECT: &str = "csi.cert-manager.io/literal-subject";
+    pub const ORGANIZATIONS: &str = "csi.cert-manager.io/organizations";
+    pub const ORGANIZATIONAL_UNITS: &str = "csi.cert-manager.io/organizationalunits";
+    pub const COUNTRIES: &str = "csi.cert-manager.io/countries";
+    pub const PROVINCES: &str = "csi.cert-manager.io/provinces";
+    pub const LOCALITIES: &str = "csi.cert-manager.io/localities";
+    pub const STREET_ADDRESSES: &str = "csi.cert-manager.io/streetaddresses";
+    pub const POSTAL_CODES: &str = "csi.cert-manager.io/postalcodes";
+    pub const SERIAL_NUMBER: &str = "csi.cert-manager.io/serialnumber";
+    pub const PKCS12_ENABLE: &str = "csi.cert-manager.io/pkcs12-enable";
+    pub const PKCS12_FILENAME: &str = "csi.cert-manager.io/pkcs12-filename";
+    pub const PKCS12_PASSWORD: &str = "csi.cert-manager.io/pkcs12-password";
+    /// New in this driver: which PKCS#12 encryption profile to write.
+    pub const PKCS12_PROFILE: &str = "csi.cert-manager.io/pkcs12-profile";
 
     pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
     pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
@@ -93,6 +109,35 @@ const HANDLED_KEYS: &[&str] = &[
     key::CA_FILE,
     key::FS_GROUP,
     key::REUSE_PRIVATE_KEY,
+    key::LITERAL_SUBJECT,
+    key::ORGANIZATIONS,
+    key::ORGANIZATIONAL_UNITS,
+    key::COUNTRIES,
+    key::PROVINCES,
+    key::LOCALITIES,
+    key::STREET_ADDRESSES,
+    key::POSTAL_CODES,
+    key::SERIAL_NUMBER,
+    key::PKCS12_ENABLE,
+    key::PKCS12_FILENAME,
+    key::PKCS12_PASSWORD,
+    key::PKCS12_PROFILE,
+];
+
+/// Spellings of seed 001 (and older upstream docs) accepted with a warning: alias → key.
+const ALIASES: &[(&str, &str)] = &[
+    (
+        "csi.cert-manager.io/keystore-pkcs12-enable",
+        key::PKCS12_ENABLE,
+    ),
+    (
+        "csi.cert-manager.io/keystore-pkcs12-filename",
+        key::PKCS12_FILENAME,
+    ),
+    (
+        "csi.cert-manager.io/keystore-pkcs12-password",
+        key::PKCS12_PASSWORD,
+    ),
 ];
 
 /// The pod a volume belongs to, as kubelet describes it (`podInfoOnMount: true`).
@@ -263,11 +308,53 @@ pub struct FileNames {
     pub ca: String,
 }
 
+/// PKCS#12 encryption profiles, named as in cert-manager's Certificate API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pkcs12Profile {
+    /// RC2-40 for certificates, 3DES for the key, SHA-1 MAC: what upstream writes, and what old
+    /// Java and Windows read.
+    LegacyRc2,
+    /// 3DES for certificates and key, SHA-1 MAC.
+    LegacyDes,
+    /// AES-256-CBC with PBKDF2-HMAC-SHA-256, SHA-256 MAC.
+    Modern2023,
+}
+
+impl Pkcs12Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pkcs12Profile::LegacyRc2 => "LegacyRC2",
+            Pkcs12Profile::LegacyDes => "LegacyDES",
+            Pkcs12Profile::Modern2023 => "Modern2023",
+        }
+    }
+}
+
+/// A keystore password: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The PKCS#12 keystore a volume asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs12Spec {
+    pub file_name: String,
+    pub password: Password,
+    pub profile: Pkcs12Profile,
+}
+
 /// Everything a volume asks of its certificate, validated and with variables expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRequestSpec {
     pub issuer: IssuerRef,
-    pub common_name: Option<String>,
+    /// Subject in encoding order; from `literal-subject`, else from common-name and the
+    /// per-field attributes.
+    pub subject: Subject,
     pub dns_names: Vec<String>,
     pub ip_sans: Vec<IpAddr>,
     pub uri_sans: Vec<String>,
@@ -279,6 +366,7 @@ pub struct CertRequestSpec {
     pub files: FileNames,
     pub fs_group: Option<u32>,
     pub reuse_private_key: bool,
+    pub pkcs12: Option<Pkcs12Spec>,
     /// Attributes of other prefixes, passed on to the issuer as annotations.
     pub annotations: BTreeMap<String, String>,
 }
@@ -288,8 +376,18 @@ pub struct CertRequestSpec {
 pub struct VolumeRequest {
     pub pod: PodInfo,
     pub spec: CertRequestSpec,
-    /// `csi.cert-manager.io/*` keys this driver does not read (likely typos); reported, not fatal.
+    /// `csi.cert-manager.io/*` keys this driver does not read (likely typos).
     pub unknown_keys: Vec<String>,
+    /// Things worth telling the user that do not make the volume invalid (typos with a "did you
+    /// mean" hint, old spellings, attributes that another one overrides).
+    pub warnings: Vec<String>,
+}
+
+/// How strictly to read a volume context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Unknown `csi.cert-manager.io/*` keys are errors instead of warnings (`--strict-attributes`).
+    pub strict: bool,
 }
 
 /// One problem with one attribute.
@@ -333,8 +431,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The value of `key`, or of its old spelling when only that is set.
     fn get(&self, key: &str) -> Option<&'a str> {
-        self.context.get(key).map(String::as_str)
+        self.context.get(key).map(String::as_str).or_else(|| {
+            ALIASES
+                .iter()
+                .filter(|(_, canonical)| *canonical == key)
+                .find_map(|(alias, _)| self.context.get(*alias).map(String::as_str))
+        })
     }
 
     fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
@@ -554,6 +658,14 @@ fn parse_pod(reader: &mut Reader<'_>) -> PodInfo {
 pub fn parse_volume_context(
     context: &HashMap<String, String>,
 ) -> Result<VolumeRequest, InvalidAttributes> {
+    parse_volume_context_with(context, ParseOptions::default())
+}
+
+/// [`parse_volume_context`] with options.
+pub fn parse_volume_context_with(
+    context: &HashMap<String, String>,
+    options: ParseOptions,
+) -> Result<VolumeRequest, InvalidAttributes> {
     let mut reader = Reader {
         context,
         problems: Vec::new(),
@@ -585,13 +697,21 @@ pub fn parse_volume_context(
             .to_string(),
     };
 
-    let common_name = reader
-        .expanded(key::COMMON_NAME, &pod)
-        .filter(|name| !name.is_empty());
+    let mut warnings = Vec::new();
+    let subject = parse_subject(&mut reader, &pod, &mut warnings);
     let dns_names = reader
         .expanded(key::DNS_NAMES, &pod)
         .map(|value| split_list(&value))
         .unwrap_or_default();
+    for name in &dns_names {
+        if !name.is_ascii() || name.contains(char::is_whitespace) || name.len() > 253 {
+            reader.problem(
+                key::DNS_NAMES,
+                Some(name),
+                "is not a DNS name (ASCII without spaces, at most 253 characters; use punycode for IDNs)",
+            );
+        }
+    }
     let mut ip_sans = Vec::new();
     if let Some(raw) = reader.get(key::IP_SANS) {
         for entry in split_list(raw) {
@@ -608,7 +728,7 @@ pub fn parse_volume_context(
     let mut uri_sans = Vec::new();
     if let Some(expanded) = reader.expanded(key::URI_SANS, &pod) {
         for entry in split_list(&expanded) {
-            if is_absolute_uri(&entry) {
+            if is_absolute_uri(&entry) && entry.is_ascii() {
                 uri_sans.push(entry);
             } else {
                 reader.problem(
@@ -619,9 +739,14 @@ pub fn parse_volume_context(
             }
         }
     }
-    if common_name.is_none() && dns_names.is_empty() && ip_sans.is_empty() && uri_sans.is_empty() {
+    if subject.common_name().is_none()
+        && dns_names.is_empty()
+        && ip_sans.is_empty()
+        && uri_sans.is_empty()
+    {
         let has_any = [
             key::COMMON_NAME,
+            key::LITERAL_SUBJECT,
             key::DNS_NAMES,
             key::IP_SANS,
             key::URI_SANS,
@@ -632,7 +757,7 @@ pub fn parse_volume_context(
             reader.problem(
                 key::DNS_NAMES,
                 None,
-                "is missing: set at least one of common-name, dns-names, ip-sans or uri-sans",
+                "is missing: set at least one of common-name (or a CN in literal-subject), dns-names, ip-sans or uri-sans",
             );
         }
     }
@@ -650,12 +775,17 @@ pub fn parse_volume_context(
         private_key: reader.file_name(key::PRIVATE_KEY_FILE, "tls.key"),
         ca: reader.file_name(key::CA_FILE, "ca.crt"),
     };
+    let pkcs12 = parse_pkcs12(&mut reader);
     let mut seen = BTreeSet::new();
-    for (file_key, name) in [
+    let mut file_keys = vec![
         (key::CERTIFICATE_FILE, &files.certificate),
         (key::PRIVATE_KEY_FILE, &files.private_key),
         (key::CA_FILE, &files.ca),
-    ] {
+    ];
+    if let Some(keystore) = &pkcs12 {
+        file_keys.push((key::PKCS12_FILENAME, &keystore.file_name));
+    }
+    for (file_key, name) in file_keys {
         if !seen.insert(name.as_str()) {
             reader.problem(
                 file_key,
@@ -684,14 +814,44 @@ pub fn parse_volume_context(
     let mut annotations = BTreeMap::new();
     for (key, value) in context {
         if key.starts_with(PREFIX) {
-            if !HANDLED_KEYS.contains(&key.as_str()) {
-                unknown_keys.push(key.clone());
+            if HANDLED_KEYS.contains(&key.as_str()) {
+                continue;
             }
+            if let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) {
+                warnings.push(if context.contains_key(*canonical) {
+                    format!("{key} is ignored because {canonical} is also set")
+                } else {
+                    format!("{key} is an old spelling; use {canonical}")
+                });
+                continue;
+            }
+            unknown_keys.push(key.clone());
         } else if key.contains('/') && !key.starts_with(KUBELET_PREFIX) {
             annotations.insert(key.clone(), value.clone());
         }
     }
     unknown_keys.sort();
+    for unknown in &unknown_keys {
+        let hint = match closest_known_key(unknown) {
+            Some(known) => format!("unknown attribute {unknown} (did you mean {known}?)"),
+            None => format!("unknown attribute {unknown}"),
+        };
+        if options.strict {
+            reader.problem(
+                unknown,
+                context.get(unknown).map(String::as_str),
+                format!(
+                    "is not a known attribute{}",
+                    closest_known_key(unknown)
+                        .map(|known| format!(" (did you mean {known}?)"))
+                        .unwrap_or_default()
+                ),
+            );
+        } else {
+            warnings.push(hint);
+        }
+    }
+    warnings.sort();
 
     if !reader.problems.is_empty() {
         return Err(InvalidAttributes(reader.problems));
@@ -700,7 +860,7 @@ pub fn parse_volume_context(
         pod,
         spec: CertRequestSpec {
             issuer,
-            common_name,
+            subject,
             dns_names,
             ip_sans,
             uri_sans,
@@ -712,10 +872,145 @@ pub fn parse_volume_context(
             files,
             fs_group,
             reuse_private_key,
+            pkcs12,
             annotations,
         },
         unknown_keys,
+        warnings,
     })
+}
+
+/// Subject from `literal-subject` (which wins), else from common-name and the per-field lists, in
+/// the order Go's `pkix.Name` encodes them (what cert-manager produces).
+fn parse_subject(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<String>) -> Subject {
+    const FIELDS: [(&str, &[u64]); 7] = [
+        (key::COUNTRIES, subject::COUNTRY),
+        (key::PROVINCES, subject::PROVINCE),
+        (key::LOCALITIES, subject::LOCALITY),
+        (key::STREET_ADDRESSES, subject::STREET_ADDRESS),
+        (key::POSTAL_CODES, subject::POSTAL_CODE),
+        (key::ORGANIZATIONS, subject::ORGANIZATION),
+        (key::ORGANIZATIONAL_UNITS, subject::ORGANIZATIONAL_UNIT),
+    ];
+    if let Some(literal) = reader.expanded(key::LITERAL_SUBJECT, pod) {
+        let overridden: Vec<&str> = FIELDS
+            .iter()
+            .map(|(k, _)| *k)
+            .chain([key::COMMON_NAME, key::SERIAL_NUMBER])
+            .filter(|k| reader.get(k).is_some())
+            .collect();
+        if !overridden.is_empty() {
+            warnings.push(format!(
+                "{} is set, so {} {} ignored",
+                key::LITERAL_SUBJECT,
+                overridden.join(", "),
+                if overridden.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        return match subject::parse_literal_subject(&literal) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                let raw = reader.get(key::LITERAL_SUBJECT);
+                reader.problem(key::LITERAL_SUBJECT, raw, reason);
+                Subject::default()
+            }
+        };
+    }
+    let mut parsed = Subject::default();
+    for (attribute, oid) in FIELDS {
+        if let Some(value) = reader.expanded(attribute, pod) {
+            for entry in subject::split_escaped_list(&value) {
+                parsed.push(oid, entry);
+            }
+        }
+    }
+    if let Some(common_name) = reader
+        .expanded(key::COMMON_NAME, pod)
+        .filter(|cn| !cn.is_empty())
+    {
+        parsed.push(subject::COMMON_NAME, common_name);
+    }
+    match reader.get(key::SERIAL_NUMBER) {
+        None => {}
+        Some(serial) if !serial.trim().is_empty() => {
+            parsed.push(subject::SERIAL_NUMBER, serial.trim())
+        }
+        Some(serial) => reader.problem(key::SERIAL_NUMBER, Some(serial), "must not be empty"),
+    }
+    parsed
+}
+
+/// The keystore attributes: `pkcs12-enable: "true"` needs a password; the file name has a
+/// default and the same rules as every other file name.
+fn parse_pkcs12(reader: &mut Reader<'_>) -> Option<Pkcs12Spec> {
+    if !reader.boolean(key::PKCS12_ENABLE) {
+        return None;
+    }
+    let file_name = reader.file_name(key::PKCS12_FILENAME, "keystore.p12");
+    let password = match reader.get(key::PKCS12_PASSWORD) {
+        Some(password) if !password.is_empty() => password.to_string(),
+        _ => {
+            reader.problem(
+                key::PKCS12_PASSWORD,
+                None,
+                "is required when csi.cert-manager.io/pkcs12-enable is \"true\"",
+            );
+            String::new()
+        }
+    };
+    let profile_raw = reader.get(key::PKCS12_PROFILE);
+    let profile = match profile_raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("legacyrc2") => Pkcs12Profile::LegacyRc2,
+        Some("legacydes") => Pkcs12Profile::LegacyDes,
+        Some("modern2023") => Pkcs12Profile::Modern2023,
+        Some(_) => {
+            reader.problem(
+                key::PKCS12_PROFILE,
+                profile_raw,
+                "must be one of LegacyRC2, LegacyDES, Modern2023",
+            );
+            Pkcs12Profile::LegacyRc2
+        }
+    };
+    Some(Pkcs12Spec {
+        file_name,
+        password: Password(password),
+        profile,
+    })
+}
+
+/// Edit distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// The known key an unknown one most likely meant: close in spelling, or the same words in
+/// another order or with other separators (`dns-name`, `dnsnames`, `private-key-file`).
+pub fn closest_known_key(unknown: &str) -> Option<&'static str> {
+    let squash = |k: &str| -> String {
+        k.trim_start_matches(PREFIX)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let wanted = squash(unknown);
+    HANDLED_KEYS
+        .iter()
+        .map(|known| (edit_distance(&wanted, &squash(known)), *known))
+        .filter(|(distance, known)| *distance <= 2.max(squash(known).len() / 4))
+        .min()
+        .map(|(_, known)| known)
 }
 
 /// `scheme:rest` with a valid scheme (RFC 3986 §3.1) and something after it.
@@ -886,21 +1181,77 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_annotations_are_sorted_out() {
+    fn unknown_keys_get_a_hint_and_other_prefixes_become_annotations() {
         let request = parse_volume_context(&context(&[
             (key::DNS_NAMES, "a"),
-            ("csi.cert-manager.io/keystore-pkcs12-enable", "true"),
+            ("csi.cert-manager.io/dns-name", "b"),
+            ("csi.cert-manager.io/private-key-file", "x.key"),
+            ("csi.cert-manager.io/zzz", "1"),
             ("venafi.cert-manager.io/custom-fields", "[]"),
             ("plain-key", "ignored"),
         ]))
         .unwrap();
         assert_eq!(
             request.unknown_keys,
-            ["csi.cert-manager.io/keystore-pkcs12-enable"]
+            [
+                "csi.cert-manager.io/dns-name",
+                "csi.cert-manager.io/private-key-file",
+                "csi.cert-manager.io/zzz"
+            ]
+        );
+        let warnings = request.warnings.join("\n");
+        assert!(
+            warnings.contains(
+                "csi.cert-manager.io/dns-name (did you mean csi.cert-manager.io/dns-names?)"
+            ),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("did you mean csi.cert-manager.io/privatekey-file?"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("unknown attribute csi.cert-manager.io/zzz\n")
+                || warnings.ends_with("unknown attribute csi.cert-manager.io/zzz"),
+            "{warnings}"
         );
         assert_eq!(
             request.spec.annotations.keys().collect::<Vec<_>>(),
             ["venafi.cert-manager.io/custom-fields"]
+        );
+    }
+
+    #[test]
+    fn strict_mode_makes_unknown_keys_errors() {
+        let strict = ParseOptions { strict: true };
+        let error = parse_volume_context_with(
+            &context(&[(key::DNS_NAMES, "a"), ("csi.cert-manager.io/dns-name", "b")]),
+            strict,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("csi.cert-manager.io/dns-name=\"b\" is not a known attribute (did you mean csi.cert-manager.io/dns-names?)"), "{error}");
+    }
+
+    #[test]
+    fn seed_001_keystore_spelling_is_an_alias() {
+        let request = parse_volume_context(&context(&[
+            (key::DNS_NAMES, "a"),
+            ("csi.cert-manager.io/keystore-pkcs12-enable", "true"),
+            ("csi.cert-manager.io/keystore-pkcs12-password", "changeit"),
+        ]))
+        .unwrap();
+        let keystore = request
+            .spec
+            .pkcs12
+            .expect("keystore enabled through the alias");
+        assert_eq!(keystore.file_name, "keystore.p12");
+        assert_eq!(keystore.password.0, "changeit");
+        assert_eq!(keystore.profile, Pkcs12Profile::LegacyRc2);
+        assert!(request.unknown_keys.is_empty());
+        assert!(
+            request.warnings.iter().any(|w| w.contains("old spelling")),
+            "{:?}",
+            request.warnings
         );
     }
 

@@ -56,13 +56,14 @@ impl AttributeType {
     /// The DER string type for this attribute's values.
     pub fn string_kind(&self, value: &str) -> StringKind {
         let printable = |s: &str| {
-            s.chars().all(|c| {
-                c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)
-            })
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=".contains(c))
         };
         match self.0.as_slice() {
             COUNTRY | SERIAL_NUMBER if printable(value) => StringKind::Printable,
-            [0, 9, 2342, 19200300, 100, 1, 25] | [1, 2, 840, 113549, 1, 9, 1] if value.is_ascii() => {
+            [0, 9, 2342, 19200300, 100, 1, 25] | [1, 2, 840, 113549, 1, 9, 1]
+                if value.is_ascii() =>
+            {
                 StringKind::Ia5
             }
             _ => StringKind::Utf8,
@@ -202,7 +203,11 @@ fn unescape_value(raw: &str) -> Result<String, String> {
                 return Err(format!("value {raw:?} has an invalid escape \\{next}"));
             }
         } else {
-            trailing_unescaped_spaces = if c == ' ' { trailing_unescaped_spaces + 1 } else { 0 };
+            trailing_unescaped_spaces = if c == ' ' {
+                trailing_unescaped_spaces + 1
+            } else {
+                0
+            };
             let mut buffer = [0u8; 4];
             bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
         }
@@ -213,7 +218,10 @@ fn unescape_value(raw: &str) -> Result<String, String> {
 
 fn parse_attribute_type(raw: &str) -> Result<AttributeType, String> {
     let name = raw.trim();
-    if let Some((_, oid)) = KEYWORDS.iter().find(|(keyword, _)| keyword.eq_ignore_ascii_case(name)) {
+    if let Some((_, oid)) = KEYWORDS
+        .iter()
+        .find(|(keyword, _)| keyword.eq_ignore_ascii_case(name))
+    {
         return Ok(AttributeType::of(oid));
     }
     let dotted = name
@@ -242,7 +250,9 @@ pub fn parse_literal_subject(text: &str) -> Result<Subject, String> {
                 .split_once('=')
                 .ok_or_else(|| format!("has {:?}, which is not TYPE=value", ava.trim()))?;
             if value.trim_start().starts_with('#') {
-                return Err(format!("has a hex-encoded value {value:?}, which is not supported"));
+                return Err(format!(
+                    "has a hex-encoded value {value:?}, which is not supported"
+                ));
             }
             rdn.push(AttributeValue {
                 kind: parse_attribute_type(kind)?,
@@ -263,7 +273,11 @@ mod tests {
     #[test]
     fn literal_subject_is_reversed_into_encoding_order() {
         let subject = parse_literal_subject("CN=app.example.com,O=Example,C=GB").unwrap();
-        let types: Vec<String> = subject.rdns.iter().map(|rdn| rdn[0].kind.to_string()).collect();
+        let types: Vec<String> = subject
+            .rdns
+            .iter()
+            .map(|rdn| rdn[0].kind.to_string())
+            .collect();
         assert_eq!(types, ["C", "O", "CN"]);
         assert_eq!(subject.common_name(), Some("app.example.com"));
         assert_eq!(subject.to_string(), "CN=app.example.com,O=Example,C=GB");
@@ -272,7 +286,8 @@ mod tests {
     #[test]
     fn escapes_and_multi_valued_rdns() {
         let subject =
-            parse_literal_subject(r"CN=Smith\, John+UID=jsmith,O=Caf\C3\A9 \+ Co,OU=\#1 team\ ").unwrap();
+            parse_literal_subject(r"CN=Smith\, John+UID=jsmith,O=Caf\C3\A9 \+ Co,OU=\#1 team\ ")
+                .unwrap();
         assert_eq!(subject.rdns.len(), 3);
         assert_eq!(subject.rdns[2].len(), 2, "CN+UID is one RDN");
         assert_eq!(subject.rdns[2][0].value, "Smith, John");
@@ -290,20 +305,39 @@ mod tests {
 
     #[test]
     fn malformed_subjects_are_explained() {
-        for bad in ["", "CN", "FOO=bar", "CN=#0403616263", r"CN=bad\q", "CN=trailing\\"] {
+        for bad in [
+            "",
+            "CN",
+            "FOO=bar",
+            "CN=#0403616263",
+            r"CN=bad\q",
+            "CN=trailing\\",
+        ] {
             assert!(parse_literal_subject(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn escaped_lists() {
-        assert_eq!(split_escaped_list(r"Example\, Inc., Other ,,"), ["Example, Inc.", "Other"]);
+        assert_eq!(
+            split_escaped_list(r"Example\, Inc., Other ,,"),
+            ["Example, Inc.", "Other"]
+        );
     }
 
     #[test]
     fn string_kinds() {
-        assert_eq!(AttributeType::of(COUNTRY).string_kind("GB"), StringKind::Printable);
-        assert_eq!(AttributeType::of(COMMON_NAME).string_kind("x"), StringKind::Utf8);
-        assert_eq!(AttributeType::of(SERIAL_NUMBER).string_kind("a_b"), StringKind::Utf8);
+        assert_eq!(
+            AttributeType::of(COUNTRY).string_kind("GB"),
+            StringKind::Printable
+        );
+        assert_eq!(
+            AttributeType::of(COMMON_NAME).string_kind("x"),
+            StringKind::Utf8
+        );
+        assert_eq!(
+            AttributeType::of(SERIAL_NUMBER).string_kind("a_b"),
+            StringKind::Utf8
+        );
     }
 }

@@ -6,21 +6,21 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType, SerialNumber, SubjectPublicKeyInfo,
+    SerialNumber,
 };
 use time::OffsetDateTime;
 use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
-use x509_parser::prelude::FromDer;
+use x509_parser::cri_attributes::ParsedCriAttribute;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
-use crate::keys::apply_usages;
+use crate::x509::{self, CertificateContents, SignatureAlgorithm};
 
 const KEY_FILE: &str = "ca.key";
 const CERT_FILE: &str = "ca.crt";
@@ -31,7 +31,11 @@ const CA_LIFETIME: time::Duration = time::Duration::days(3650);
 pub struct LocalCa {
     dir: PathBuf,
     ca_pem: String,
-    issuer: rcgen::Issuer<'static, KeyPair>,
+    /// The CA's subject, exactly as encoded in its certificate: the issuer of what it signs.
+    name_der: Vec<u8>,
+    /// The CA's key identifier, for the authority key identifier of what it signs.
+    key_id: Vec<u8>,
+    key: KeyPair,
 }
 
 impl std::fmt::Debug for LocalCa {
@@ -81,14 +85,9 @@ impl LocalCa {
             let ca_pem =
                 fs::read_to_string(&cert_path).map_err(|e| misconfigured(&cert_path, e))?;
             let key = KeyPair::from_pem(&key_pem).map_err(|e| misconfigured(&key_path, e))?;
-            let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, key)
-                .map_err(|e| misconfigured(&cert_path, e))?;
+            let ca = LocalCa::from_parts(dir, ca_pem, key)?;
             tracing::info!(dir = %dir.display(), "embedded CA loaded");
-            return Ok(LocalCa {
-                dir: dir.to_path_buf(),
-                ca_pem,
-                issuer,
-            });
+            return Ok(ca);
         }
 
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -107,7 +106,7 @@ impl LocalCa {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::minutes(5);
         params.not_after = now + CA_LIFETIME;
-        params.serial_number = Some(random_serial());
+        params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
         let certificate = params
             .self_signed(&key)
             .map_err(|e| misconfigured(dir, e))?;
@@ -115,10 +114,36 @@ impl LocalCa {
         write_new_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
         write_new_file(&cert_path, ca_pem.as_bytes(), 0o644)?;
         tracing::info!(dir = %dir.display(), "embedded CA created");
+        LocalCa::from_parts(dir, ca_pem, key)
+    }
+
+    fn from_parts(dir: &Path, ca_pem: String, key: KeyPair) -> Result<LocalCa, IssuerError> {
+        let cert_path = dir.join(CERT_FILE);
+        let der = crate::certificate::pem_certificates(&ca_pem)
+            .map_err(|e| misconfigured(&cert_path, e))?
+            .swap_remove(0);
+        let (_, ca) = X509Certificate::from_der(&der).map_err(|e| misconfigured(&cert_path, e))?;
+        let public_key = ca.public_key();
+        if public_key.raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+            return Err(misconfigured(
+                &cert_path,
+                "the CA certificate is not for the CA key",
+            ));
+        }
+        let key_id = ca
+            .extensions()
+            .iter()
+            .find_map(|extension| match extension.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            })
+            .unwrap_or_else(|| x509::key_identifier(&public_key.subject_public_key.data));
         Ok(LocalCa {
             dir: dir.to_path_buf(),
+            name_der: ca.subject().as_raw().to_vec(),
+            key_id,
             ca_pem,
-            issuer: rcgen::Issuer::new(params, key),
+            key,
         })
     }
 
@@ -127,8 +152,8 @@ impl LocalCa {
         &self.ca_pem
     }
 
-    /// Signs a request: subject and SANs from the CSR (whose signature must verify), lifetime,
-    /// usages and CA flag from the request, like cert-manager's CA issuer.
+    /// Signs a request: subject, public key and SANs copied from the CSR (whose signature must
+    /// verify), lifetime, usages and CA flag from the request, like cert-manager's CA issuer.
     pub fn sign(&self, request: &IssueRequest) -> Result<IssuedCertificate, IssuerError> {
         let rejected = |what: &str| IssuerError::Rejected(format!("CSR {what}"));
         let block = pem::parse(&request.csr_pem).map_err(|_| rejected("is not PEM"))?;
@@ -137,80 +162,53 @@ impl LocalCa {
         csr.verify_signature()
             .map_err(|_| rejected("signature does not verify"))?;
         let info = &csr.certification_request_info;
-        let public_key = SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
-            .map_err(|e| IssuerError::Rejected(format!("CSR public key is unsupported: {e}")))?;
-
-        let mut params = CertificateParams::default();
-        let mut subject = DistinguishedName::new();
-        for attribute in info.subject.iter_attributes() {
-            let Some(oid) = attribute.attr_type().iter() else {
-                continue;
-            };
-            let oid: Vec<u64> = oid.collect();
-            let value = attribute
-                .as_str()
-                .map_err(|_| rejected("subject has a value that is not a string"))?;
-            subject.push(DnType::from_oid(&oid), value);
-        }
-        params.distinguished_name = subject;
-        if let Some(extensions) = csr.requested_extensions() {
-            for extension in extensions {
-                if let ParsedExtension::SubjectAlternativeName(names) = extension {
-                    for name in &names.general_names {
-                        params.subject_alt_names.push(san_from_csr(name)?);
-                    }
-                }
-            }
-        }
-        apply_usages(&mut params, &request.usages, request.is_ca);
-        let now = OffsetDateTime::now_utc();
+        let alt_names =
+            info.iter_attributes()
+                .find_map(|attribute| match attribute.parsed_attribute() {
+                    ParsedCriAttribute::ExtensionRequest(request) => request
+                        .extensions
+                        .iter()
+                        .find(|extension| extension.oid.to_id_string() == "2.5.29.17")
+                        .map(|extension| (extension.value, extension.critical)),
+                    _ => None,
+                });
         let lifetime = time::Duration::try_from(request.duration)
             .map_err(|_| IssuerError::Rejected("duration is too long".into()))?;
-        params.not_before = now;
-        params.not_after = now
+        let now = OffsetDateTime::now_utc();
+        let not_after = now
             .checked_add(lifetime)
+            .filter(|end| end.year() <= 9999)
             .ok_or_else(|| IssuerError::Rejected("duration is too long".into()))?;
-        params.serial_number = Some(random_serial());
-        params.use_authority_key_identifier_extension = true;
-
-        let certificate = params
-            .signed_by(&public_key, &self.issuer)
-            .map_err(|e| IssuerError::Rejected(format!("cannot sign: {e}")))?;
+        let serial = random_serial();
+        let contents = CertificateContents {
+            serial: serial.as_ref(),
+            issuer_name_der: &self.name_der,
+            issuer_key_id: &self.key_id,
+            subject_name_der: info.subject.as_raw(),
+            subject_public_key_info_der: info.subject_pki.raw,
+            subject_public_key_bits: &info.subject_pki.subject_public_key.data,
+            alt_names,
+            not_before: now,
+            not_after,
+            usages: &request.usages,
+            is_ca: request.is_ca,
+        };
+        let der = x509::certificate(&contents, &self.key, SignatureAlgorithm::EcdsaSha256)
+            .map_err(|e| IssuerError::Misconfigured(format!("cannot sign: {e}")))?;
         Ok(IssuedCertificate {
-            chain_pem: certificate.pem(),
+            chain_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der)),
             ca_pem: self.ca_pem.clone(),
         })
     }
 }
 
-fn san_from_csr(name: &GeneralName<'_>) -> Result<SanType, IssuerError> {
-    let bad = |what: &str| IssuerError::Rejected(format!("CSR has an invalid {what} SAN"));
-    Ok(match name {
-        GeneralName::DNSName(dns) => SanType::DnsName((*dns).try_into().map_err(|_| bad("DNS"))?),
-        GeneralName::URI(uri) => SanType::URI((*uri).try_into().map_err(|_| bad("URI"))?),
-        GeneralName::RFC822Name(email) => {
-            SanType::Rfc822Name((*email).try_into().map_err(|_| bad("email"))?)
-        }
-        GeneralName::IPAddress(bytes) => SanType::IpAddress(match bytes.len() {
-            4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).map_err(|_| bad("IP"))?),
-            16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).map_err(|_| bad("IP"))?),
-            _ => return Err(bad("IP")),
-        }),
-        _ => {
-            return Err(IssuerError::Rejected(
-                "CSR has an unsupported SAN type".into(),
-            ));
-        }
-    })
-}
-
 /// A positive 128-bit serial, random as RFC 5280 recommends.
-fn random_serial() -> SerialNumber {
+fn random_serial() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
-    bytes[0] &= 0x7f;
-    bytes[0] |= 0x01;
-    SerialNumber::from_slice(&bytes)
+    // Positive and full length: the top bit clear, the next one set.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    bytes
 }
 
 impl Issuer for LocalCa {

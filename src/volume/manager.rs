@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 use super::files::{self, FileToWrite, WriteOutcome};
 use super::mount::Mounter;
 use super::state::{StateStore, VolumeRecord};
-use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context, redacted_context};
+use crate::attributes::{
+    InvalidAttributes, ParseOptions, VolumeRequest, parse_volume_context_with, redacted_context,
+};
 use crate::certificate::{CertificateInfo, inspect_leaf};
 use crate::issuer::{IssueRequest, Issuer, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
@@ -27,6 +29,8 @@ pub struct ManagerConfig {
     pub volume_size_bytes: u64,
     /// How many renewals may run at once.
     pub renewal_concurrency: usize,
+    /// Unknown `csi.cert-manager.io/*` attributes are errors, not warnings.
+    pub strict_attributes: bool,
 }
 
 /// A `NodePublishVolume` call, decoded.
@@ -197,6 +201,12 @@ impl VolumeManager {
         self.mounter.kind()
     }
 
+    fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            strict: self.config.strict_attributes,
+        }
+    }
+
     async fn node_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, VolumeError> {
         self.node_work
             .acquire()
@@ -250,13 +260,13 @@ impl VolumeManager {
                 request.target_path
             )));
         }
-        let parsed = parse_volume_context(&request.volume_context)?;
+        let parsed = parse_volume_context_with(&request.volume_context, self.parse_options())?;
         parse_group(request.volume_mount_group.as_deref())?;
-        if !parsed.unknown_keys.is_empty() {
+        for warning in &parsed.warnings {
             tracing::warn!(
                 volume_id = %request.volume_id,
-                keys = ?parsed.unknown_keys,
-                "ignoring unknown csi.cert-manager.io attributes (typo?)"
+                pod = %pod_label(&parsed),
+                "{warning}"
             );
         }
         let this = Arc::clone(self);
@@ -414,7 +424,17 @@ impl VolumeManager {
 
         let key_pem = key.to_pem(spec.key.encoding)?;
         let group = effective_group(spec.fs_group, volume.record.volume_mount_group.as_deref());
-        let file_set = [
+        let keystore = match &spec.pkcs12 {
+            Some(keystore) => Some(keys::pkcs12::build_keystore(
+                &key,
+                &issued.chain_pem,
+                &issued.ca_pem,
+                &keystore.password.0,
+                keystore.profile,
+            )?),
+            None => None,
+        };
+        let mut file_set = vec![
             FileToWrite {
                 name: &spec.files.private_key,
                 contents: key_pem.as_bytes(),
@@ -431,6 +451,13 @@ impl VolumeManager {
                 secret: false,
             },
         ];
+        if let (Some(spec), Some(bytes)) = (&spec.pkcs12, &keystore) {
+            file_set.push(FileToWrite {
+                name: &spec.file_name,
+                contents: bytes,
+                secret: true,
+            });
+        }
         let outcome = files::write_file_set(target, &file_set, group).map_err(VolumeError::io(
             format!("writing files into {}", target.display()),
         ))?;
@@ -683,7 +710,7 @@ impl VolumeManager {
             }
             let context: HashMap<String, String> =
                 record.volume_context.clone().into_iter().collect();
-            let request = match parse_volume_context(&context) {
+            let request = match parse_volume_context_with(&context, self.parse_options()) {
                 Ok(request) => request,
                 Err(error) => {
                     tracing::error!(%volume_id, %error, "recorded volume no longer validates; leaving its files alone");

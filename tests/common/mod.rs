@@ -45,16 +45,23 @@ pub fn config_in(dir: &Path) -> DriverConfig {
         } else {
             MountMode::PlainDirectories
         },
+        strict_attributes: false,
     }
 }
 
 impl Harness {
     pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    /// Starts a driver whose configuration `adjust` changes first.
+    pub async fn start_with(adjust: impl FnOnce(&mut DriverConfig)) -> Harness {
         let dir = tempfile::Builder::new()
             .prefix("csi-test-")
             .tempdir()
             .unwrap();
-        let config = config_in(dir.path());
+        let mut config = config_in(dir.path());
+        adjust(&mut config);
         let driver = driver::start(config.clone()).await.expect("driver starts");
         let client = client::connect(&config.socket_path)
             .await

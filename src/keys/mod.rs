@@ -10,14 +10,14 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair,
 };
 use pkcs8::der::{Decode, Encode};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm,
-};
+use rcgen::{KeyPair, SignatureAlgorithm};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use zeroize::Zeroizing;
 
-use crate::attributes::{CertRequestSpec, KeyAlgorithm, KeyEncoding, KeySpec, KeyUsage};
+use crate::attributes::{CertRequestSpec, KeyAlgorithm, KeyEncoding, KeySpec};
+use crate::x509::{self, AltNames, RequestContents, X509Error};
+
+pub mod pkcs12;
 
 /// Why a key or request could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,10 @@ pub enum KeyError {
     Unreadable(String),
     /// Building or signing the CSR failed.
     #[error("building the certificate signing request failed: {0}")]
-    Csr(#[from] rcgen::Error),
+    Csr(#[from] X509Error),
+    /// Writing the PKCS#12 keystore failed.
+    #[error("writing the PKCS#12 keystore failed: {0}")]
+    Keystore(String),
 }
 
 /// `rsaEncryption`, the algorithm identifier PKCS#8 wraps PKCS#1 keys in.
@@ -71,19 +74,35 @@ pub fn generate(spec: &KeySpec) -> Result<PrivateKey, KeyError> {
     let pkcs8: Vec<u8> = match spec.algorithm {
         KeyAlgorithm::Rsa => {
             let size = match spec.size {
-                2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
-                3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
-                4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
-                8192 => aws_lc_rs::rsa::KeySize::Rsa8192,
+                2048 => Some(aws_lc_rs::rsa::KeySize::Rsa2048),
+                3072 => Some(aws_lc_rs::rsa::KeySize::Rsa3072),
+                4096 => Some(aws_lc_rs::rsa::KeySize::Rsa4096),
+                8192 => Some(aws_lc_rs::rsa::KeySize::Rsa8192),
+                2049..=8191 => None,
                 _ => {
                     return Err(KeyError::Unsupported(
                         *spec,
-                        "this build generates RSA keys of 2048, 3072, 4096 or 8192 bits",
+                        "RSA keys must be 2048 to 8192 bits",
                     ));
                 }
             };
-            let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(failed)?;
-            pair.as_der().map_err(failed)?.as_ref().to_vec()
+            match size {
+                Some(size) => {
+                    let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(failed)?;
+                    pair.as_der().map_err(failed)?.as_ref().to_vec()
+                }
+                // aws-lc generates only the four common sizes; any other size in range is made
+                // by the pure-Rust `rsa` crate (slower, but the size is honoured exactly).
+                None => {
+                    use rsa::pkcs8::EncodePrivateKey;
+                    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, spec.size as usize)
+                        .map_err(|_| KeyError::Generation(*spec))?;
+                    key.to_pkcs8_der()
+                        .map_err(|_| KeyError::Generation(*spec))?
+                        .as_bytes()
+                        .to_vec()
+                }
+            }
         }
         KeyAlgorithm::Ecdsa => {
             let curve = match spec.size {
@@ -218,89 +237,36 @@ impl PrivateKey {
     }
 }
 
-/// rcgen's names for the key usage bits.
-pub fn key_usage_bit(usage: KeyUsage) -> Option<KeyUsagePurpose> {
-    Some(match usage {
-        KeyUsage::Signing | KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
-        KeyUsage::ContentCommitment => KeyUsagePurpose::ContentCommitment,
-        KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
-        KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
-        KeyUsage::DataEncipherment => KeyUsagePurpose::DataEncipherment,
-        KeyUsage::CertSign => KeyUsagePurpose::KeyCertSign,
-        KeyUsage::CrlSign => KeyUsagePurpose::CrlSign,
-        KeyUsage::EncipherOnly => KeyUsagePurpose::EncipherOnly,
-        KeyUsage::DecipherOnly => KeyUsagePurpose::DecipherOnly,
-        _ => return None,
-    })
-}
-
-/// rcgen's names for the extended key usages (OIDs as cert-manager maps them).
-pub fn extended_key_usage(usage: KeyUsage) -> Option<ExtendedKeyUsagePurpose> {
-    Some(match usage {
-        KeyUsage::Any => ExtendedKeyUsagePurpose::Any,
-        KeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-        KeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-        KeyUsage::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
-        KeyUsage::EmailProtection | KeyUsage::Smime => ExtendedKeyUsagePurpose::EmailProtection,
-        KeyUsage::IpsecEndSystem => ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 5]),
-        KeyUsage::IpsecTunnel => ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 6]),
-        KeyUsage::IpsecUser => ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 7]),
-        KeyUsage::Timestamping => ExtendedKeyUsagePurpose::TimeStamping,
-        KeyUsage::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
-        KeyUsage::MicrosoftSgc => {
-            ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 311, 10, 3, 3])
-        }
-        KeyUsage::NetscapeSgc => ExtendedKeyUsagePurpose::Other(vec![2, 16, 840, 1, 113730, 4, 1]),
-        _ => return None,
-    })
-}
-
-/// Sets usages and the CA flag on certificate parameters, as the request asks.
-pub fn apply_usages(params: &mut CertificateParams, usages: &[KeyUsage], is_ca: bool) {
-    for usage in usages {
-        if let Some(bit) = key_usage_bit(*usage)
-            && !params.key_usages.contains(&bit)
-        {
-            params.key_usages.push(bit);
-        }
-        if let Some(eku) = extended_key_usage(*usage)
-            && !params.extended_key_usages.contains(&eku)
-        {
-            params.extended_key_usages.push(eku);
-        }
-    }
-    params.is_ca = if is_ca {
-        IsCa::Ca(BasicConstraints::Unconstrained)
-    } else {
-        IsCa::NoCa
-    };
-}
-
 /// Builds the PEM CSR for a volume: subject, SANs, usages and CA flag as requested, signed with
 /// the volume's key (proof of possession).
 pub fn build_csr(spec: &CertRequestSpec, key: &PrivateKey) -> Result<String, KeyError> {
-    let mut params = CertificateParams::default();
-    let mut subject = DistinguishedName::new();
-    if let Some(common_name) = &spec.common_name {
-        subject.push(DnType::CommonName, common_name.as_str());
-    }
-    params.distinguished_name = subject;
-    for name in &spec.dns_names {
-        params
-            .subject_alt_names
-            .push(SanType::DnsName(name.as_str().try_into()?));
-    }
-    for ip in &spec.ip_sans {
-        params.subject_alt_names.push(SanType::IpAddress(*ip));
-    }
-    for uri in &spec.uri_sans {
-        params
-            .subject_alt_names
-            .push(SanType::URI(uri.as_str().try_into()?));
-    }
-    apply_usages(&mut params, &spec.usages, spec.is_ca);
     let signing_key = key.signing_key()?;
-    Ok(params.serialize_request(&signing_key)?.pem()?)
+    let contents = RequestContents {
+        subject: &spec.subject,
+        alt_names: AltNames {
+            dns: &spec.dns_names,
+            ips: &spec.ip_sans,
+            uris: &spec.uri_sans,
+        },
+        usages: &spec.usages,
+        is_ca: spec.is_ca,
+    };
+    let algorithm = x509::SignatureAlgorithm::for_key(key.algorithm, key.size);
+    let der = x509::certificate_request(&contents, &signing_key, algorithm)?;
+    Ok(pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)))
+}
+
+/// The key's DER SubjectPublicKeyInfo.
+impl PrivateKey {
+    pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
+        use rcgen::PublicKeyData;
+        Ok(self.signing_key()?.subject_public_key_info())
+    }
+
+    /// The key as PKCS#8 DER (for keystores). Zeroed on drop.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
 }
 
 #[cfg(test)]
@@ -347,12 +313,19 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_rsa_size_says_so() {
+    fn odd_rsa_sizes_are_generated_exactly() {
         let spec = KeySpec {
-            size: 2049,
+            size: 2056,
             ..KeySpec::DEFAULT
         };
-        let error = generate(&spec).unwrap_err().to_string();
-        assert!(error.contains("RSA 2049"), "{error}");
+        let key = generate(&spec).unwrap();
+        let back = PrivateKey::from_pem(&key.to_pem(KeyEncoding::Pkcs8).unwrap()).unwrap();
+        assert_eq!(back.size(), 2056);
+        let out_of_range = KeySpec {
+            size: 1024,
+            ..KeySpec::DEFAULT
+        };
+        let error = generate(&out_of_range).unwrap_err().to_string();
+        assert!(error.contains("RSA 1024"), "{error}");
     }
 }
