@@ -159,8 +159,7 @@ impl LocalCa {
         let block = pem::parse(&request.csr_pem).map_err(|_| rejected("is not PEM"))?;
         let (_, csr) = X509CertificationRequest::from_der(block.contents())
             .map_err(|_| rejected("is not a valid PKCS#10 request"))?;
-        csr.verify_signature()
-            .map_err(|_| rejected("signature does not verify"))?;
+        verify_request_signature(&csr).map_err(|reason| rejected(&reason))?;
         let info = &csr.certification_request_info;
         let alt_names =
             info.iter_attributes()
@@ -200,6 +199,41 @@ impl LocalCa {
             ca_pem: self.ca_pem.clone(),
         })
     }
+}
+
+/// Checks the request's self-signature (proof that the requester holds the key) with aws-lc
+/// directly: x509-parser's own check lacks ECDSA P-521 with SHA-512, which Go and this driver
+/// use for P-521 keys.
+fn verify_request_signature(csr: &X509CertificationRequest<'_>) -> Result<(), String> {
+    use aws_lc_rs::signature::{self, VerificationAlgorithm};
+    let spki = &csr.certification_request_info.subject_pki;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|parameters| parameters.as_oid().ok())
+        .map(|oid| oid.to_id_string());
+    let algorithm: &'static dyn VerificationAlgorithm = match (
+        csr.signature_algorithm.algorithm.to_id_string().as_str(),
+        curve.as_deref(),
+    ) {
+        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ("1.2.840.10045.4.3.2", Some("1.2.840.10045.3.1.7")) => &signature::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", Some("1.2.840.10045.3.1.7")) => &signature::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.2", Some("1.3.132.0.34")) => &signature::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", Some("1.3.132.0.34")) => &signature::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.10045.4.3.4", Some("1.3.132.0.35")) => &signature::ECDSA_P521_SHA512_ASN1,
+        ("1.3.101.112", _) => &signature::ED25519,
+        (other, _) => return Err(format!("uses an unsupported signature algorithm {other}")),
+    };
+    signature::UnparsedPublicKey::new(algorithm, spki.subject_public_key.data.as_ref())
+        .verify(
+            csr.certification_request_info.raw,
+            csr.signature_value.data.as_ref(),
+        )
+        .map_err(|_| "signature does not verify".to_string())
 }
 
 /// A positive 128-bit serial, random as RFC 5280 recommends.

@@ -121,7 +121,8 @@ pub fn generate(spec: &KeySpec) -> Result<PrivateKey, KeyError> {
                 .as_ref()
                 .to_vec()
         }
-        KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
+        // PKCS#8 v1 (no embedded public key): what openssl and Go read.
+        KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8v1(&rng)
             .map_err(failed)?
             .as_ref()
             .to_vec(),
