@@ -441,3 +441,125 @@ async fn fs_group_from_kubelet_owns_the_files() {
         "group-readable key when a group must read it"
     );
 }
+
+#[tokio::test]
+async fn pkcs12_keystore_is_mounted_next_to_the_pem_files() {
+    let harness = Harness::start().await;
+    let target = harness.target("keystore");
+    harness
+        .publish(
+            "csi-keystore",
+            &target,
+            &[
+                ("csi.cert-manager.io/pkcs12-enable", "true"),
+                ("csi.cert-manager.io/pkcs12-password", "changeit"),
+            ],
+        )
+        .await
+        .unwrap();
+    let keystore = target.join("keystore.p12");
+    let mode = std::fs::metadata(&keystore).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the keystore holds the key");
+    let opened = common::openssl(&[
+        "pkcs12",
+        "-in",
+        keystore.to_str().unwrap(),
+        "-passin",
+        "pass:changeit",
+        "-nodes",
+        "-legacy",
+    ]);
+    assert!(opened.contains("BEGIN PRIVATE KEY"), "{opened}");
+}
+
+#[tokio::test]
+async fn strict_attributes_turn_typos_into_errors() {
+    let harness = Harness::start_with(|config| config.strict_attributes = true).await;
+    let target = harness.target("typo");
+    let status = harness
+        .publish(
+            "csi-typo",
+            &target,
+            &[("csi.cert-manager.io/dns-name", "x.example.com")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("did you mean csi.cert-manager.io/dns-names?"),
+        "{}",
+        status.message()
+    );
+    assert!(!target.exists());
+}
+
+async fn wait_for_new_serial(target: &std::path::Path, old: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let serial = serial_of(target);
+        if serial != old {
+            return serial;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewal within 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_private_key_keeps_the_key_across_renewals_unless_it_is_unreadable() {
+    let harness = Harness::start().await;
+    let target = harness.target("reuse");
+    harness
+        .publish(
+            "csi-reuse",
+            &target,
+            &[
+                ("csi.cert-manager.io/reuse-private-key", "true"),
+                ("csi.cert-manager.io/duration", "3s"),
+            ],
+        )
+        .await
+        .unwrap();
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    let serial = wait_for_new_serial(&target, &serial_of(&target)).await;
+    assert_eq!(
+        std::fs::read_to_string(target.join("tls.key")).unwrap(),
+        key,
+        "key reused"
+    );
+    verify_volume_with_openssl(&target);
+
+    // A key that cannot be read back is replaced by a fresh one at the next renewal.
+    let current = cert_manager_csi_driver::volume::files::current_set(&target).unwrap();
+    std::fs::write(current.join("tls.key"), "not a key").unwrap();
+    wait_for_new_serial(&target, &serial).await;
+    let replaced = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    assert_ne!(replaced, key);
+    verify_volume_with_openssl(&target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reuse_every_renewal_has_a_new_key() {
+    let harness = Harness::start().await;
+    let target = harness.target("fresh-keys");
+    harness
+        .publish(
+            "csi-fresh",
+            &target,
+            &[("csi.cert-manager.io/duration", "3s")],
+        )
+        .await
+        .unwrap();
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    wait_for_new_serial(&target, &serial_of(&target)).await;
+    assert_ne!(
+        std::fs::read_to_string(target.join("tls.key")).unwrap(),
+        key
+    );
+    verify_volume_with_openssl(&target);
+}

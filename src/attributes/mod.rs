@@ -681,10 +681,10 @@ pub fn parse_volume_context_with(
     }
     let pod = parse_pod(&mut reader);
 
-    let issuer_name = match reader.get(key::ISSUER_NAME).map(str::trim) {
-        Some(name) if !name.is_empty() => name.to_string(),
-        other => {
-            reader.problem(key::ISSUER_NAME, other, "is required and must not be empty");
+    let issuer_name = match reader.get(key::ISSUER_NAME) {
+        Some(name) if !name.trim().is_empty() => name.trim().to_string(),
+        raw => {
+            reader.problem(key::ISSUER_NAME, raw, "is required and must not be empty");
             String::new()
         }
     };
@@ -1007,10 +1007,18 @@ pub fn closest_known_key(unknown: &str) -> Option<&'static str> {
     let wanted = squash(unknown);
     HANDLED_KEYS
         .iter()
-        .map(|known| (edit_distance(&wanted, &squash(known)), *known))
-        .filter(|(distance, known)| *distance <= 2.max(squash(known).len() / 4))
+        .enumerate()
+        .filter_map(|(order, known)| {
+            let candidate = squash(known);
+            let distance = edit_distance(&wanted, &candidate);
+            let close = distance <= 2.max(candidate.len() / 4);
+            // `issuer` for `issuer-name`, `organization` for `organizations`.
+            let contained = wanted.len() >= 5
+                && (candidate.starts_with(&wanted) || wanted.starts_with(&candidate));
+            (close || contained).then_some((distance, order, *known))
+        })
         .min()
-        .map(|(_, known)| known)
+        .map(|(_, _, known)| known)
 }
 
 /// `scheme:rest` with a valid scheme (RFC 3986 §3.1) and something after it.
@@ -1283,5 +1291,179 @@ mod tests {
     fn a_volume_without_any_name_is_rejected() {
         let error = problems(&[]);
         assert!(error.to_string().contains("at least one of"), "{error}");
+    }
+
+    /// Every rule, one row each: the volume is rejected and the message names the key and the
+    /// value as written.
+    #[test]
+    fn each_invalid_value_is_rejected_naming_key_and_value() {
+        let long_name = "x".repeat(256);
+        let cases: Vec<(&str, &str)> = vec![
+            (key::ISSUER_NAME, "  "),
+            (key::LITERAL_SUBJECT, "CN"),
+            (key::LITERAL_SUBJECT, "FOO=bar"),
+            (key::LITERAL_SUBJECT, "CN=#04020102"),
+            (key::SERIAL_NUMBER, " "),
+            (key::COMMON_NAME, "${POD_IP}"),
+            (key::ORGANIZATIONS, "${UNKNOWN}"),
+            (key::DNS_NAMES, "has space.example.com"),
+            (key::DNS_NAMES, "bücher.example"),
+            (key::IP_SANS, "300.1.1.1"),
+            (key::IP_SANS, "10.0.0.1/24"),
+            (key::URI_SANS, "no-scheme"),
+            (key::DURATION, "90d"),
+            (key::DURATION, "0s"),
+            (key::DURATION, "-1h"),
+            (key::RENEW_BEFORE, "1y"),
+            (key::IS_CA, "True"),
+            (key::REUSE_PRIVATE_KEY, "1"),
+            (key::KEY_USAGES, "server auth,flying"),
+            (key::KEY_USAGES, ","),
+            (key::KEY_ALGORITHM, "DSA"),
+            (key::KEY_SIZE, "1024"),
+            (key::KEY_SIZE, "8193"),
+            (key::KEY_SIZE, "big"),
+            (key::KEY_ENCODING, "PKCS7"),
+            (key::CERTIFICATE_FILE, "/etc/tls.crt"),
+            (key::PRIVATE_KEY_FILE, "keys/tls.key"),
+            (key::CA_FILE, "..ca.crt"),
+            (key::CA_FILE, " ca.crt"),
+            (key::CA_FILE, &long_name),
+            (key::FS_GROUP, "0"),
+            (key::FS_GROUP, "-1"),
+            (key::FS_GROUP, "4294967296"),
+            (key::FS_GROUP, "staff"),
+            (key::PKCS12_ENABLE, "yes"),
+        ];
+        for (bad_key, bad_value) in cases {
+            let error = problems(&[(key::DNS_NAMES, "a.example.com"), (bad_key, bad_value)]);
+            let message = error.to_string();
+            let shown = if bad_key == key::DNS_NAMES {
+                // The list is reported entry by entry.
+                format!("{bad_key}={:?}", bad_value)
+            } else {
+                format!("{bad_key}={bad_value:?}")
+            };
+            assert!(message.contains(&shown), "{shown} not in: {message}");
+        }
+        // Cross rules.
+        for (pairs, named) in [
+            (
+                vec![(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_SIZE, "2048")],
+                key::KEY_SIZE,
+            ),
+            (
+                vec![(key::KEY_ALGORITHM, "Ed25519"), (key::KEY_SIZE, "256")],
+                key::KEY_SIZE,
+            ),
+            (
+                vec![(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_ENCODING, "PKCS1")],
+                key::KEY_ENCODING,
+            ),
+            (vec![(key::PKCS12_ENABLE, "true")], key::PKCS12_PASSWORD),
+            (
+                vec![
+                    (key::PKCS12_ENABLE, "true"),
+                    (key::PKCS12_PASSWORD, "p"),
+                    (key::PKCS12_PROFILE, "Modern2024"),
+                ],
+                key::PKCS12_PROFILE,
+            ),
+            (
+                vec![
+                    (key::PKCS12_ENABLE, "true"),
+                    (key::PKCS12_PASSWORD, "p"),
+                    (key::PKCS12_FILENAME, "tls.key"),
+                ],
+                key::PKCS12_FILENAME,
+            ),
+        ] {
+            let mut all = vec![(key::DNS_NAMES, "a.example.com")];
+            all.extend(pairs);
+            let message = problems(&all).to_string();
+            assert!(message.contains(named), "{named} not in: {message}");
+        }
+    }
+
+    #[test]
+    fn valid_values_are_read() {
+        let request = parse_volume_context(&context(&[
+            (key::DNS_NAMES, "a.example.com"),
+            (key::ORGANIZATIONS, r"Example\, Inc.,${POD_NAMESPACE}"),
+            (key::COUNTRIES, "GB"),
+            (key::SERIAL_NUMBER, "42"),
+            (key::COMMON_NAME, "${POD_NAME}"),
+            (key::DURATION, "1h30m"),
+            (key::RENEW_BEFORE, "90s"),
+            (key::IS_CA, "true"),
+            (key::KEY_USAGES, "cert sign, crl sign"),
+            (key::KEY_ALGORITHM, "ecdsa"),
+            (key::KEY_SIZE, "521"),
+            (key::FS_GROUP, "2000"),
+            (key::REUSE_PRIVATE_KEY, "true"),
+            (key::PKCS12_ENABLE, "true"),
+            (key::PKCS12_PASSWORD, "changeit"),
+            (key::PKCS12_PROFILE, "modern2023"),
+            (key::IP_SANS, "10.0.0.1, ::1"),
+        ]))
+        .unwrap();
+        let spec = request.spec;
+        assert_eq!(
+            spec.subject.to_string(),
+            r"SERIALNUMBER=42,CN=my-csi-app,O=sandbox,O=Example\, Inc.,C=GB"
+        );
+        assert_eq!(spec.duration, Duration::from_secs(5400));
+        assert_eq!(spec.renew_before, Some(Duration::from_secs(90)));
+        assert!(spec.is_ca && spec.reuse_private_key);
+        assert_eq!(spec.usages, [KeyUsage::CertSign, KeyUsage::CrlSign]);
+        assert_eq!(spec.key.size, 521);
+        assert_eq!(spec.fs_group, Some(2000));
+        let keystore = spec.pkcs12.unwrap();
+        assert_eq!(keystore.profile, Pkcs12Profile::Modern2023);
+        assert_eq!(format!("{:?}", keystore.password), "<redacted>");
+        assert_eq!(spec.ip_sans.len(), 2);
+    }
+
+    #[test]
+    fn literal_subject_overrides_the_other_subject_keys_with_a_warning() {
+        let request = parse_volume_context(&context(&[
+            (key::LITERAL_SUBJECT, "CN=${POD_NAME},O=Lit"),
+            (key::ORGANIZATIONS, "Ignored"),
+            (key::COMMON_NAME, "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(request.spec.subject.to_string(), "CN=my-csi-app,O=Lit");
+        assert!(
+            request
+                .warnings
+                .iter()
+                .any(|w| w.contains("organizations") && w.contains("common-name")),
+            "{:?}",
+            request.warnings
+        );
+    }
+
+    #[test]
+    fn hints_find_the_intended_key() {
+        assert_eq!(
+            closest_known_key("csi.cert-manager.io/dnsnames"),
+            Some(key::DNS_NAMES)
+        );
+        assert_eq!(
+            closest_known_key("csi.cert-manager.io/issuer"),
+            Some(key::ISSUER_NAME)
+        );
+        assert_eq!(
+            closest_known_key("csi.cert-manager.io/renewbefore"),
+            Some(key::RENEW_BEFORE)
+        );
+        assert_eq!(
+            closest_known_key("csi.cert-manager.io/organization"),
+            Some(key::ORGANIZATIONS)
+        );
+        assert_eq!(
+            closest_known_key("csi.cert-manager.io/something-else-entirely"),
+            None
+        );
     }
 }
