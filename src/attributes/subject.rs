@@ -132,8 +132,14 @@ impl fmt::Display for Subject {
                     f.write_str("+")?;
                 }
                 write!(f, "{}=", attribute.kind)?;
-                for c in attribute.value.chars() {
-                    if ",+\"\\<>;=".contains(c) {
+                let last = attribute.value.chars().count().saturating_sub(1);
+                for (index, c) in attribute.value.chars().enumerate() {
+                    // RFC 4514 §2.4: specials anywhere; '#' and space at the start; space at
+                    // the end.
+                    let escape = ",+\"\\<>;=".contains(c)
+                        || (index == 0 && (c == '#' || c == ' '))
+                        || (index == last && c == ' ');
+                    if escape {
                         f.write_str("\\")?;
                     }
                     write!(f, "{c}")?;
@@ -314,6 +320,16 @@ mod tests {
             "CN=trailing\\",
         ] {
             assert!(parse_literal_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_awkward_values() {
+        for value in ["#1", " padded ", "a,b+c\"d\\e<f>g;h=i", "Café"] {
+            let mut subject = Subject::default();
+            subject.push(ORGANIZATION, value);
+            let text = subject.to_string();
+            assert_eq!(parse_literal_subject(&text).unwrap(), subject, "{text}");
         }
     }
 
