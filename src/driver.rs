@@ -194,12 +194,11 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         failed = resumed.failed,
         "volumes reloaded"
     );
-    let renewals = manager.spawn_renewal_loop();
-
     let listener = server::bind(&config.socket_path).map_err(io_error(format!(
         "binding {}",
         config.socket_path.display()
     )))?;
+    let renewals = manager.spawn_renewal_loop();
     let identity = IdentityService {
         driver_name: config.driver_name.clone(),
         data_root: config.data_root.clone(),

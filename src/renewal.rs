@@ -11,6 +11,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// The shortest time between two issuances of one volume.
+pub const MINIMUM_INTERVAL: Duration = Duration::from_millis(500);
+
 /// When to renew: `not_after − renew_before`, or at two thirds of the actual lifetime when
 /// `renew_before` is unset or not shorter than the lifetime (cert-manager's rule).
 pub fn renewal_time(

@@ -563,3 +563,34 @@ async fn without_reuse_every_renewal_has_a_new_key() {
     );
     verify_volume_with_openssl(&target);
 }
+
+/// A volume mount the driver has no record of (a publish that died half-way) is still recognised
+/// as the driver's own and taken down by unpublish, so the pod can terminate.
+#[tokio::test]
+async fn unpublish_takes_down_an_unrecorded_volume_mount_of_its_own() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a real tmpfs");
+        return;
+    }
+    use cert_manager_csi_driver::volume::mount::{Mounter, TmpfsMounter};
+    let harness = Harness::start().await;
+    let target = harness.target("orphan");
+    std::fs::create_dir(&target).unwrap();
+    TmpfsMounter.mount_tmpfs(&target, 1024 * 1024).unwrap();
+    harness.unpublish("csi-orphan", &target).await.unwrap();
+    assert_eq!(mounts_at(&target), 0);
+    assert!(!target.exists());
+
+    // Someone else's mount at a target is never touched.
+    std::fs::create_dir(&target).unwrap();
+    rustix::mount::mount(
+        "other",
+        &target,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    assert!(harness.unpublish("csi-orphan", &target).await.is_err());
+    assert_eq!(mounts_at(&target), 1);
+}

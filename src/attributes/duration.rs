@@ -59,11 +59,16 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
         let mut scale = unit_nanos;
         for digit in fraction.chars().take(18) {
             scale /= 10;
-            part += u128::from(digit.to_digit(10).unwrap_or(0)) * scale;
+            part = part
+                .checked_add(u128::from(digit.to_digit(10).unwrap_or(0)) * scale)
+                .ok_or("is too large")?;
         }
         total_nanos = total_nanos.checked_add(part).ok_or("is too large")?;
     }
-    let nanos = u64::try_from(total_nanos).map_err(|_| "is too large".to_string())?;
+    // Go's limit: an i64 of nanoseconds, about 2562047h.
+    let nanos = i64::try_from(total_nanos)
+        .map_err(|_| "is too large (Go durations end at 2562047h)".to_string())?;
+    let nanos = nanos.unsigned_abs();
     Ok(Duration::from_nanos(nanos))
 }
 

@@ -7,7 +7,7 @@ mod duration;
 pub mod subject;
 mod variables;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -66,10 +66,13 @@ pub mod key {
 }
 
 /// Context keys whose values are secrets: never printed, never logged.
-pub const SECRET_KEYS: &[&str] = &[
-    key::SERVICE_ACCOUNT_TOKENS,
-    "csi.cert-manager.io/pkcs12-password",
-];
+pub const SECRET_KEYS: &[&str] = &[key::SERVICE_ACCOUNT_TOKENS, key::PKCS12_PASSWORD];
+
+/// Whether a context key holds a secret: the listed ones, and anything that looks like a
+/// password (old spellings, typos of the password key).
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || key.to_ascii_lowercase().contains("pass")
+}
 
 /// A volume context made safe to print: secret values replaced by `<redacted>`, keys sorted.
 pub fn redacted_context<'a>(
@@ -78,7 +81,7 @@ pub fn redacted_context<'a>(
     context
         .into_iter()
         .map(|(key, value)| {
-            let shown = if SECRET_KEYS.contains(&key.as_str()) {
+            let shown = if is_secret_key(key) {
                 "<redacted>"
             } else {
                 value.as_str()
@@ -441,9 +444,21 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The key as the user wrote it: an old spelling when only that is set.
+    fn spelled(&self, key: &str) -> String {
+        if self.context.contains_key(key) {
+            return key.to_string();
+        }
+        ALIASES
+            .iter()
+            .find(|(alias, canonical)| *canonical == key && self.context.contains_key(*alias))
+            .map_or_else(|| key.to_string(), |(alias, _)| alias.to_string())
+    }
+
     fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
+        let key = self.spelled(key);
         self.problems.push(AttributeProblem {
-            key: key.to_string(),
+            key,
             value: value.map(str::to_string),
             reason: reason.into(),
         });
@@ -475,8 +490,10 @@ impl<'a> Reader<'a> {
     fn duration(&mut self, key: &str) -> Option<Duration> {
         let raw = self.get(key)?;
         match parse_go_duration(raw) {
-            Ok(value) if value.is_zero() => {
-                self.problem(key, Some(raw), "must be longer than zero");
+            // Certificates carry whole seconds; anything shorter would be born expired and
+            // renewed in a tight loop.
+            Ok(value) if value < Duration::from_secs(1) => {
+                self.problem(key, Some(raw), "must be at least 1s");
                 None
             }
             Ok(value) => Some(value),
@@ -494,6 +511,15 @@ impl<'a> Reader<'a> {
         }
         name.to_string()
     }
+}
+
+/// A plain decimal number (no sign, no spaces inside), as Kubernetes users write it.
+fn parse_decimal(raw: &str) -> Result<u32, ()> {
+    let digits = raw.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    digits.parse().map_err(|_| ())
 }
 
 /// Comma-separated list, entries trimmed, empty entries dropped.
@@ -559,7 +585,7 @@ fn parse_key_spec(reader: &mut Reader<'_>) -> KeySpec {
             reader.problem(key::KEY_SIZE, Some(raw), "must not be set for Ed25519 keys");
             0
         }
-        (algorithm, Some(raw)) => match raw.trim().parse::<u32>() {
+        (algorithm, Some(raw)) => match parse_decimal(raw) {
             Ok(bits) if algorithm == KeyAlgorithm::Rsa && (2048..=8192).contains(&bits) => bits,
             Ok(bits) if algorithm == KeyAlgorithm::Ecdsa && [256, 384, 521].contains(&bits) => bits,
             _ if algorithm == KeyAlgorithm::Rsa => {
@@ -688,13 +714,18 @@ pub fn parse_volume_context_with(
             String::new()
         }
     };
+    let mut non_empty = |key: &str, default: &str| match reader.get(key) {
+        None => default.to_string(),
+        Some(value) if !value.trim().is_empty() => value.trim().to_string(),
+        Some(value) => {
+            reader.problem(key, Some(value), "must not be empty");
+            default.to_string()
+        }
+    };
     let issuer = IssuerRef {
         name: issuer_name,
-        kind: reader.get(key::ISSUER_KIND).unwrap_or("Issuer").to_string(),
-        group: reader
-            .get(key::ISSUER_GROUP)
-            .unwrap_or("cert-manager.io")
-            .to_string(),
+        kind: non_empty(key::ISSUER_KIND, "Issuer"),
+        group: non_empty(key::ISSUER_GROUP, "cert-manager.io"),
     };
 
     let mut warnings = Vec::new();
@@ -704,7 +735,10 @@ pub fn parse_volume_context_with(
         .map(|value| split_list(&value))
         .unwrap_or_default();
     for name in &dns_names {
-        if !name.is_ascii() || name.contains(char::is_whitespace) || name.len() > 253 {
+        if !name.is_ascii()
+            || name.contains(|c: char| c.is_whitespace() || c.is_control())
+            || name.len() > 253
+        {
             reader.problem(
                 key::DNS_NAMES,
                 Some(name),
@@ -728,7 +762,10 @@ pub fn parse_volume_context_with(
     let mut uri_sans = Vec::new();
     if let Some(expanded) = reader.expanded(key::URI_SANS, &pod) {
         for entry in split_list(&expanded) {
-            if is_absolute_uri(&entry) && entry.is_ascii() {
+            if is_absolute_uri(&entry)
+                && entry.is_ascii()
+                && !entry.contains(|c: char| c.is_control())
+            {
                 uri_sans.push(entry);
             } else {
                 reader.problem(
@@ -739,27 +776,19 @@ pub fn parse_volume_context_with(
             }
         }
     }
+    // Something must name the certificate, as cert-manager requires: a common name (from
+    // common-name or inside literal-subject) or at least one SAN. Checked on the parsed values,
+    // so `dns-names: ","` does not count.
     if subject.common_name().is_none()
         && dns_names.is_empty()
         && ip_sans.is_empty()
         && uri_sans.is_empty()
     {
-        let has_any = [
-            key::COMMON_NAME,
-            key::LITERAL_SUBJECT,
+        reader.problem(
             key::DNS_NAMES,
-            key::IP_SANS,
-            key::URI_SANS,
-        ]
-        .iter()
-        .any(|k| reader.get(k).is_some());
-        if !has_any {
-            reader.problem(
-                key::DNS_NAMES,
-                None,
-                "is missing: set at least one of common-name (or a CN in literal-subject), dns-names, ip-sans or uri-sans",
-            );
-        }
+            reader.get(key::DNS_NAMES),
+            "names nothing: set common-name (or a CN in literal-subject), dns-names, ip-sans or uri-sans",
+        );
     }
 
     let duration = reader
@@ -776,7 +805,6 @@ pub fn parse_volume_context_with(
         ca: reader.file_name(key::CA_FILE, "ca.crt"),
     };
     let pkcs12 = parse_pkcs12(&mut reader);
-    let mut seen = BTreeSet::new();
     let mut file_keys = vec![
         (key::CERTIFICATE_FILE, &files.certificate),
         (key::PRIVATE_KEY_FILE, &files.private_key),
@@ -785,19 +813,31 @@ pub fn parse_volume_context_with(
     if let Some(keystore) = &pkcs12 {
         file_keys.push((key::PKCS12_FILENAME, &keystore.file_name));
     }
+    // Blame a collision on an attribute the user set, not on one that kept its default.
+    let mut seen: HashMap<&str, &str> = HashMap::new();
     for (file_key, name) in file_keys {
-        if !seen.insert(name.as_str()) {
-            reader.problem(
-                file_key,
-                Some(name),
-                "names the same file as another file attribute; file names must be distinct",
-            );
+        match seen.get(name.as_str()) {
+            Some(first_key) => {
+                let blamed = if reader.get(file_key).is_some() {
+                    file_key
+                } else {
+                    *first_key
+                };
+                reader.problem(
+                    blamed,
+                    Some(name),
+                    "names the same file as another file attribute; file names must be distinct",
+                );
+            }
+            None => {
+                seen.insert(name.as_str(), file_key);
+            }
         }
     }
 
     let fs_group = reader
         .get(key::FS_GROUP)
-        .and_then(|raw| match raw.trim().parse::<u32>() {
+        .and_then(|raw| match parse_decimal(raw) {
             Ok(gid) if gid > 0 => Some(gid),
             _ => {
                 reader.problem(
@@ -837,9 +877,10 @@ pub fn parse_volume_context_with(
             None => format!("unknown attribute {unknown}"),
         };
         if options.strict {
+            // The value is not shown: an unknown key may be a misspelt secret.
             reader.problem(
                 unknown,
-                context.get(unknown).map(String::as_str),
+                None,
                 format!(
                     "is not a known attribute{}",
                     closest_known_key(unknown)
@@ -1237,7 +1278,12 @@ mod tests {
             strict,
         )
         .unwrap_err();
-        assert!(error.to_string().contains("csi.cert-manager.io/dns-name=\"b\" is not a known attribute (did you mean csi.cert-manager.io/dns-names?)"), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("csi.cert-manager.io/dns-name is not a known attribute (did you mean csi.cert-manager.io/dns-names?)"), "{message}");
+        assert!(
+            !message.contains("\"b\""),
+            "values of unknown keys are never shown: {message}"
+        );
     }
 
     #[test]
@@ -1289,8 +1335,22 @@ mod tests {
 
     #[test]
     fn a_volume_without_any_name_is_rejected() {
-        let error = problems(&[]);
-        assert!(error.to_string().contains("at least one of"), "{error}");
+        for nameless in [
+            vec![],
+            vec![(key::DNS_NAMES, ",")],
+            vec![(key::ORGANIZATIONS, "Only An Org")],
+            vec![(key::LITERAL_SUBJECT, "O=Example")],
+        ] {
+            let error = problems(&nameless);
+            assert!(
+                error.to_string().contains("names nothing"),
+                "{nameless:?}: {error}"
+            );
+        }
+        // A CN inside literal-subject is a name.
+        assert!(
+            parse_volume_context(&context(&[(key::LITERAL_SUBJECT, "CN=x,O=Example")])).is_ok()
+        );
     }
 
     /// Every rule, one row each: the volume is rejected and the message names the key and the

@@ -186,7 +186,8 @@ fn hex_value(c: char) -> Option<u8> {
 
 /// Decodes an RFC 4514 attribute value: `\` followed by a special character or two hex digits.
 fn unescape_value(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim_start();
+    // Only spaces are insignificant around a value (RFC 4514); other whitespace is content.
+    let trimmed = raw.trim_start_matches(' ');
     // Trailing spaces are only kept when escaped.
     let mut bytes = Vec::with_capacity(trimmed.len());
     let mut chars = trimmed.chars().peekable();
@@ -236,7 +237,16 @@ fn parse_attribute_type(raw: &str) -> Result<AttributeType, String> {
         .unwrap_or(name);
     let arcs: Result<Vec<u64>, _> = dotted.split('.').map(str::parse::<u64>).collect();
     match arcs {
-        Ok(arcs) if arcs.len() >= 2 && arcs[0] <= 2 => Ok(AttributeType(arcs)),
+        // X.660: the first arc is 0, 1 or 2, and under 0 and 1 the second is below 40 (the first
+        // two arcs share one encoded number, which must not overflow).
+        Ok(arcs)
+            if arcs.len() >= 2
+                && arcs[0] <= 2
+                && (arcs[0] == 2 || arcs[1] < 40)
+                && arcs[1] <= u64::MAX - 80 =>
+        {
+            Ok(AttributeType(arcs))
+        }
         _ => Err(format!(
             "has unknown attribute type {name:?}; use CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID or a dotted OID"
         )),
@@ -255,7 +265,7 @@ pub fn parse_literal_subject(text: &str) -> Result<Subject, String> {
             let (kind, value) = ava
                 .split_once('=')
                 .ok_or_else(|| format!("has {:?}, which is not TYPE=value", ava.trim()))?;
-            if value.trim_start().starts_with('#') {
+            if value.trim_start_matches(' ').starts_with('#') {
                 return Err(format!(
                     "has a hex-encoded value {value:?}, which is not supported"
                 ));

@@ -35,6 +35,8 @@ pub struct LocalCa {
     name_der: Vec<u8>,
     /// The CA's key identifier, for the authority key identifier of what it signs.
     key_id: Vec<u8>,
+    /// Nothing it signs may outlive it.
+    not_after: OffsetDateTime,
     key: KeyPair,
 }
 
@@ -77,7 +79,16 @@ impl LocalCa {
             .map_err(|e| misconfigured(dir, e))?;
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        if key_path.exists() && cert_path.exists() {
+        if key_path.exists() != cert_path.exists() {
+            // Half a CA: making a new key would silently replace the trust anchor pods rely on.
+            return Err(misconfigured(
+                dir,
+                format!(
+                    "only one of {KEY_FILE} and {CERT_FILE} exists; restore the other or remove both"
+                ),
+            ));
+        }
+        if key_path.exists() {
             // Whatever created the files, the key is tightened to owner-only.
             fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))
                 .map_err(|e| misconfigured(&key_path, e))?;
@@ -138,8 +149,11 @@ impl LocalCa {
                 _ => None,
             })
             .unwrap_or_else(|| x509::key_identifier(&public_key.subject_public_key.data));
+        let not_after = OffsetDateTime::from_unix_timestamp(ca.validity().not_after.timestamp())
+            .map_err(|e| misconfigured(&cert_path, e))?;
         Ok(LocalCa {
             dir: dir.to_path_buf(),
+            not_after,
             name_der: ca.subject().as_raw().to_vec(),
             key_id,
             ca_pem,
@@ -174,10 +188,11 @@ impl LocalCa {
         let lifetime = time::Duration::try_from(request.duration)
             .map_err(|_| IssuerError::Rejected("duration is too long".into()))?;
         let now = OffsetDateTime::now_utc();
+        // Capped at the CA's own end, as cert-manager's CA issuer does.
         let not_after = now
             .checked_add(lifetime)
-            .filter(|end| end.year() <= 9999)
-            .ok_or_else(|| IssuerError::Rejected("duration is too long".into()))?;
+            .unwrap_or(self.not_after)
+            .min(self.not_after);
         let serial = random_serial();
         let contents = CertificateContents {
             serial: serial.as_ref(),

@@ -257,13 +257,7 @@ pub fn build_csr(spec: &CertRequestSpec, key: &PrivateKey) -> Result<String, Key
     Ok(pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)))
 }
 
-/// The key's DER SubjectPublicKeyInfo.
 impl PrivateKey {
-    pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
-        use rcgen::PublicKeyData;
-        Ok(self.signing_key()?.subject_public_key_info())
-    }
-
     /// The key as PKCS#8 DER (for keystores). Zeroed on drop.
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8

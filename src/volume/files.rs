@@ -100,6 +100,8 @@ pub fn write_file_set(
     let new_name = unique_dir_name();
     let new_dir = dir.join(&new_name);
     fs::DirBuilder::new().mode(0o755).create(&new_dir)?;
+    // The umask must not narrow it: non-root pods read through this directory.
+    fs::set_permissions(&new_dir, fs::Permissions::from_mode(0o755))?;
     let written = (|| {
         for file in files {
             let mode = file_mode(file.secret, group);

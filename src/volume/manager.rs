@@ -162,6 +162,23 @@ pub struct VolumeManager {
     node_work: tokio::sync::Semaphore,
 }
 
+/// Destroys a freshly published volume when dropped while armed; disarmed once the publish
+/// succeeds.
+struct FailedPublishCleanup<'a> {
+    manager: &'a VolumeManager,
+    volume_id: &'a str,
+    target: &'a Path,
+    armed: bool,
+}
+
+impl Drop for FailedPublishCleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.manager.destroy(self.volume_id, self.target, true);
+        }
+    }
+}
+
 /// Counts from [`VolumeManager::resume`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ResumeSummary {
@@ -318,9 +335,18 @@ impl VolumeManager {
             failures: 0,
             last_error: None,
         });
+        // A fresh volume that fails, even by a panic, is taken down again: no mount, directory or
+        // record is left for a volume kubelet never heard succeed.
+        let mut cleanup = FailedPublishCleanup {
+            manager: self,
+            volume_id: &volume_id,
+            target: &request.target_path,
+            armed: !was_managed,
+        };
         let result = self.first_issuance(&mut volume).await;
         match result {
             Ok(()) => {
+                cleanup.armed = false;
                 *guard = Some(volume);
                 Ok(())
             }
@@ -330,7 +356,7 @@ impl VolumeManager {
                     volume.last_error = Some(error.to_string());
                     *guard = Some(volume);
                 } else {
-                    self.destroy(&volume_id, &request.target_path, true);
+                    drop(cleanup);
                     drop(guard);
                     drop(slot);
                     self.release_slot_if_idle(&volume_id);
@@ -458,6 +484,21 @@ impl VolumeManager {
                 secret: true,
             });
         }
+        // Key material goes to the volume's tmpfs or nowhere: if the mount vanished (unmounted
+        // behind the driver's back), writing would put the key on the node's disk.
+        if !self
+            .mounter
+            .is_mounted(target)
+            .map_err(VolumeError::io("checking the target mount"))?
+        {
+            return Err(VolumeError::Io {
+                context: format!(
+                    "{} is no longer mounted; not writing key material",
+                    target.display()
+                ),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
         let outcome = files::write_file_set(target, &file_set, group).map_err(VolumeError::io(
             format!("writing files into {}", target.display()),
         ))?;
@@ -470,6 +511,9 @@ impl VolumeManager {
     fn schedule_renewal(&self, volume_id: &str, request: &VolumeRequest, cert: &CertificateInfo) {
         let at = renewal::renewal_time(cert.not_before, cert.not_after, request.spec.renew_before);
         let at = renewal::with_jitter(at, cert.lifetime());
+        // Never sooner than a moment from now: an issuer that hands out certificates already due
+        // (or expired) must not make this volume renew in a tight loop.
+        let at = at.max(SystemTime::now() + renewal::MINIMUM_INTERVAL);
         self.scheduler.schedule(volume_id, renewal::instant_at(at));
     }
 
@@ -479,6 +523,12 @@ impl VolumeManager {
         let Some(slot) = self.existing_slot(volume_id) else {
             return;
         };
+        self.renew_slot(volume_id, &slot).await;
+        drop(slot);
+        self.release_slot_if_idle(volume_id);
+    }
+
+    async fn renew_slot(&self, volume_id: &str, slot: &Slot) {
         let mut guard = slot.lock().await;
         let Some(volume) = guard.as_mut() else {
             return;
@@ -562,11 +612,26 @@ impl VolumeManager {
             Some(slot) => Some(slot.lock().await),
             None => None,
         };
-        let known = guard.as_ref().is_some_and(|g| g.is_some());
-        self.scheduler.cancel(volume_id);
-        let result = self.destroy_checked(volume_id, target, known);
-        if let Some(guard) = guard.as_mut() {
-            **guard = None;
+        let published_at = guard
+            .as_ref()
+            .and_then(|g| g.as_ref().map(|v| v.record.target_path.clone()));
+        if let Some(existing) = &published_at
+            && existing != target
+        {
+            return Err(VolumeError::NotFound(format!(
+                "{volume_id} at {} (it is published at {})",
+                target.display(),
+                existing.display()
+            )));
+        }
+        let result = self.destroy_checked(volume_id, target, published_at.is_some());
+        // Only a volume that is really gone stops being managed: if the unmount failed, it keeps
+        // its renewals and kubelet's retry tries again.
+        if result.is_ok() {
+            self.scheduler.cancel(volume_id);
+            if let Some(guard) = guard.as_mut() {
+                **guard = None;
+            }
         }
         drop(guard);
         drop(slot);
@@ -583,7 +648,11 @@ impl VolumeManager {
         target: &Path,
         known: bool,
     ) -> Result<(), VolumeError> {
-        let ours = known || target.join(files::DATA_LINK).exists();
+        let ours = known
+            || self
+                .mounter
+                .holds_volume(target)
+                .map_err(VolumeError::io("checking the target mount"))?;
         if ours
             && self
                 .mounter
@@ -623,6 +692,12 @@ impl VolumeManager {
 
     /// State of one volume, for `NodeGetVolumeStats`, the demo and tests.
     pub async fn status(&self, volume_id: &str) -> Option<VolumeStatus> {
+        let status = self.status_of_slot(volume_id).await;
+        self.release_slot_if_idle(volume_id);
+        status
+    }
+
+    async fn status_of_slot(&self, volume_id: &str) -> Option<VolumeStatus> {
         let slot = self.existing_slot(volume_id)?;
         let guard = slot.lock().await;
         let volume = guard.as_ref()?;
@@ -644,6 +719,16 @@ impl VolumeManager {
     /// Checks that a volume is mounted and holds its certificate and key. `Ok(None)` means healthy;
     /// `Ok(Some(message))` describes what is wrong.
     pub async fn condition(
+        &self,
+        volume_id: &str,
+        path: &Path,
+    ) -> Result<Option<String>, VolumeError> {
+        let condition = self.condition_of_slot(volume_id, path).await;
+        self.release_slot_if_idle(volume_id);
+        condition
+    }
+
+    async fn condition_of_slot(
         &self,
         volume_id: &str,
         path: &Path,
@@ -710,7 +795,8 @@ impl VolumeManager {
             }
             let context: HashMap<String, String> =
                 record.volume_context.clone().into_iter().collect();
-            let request = match parse_volume_context_with(&context, self.parse_options()) {
+            // Not strict: the volume was accepted once, a flag turned on since must not orphan it.
+            let request = match parse_volume_context_with(&context, ParseOptions::default()) {
                 Ok(request) => request,
                 Err(error) => {
                     tracing::error!(%volume_id, %error, "recorded volume no longer validates; leaving its files alone");

@@ -17,7 +17,13 @@ pub trait Mounter: Send + Sync + 'static {
     fn unmount(&self, target: &Path) -> io::Result<()>;
     /// Whether `target` currently holds a volume filesystem.
     fn is_mounted(&self, target: &Path) -> io::Result<bool>;
+    /// Whether `target` holds a volume this driver made, even one it has no record of (a publish
+    /// that died half-way): only those may be unmounted and emptied.
+    fn holds_volume(&self, target: &Path) -> io::Result<bool>;
 }
+
+/// The mount source every volume tmpfs carries, so the driver can recognise its own mounts.
+pub const MOUNT_SOURCE: &str = "cert-manager-csi";
 
 /// Real tmpfs mounts: key material lives in memory only, and the size cap keeps a pod from filling
 /// node memory.
@@ -33,7 +39,7 @@ impl Mounter for TmpfsMounter {
         let options = std::ffi::CString::new(format!("size={size_bytes},mode=0755"))
             .map_err(io::Error::other)?;
         rustix::mount::mount(
-            "cert-manager-csi",
+            MOUNT_SOURCE,
             target,
             "tmpfs",
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
@@ -65,6 +71,12 @@ impl Mounter for TmpfsMounter {
         let parent = target.parent().unwrap_or(Path::new("/"));
         Ok(std::fs::metadata(parent)?.dev() != target_meta.dev())
     }
+
+    fn holds_volume(&self, target: &Path) -> io::Result<bool> {
+        let entries = super::mountinfo::read_current()?;
+        Ok(super::mountinfo::find_mount(&entries, target)
+            .is_some_and(|entry| entry.fs_type == "tmpfs" && entry.source == MOUNT_SOURCE))
+    }
 }
 
 /// No mounts at all: the volume is a plain directory. For unprivileged runs only; the files are
@@ -85,7 +97,12 @@ impl Mounter for PlainDirectoryMounter {
         Ok(())
     }
 
+    /// The directory stands in for the mount.
     fn is_mounted(&self, target: &Path) -> io::Result<bool> {
+        Ok(target.is_dir())
+    }
+
+    fn holds_volume(&self, target: &Path) -> io::Result<bool> {
         Ok(target.join(super::files::DATA_LINK).exists())
     }
 }
