@@ -84,46 +84,13 @@ fn fixture() -> &'static Fixture {
 // ---------------------------------------------------------------------------------------------
 
 /// Every key the parser reads, under both prefixes.
-const KNOWN_KEYS: &[&str] = &[
-    key::ISSUER_NAME,
-    key::ISSUER_KIND,
-    key::ISSUER_GROUP,
-    key::COMMON_NAME,
-    key::DNS_NAMES,
-    key::IP_SANS,
-    key::URI_SANS,
-    key::DURATION,
-    key::RENEW_BEFORE,
-    key::IS_CA,
-    key::KEY_USAGES,
-    key::KEY_ALGORITHM,
-    key::KEY_SIZE,
-    key::KEY_ENCODING,
-    key::CERTIFICATE_FILE,
-    key::PRIVATE_KEY_FILE,
-    key::CA_FILE,
-    key::FS_GROUP,
-    key::REUSE_PRIVATE_KEY,
-    key::LITERAL_SUBJECT,
-    key::ORGANIZATIONS,
-    key::ORGANIZATIONAL_UNITS,
-    key::COUNTRIES,
-    key::PROVINCES,
-    key::LOCALITIES,
-    key::STREET_ADDRESSES,
-    key::POSTAL_CODES,
-    key::SERIAL_NUMBER,
-    key::PKCS12_ENABLE,
-    key::PKCS12_FILENAME,
-    key::PKCS12_PASSWORD,
-    key::PKCS12_PROFILE,
-    key::POD_NAME,
-    key::POD_NAMESPACE,
-    key::POD_UID,
-    key::SERVICE_ACCOUNT_NAME,
-    key::EPHEMERAL,
-    key::SERVICE_ACCOUNT_TOKENS,
-];
+fn known_keys() -> Vec<&'static str> {
+    attributes::HANDLED_KEYS
+        .iter()
+        .chain(attributes::KUBELET_KEYS)
+        .copied()
+        .collect()
+}
 
 const ALIAS_ENABLE: &str = "csi.cert-manager.io/keystore-pkcs12-enable";
 const ALIAS_FILENAME: &str = "csi.cert-manager.io/keystore-pkcs12-filename";
@@ -185,7 +152,7 @@ const NAME_KEYS: &[&str] = &[
 
 fn key_name() -> BoxedStrategy<String> {
     prop_oneof![
-        12 => select(KNOWN_KEYS).prop_map(str::to_string),
+        12 => select(known_keys()).prop_map(str::to_string),
         4 => select(NAME_KEYS).prop_map(str::to_string),
         2 => select(ALIAS_KEYS).prop_map(str::to_string),
         2 => select(NEAR_MISS_KEYS).prop_map(str::to_string),
@@ -391,7 +358,7 @@ fn file_name_text() -> BoxedStrategy<String> {
 fn value_for(key: &str) -> BoxedStrategy<String> {
     prop_oneof![
         6 => shaped_value_for(key),
-        1 => select(KNOWN_KEYS).prop_flat_map(shaped_value_for),
+        1 => select(known_keys()).prop_flat_map(shaped_value_for),
         2 => hostile_text(),
     ]
     .boxed()
@@ -487,7 +454,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn name_edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         3 => select(NAME_KEYS),
-        1 => select(KNOWN_KEYS),
+        1 => select(known_keys()),
     ]
     .prop_flat_map(|name| {
         (

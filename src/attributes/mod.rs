@@ -21,6 +21,16 @@ pub const PREFIX: &str = "csi.cert-manager.io/";
 /// Prefix of the keys kubelet adds (pod info, ephemeral flag, tokens).
 pub const KUBELET_PREFIX: &str = "csi.storage.k8s.io/";
 
+/// The keys kubelet adds to the volume context.
+pub const KUBELET_KEYS: &[&str] = &[
+    key::POD_NAME,
+    key::POD_NAMESPACE,
+    key::POD_UID,
+    key::SERVICE_ACCOUNT_NAME,
+    key::EPHEMERAL,
+    key::SERVICE_ACCOUNT_TOKENS,
+];
+
 /// Attribute keys, spelled as upstream spells them.
 pub mod key {
     pub const ISSUER_NAME: &str = "csi.cert-manager.io/issuer-name";
@@ -91,8 +101,8 @@ pub fn redacted_context<'a>(
         .collect()
 }
 
-/// `csi.cert-manager.io/*` keys of the upstream table that this build reads.
-const HANDLED_KEYS: &[&str] = &[
+/// The `csi.cert-manager.io/*` keys this driver reads: upstream's table plus `pkcs12-profile`.
+pub const HANDLED_KEYS: &[&str] = &[
     key::ISSUER_NAME,
     key::ISSUER_KIND,
     key::ISSUER_GROUP,
@@ -128,7 +138,7 @@ const HANDLED_KEYS: &[&str] = &[
 ];
 
 /// Spellings of seed 001 (and older upstream docs) accepted with a warning: alias → key.
-const ALIASES: &[(&str, &str)] = &[
+pub const ALIASES: &[(&str, &str)] = &[
     (
         "csi.cert-manager.io/keystore-pkcs12-enable",
         key::PKCS12_ENABLE,
