@@ -736,7 +736,22 @@ impl VolumeManager {
         let slot = self
             .existing_slot(volume_id)
             .ok_or_else(|| VolumeError::NotFound(volume_id.to_string()))?;
-        let guard = slot.lock().await;
+        // kubelet polls this; it must not wait behind an issuance that may take minutes with a
+        // remote issuer. While one runs, what can be seen without the volume's state is checked.
+        let Ok(guard) = slot.try_lock() else {
+            if !self.mounter.is_mounted(path).unwrap_or(false) {
+                return Ok(Some(format!(
+                    "{} is not mounted (issuance in progress)",
+                    path.display()
+                )));
+            }
+            if files::current_set(path).is_none() {
+                return Ok(Some(
+                    "certificate is being issued; no files yet".to_string(),
+                ));
+            }
+            return Ok(None);
+        };
         let volume = guard
             .as_ref()
             .ok_or_else(|| VolumeError::NotFound(volume_id.to_string()))?;
