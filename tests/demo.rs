@@ -64,15 +64,23 @@ fn demo_works_for_a_normal_user() {
         eprintln!("skipped: needs root to switch to an unprivileged user");
         return;
     }
+    // The checkout may sit under a directory the unprivileged user cannot enter (e.g. /root), so
+    // the binary is copied somewhere it can.
+    use std::os::unix::fs::PermissionsExt;
+    let place = tempfile::Builder::new()
+        .prefix("csi-demo-bin-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(place.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = place.path().join("cert-manager-csi-driver");
+    std::fs::copy(BINARY, &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
     let output = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BINARY,
-            "demo",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&binary)
+        .arg("demo")
         .env("HOME", "/")
+        .current_dir("/")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
