@@ -9,7 +9,8 @@
 //! Sample counts adapt to a time budget per measurement, so the whole run stays within about two
 //! minutes on a slow machine while fast operations still get thousands of samples.
 
-use std::fs;
+mod common;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -143,22 +144,10 @@ fn run() -> BenchResult<()> {
     Ok(())
 }
 
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown (no model name in /proc/cpuinfo)".to_string())
-}
-
 fn print_header() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("key generation, CSR and PEM cost per key type (keys::generate, keys::build_csr)");
-    println!("  cpu    {}", cpu_model());
+    println!("  cpu    {}", common::cpu_model());
     println!("  cores  {cores} (one thread used)");
     if cfg!(debug_assertions) {
         // The figures of an unoptimised build say little about the driver in production.

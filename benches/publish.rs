@@ -12,6 +12,8 @@
 //!    pool of connections;
 //! 3. the same publishes on the volume manager directly, which separates gRPC from the rest.
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::fs;
@@ -120,15 +122,7 @@ struct Machine {
 
 impl Machine {
     fn detect() -> Machine {
-        let cpu_model = fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|line| line.starts_with("model name"))
-                    .and_then(|line| line.split_once(':'))
-                    .map(|(_, model)| model.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let cpu_model = common::cpu_model();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Machine { cpu_model, cores }
     }

@@ -176,7 +176,6 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
     };
     let manager = VolumeManager::new(
         ManagerConfig {
-            node_id: config.node_id.clone(),
             volume_size_bytes: config.volume_size_bytes,
             renewal_concurrency: config.renewal_concurrency,
             strict_attributes: config.strict_attributes,

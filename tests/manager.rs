@@ -53,7 +53,6 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
     };
     let manager = VolumeManager::new(
         ManagerConfig {
-            node_id: "n".into(),
             volume_size_bytes: 1024 * 1024,
             renewal_concurrency: 1,
             strict_attributes: false,

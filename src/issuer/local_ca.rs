@@ -285,3 +285,83 @@ impl Issuer for LocalCa {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::{KeyAlgorithm, KeyEncoding, KeySpec, KeyUsage, PodInfo, Subject};
+
+    fn request(csr_pem: String, duration: std::time::Duration) -> IssueRequest {
+        IssueRequest {
+            volume_id: "csi-t".into(),
+            pod: PodInfo {
+                name: "p".into(),
+                namespace: "n".into(),
+                uid: "u".into(),
+                service_account: None,
+            },
+            issuer: crate::attributes::IssuerRef {
+                name: "ca".into(),
+                kind: "Issuer".into(),
+                group: "cert-manager.io".into(),
+            },
+            csr_pem,
+            duration,
+            is_ca: false,
+            usages: vec![KeyUsage::ServerAuth],
+            annotations: Default::default(),
+        }
+    }
+
+    fn csr() -> String {
+        let key = crate::keys::generate(&KeySpec {
+            algorithm: KeyAlgorithm::Ecdsa,
+            size: 256,
+            encoding: KeyEncoding::Pkcs8,
+        })
+        .unwrap();
+        let mut subject = Subject::default();
+        subject.push(crate::attributes::subject::COMMON_NAME, "t");
+        let contents = x509::RequestContents {
+            subject: &subject,
+            alt_names: x509::AltNames::default(),
+            usages: &[KeyUsage::ServerAuth],
+            is_ca: false,
+        };
+        let der = x509::certificate_request(
+            &contents,
+            &key.signing_key().unwrap(),
+            SignatureAlgorithm::EcdsaSha256,
+        )
+        .unwrap();
+        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der))
+    }
+
+    #[test]
+    fn nothing_it_signs_outlives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path()).unwrap();
+        // Go's longest duration, far beyond the CA's ten years.
+        let long = std::time::Duration::from_secs(2_562_047 * 3600);
+        let issued = ca.sign(&request(csr(), long)).unwrap();
+        let leaf = crate::certificate::inspect_leaf(&issued.chain_pem).unwrap();
+        let root = crate::certificate::inspect_leaf(&issued.ca_pem).unwrap();
+        assert_eq!(leaf.not_after, root.not_after);
+    }
+
+    #[test]
+    fn half_a_ca_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LocalCa::load_or_create(dir.path()).unwrap();
+        let reloaded = LocalCa::load_or_create(dir.path()).unwrap();
+        assert_eq!(
+            first.ca_pem(),
+            reloaded.ca_pem(),
+            "reloaded, not regenerated"
+        );
+        fs::remove_file(dir.path().join(CERT_FILE)).unwrap();
+        let error = LocalCa::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("only one of"), "{error}");
+        assert!(dir.path().join(KEY_FILE).exists(), "the key is kept");
+    }
+}

@@ -24,7 +24,6 @@ use crate::renewal::{self, Scheduler};
 /// Settings of the volume manager.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    pub node_id: String,
     /// Size cap of each volume's tmpfs.
     pub volume_size_bytes: u64,
     /// How many renewals may run at once.
