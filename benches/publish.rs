@@ -224,8 +224,8 @@ impl Samples {
         let total: Duration = sorted.iter().sum();
         Summary {
             count: sorted.len(),
-            p50: percentile(&sorted, 50.0),
-            p99: percentile(&sorted, 99.0),
+            p50: common::percentile(&sorted, 50.0),
+            p99: common::percentile(&sorted, 99.0),
             max: sorted.last().copied().unwrap_or_default(),
             mean: total / u32::try_from(sorted.len().max(1)).unwrap_or(u32::MAX),
         }
@@ -239,15 +239,6 @@ struct Summary {
     p99: Duration,
     max: Duration,
     mean: Duration,
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// A duration in the unit that keeps it readable.
@@ -363,6 +354,8 @@ fn time_signing(
         is_ca: spec.is_ca,
         usages: spec.usages.clone(),
         annotations: spec.annotations.clone(),
+        token: None,
+        resuming: false,
     };
     let mut samples = Samples::default();
     let mut chains = Vec::with_capacity(DISTINCT_FILE_SETS);
@@ -783,6 +776,8 @@ fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         renewal_concurrency: 4,
         mount_mode,
         strict_attributes: false,
+        kube: Default::default(),
+        cert_manager: Default::default(),
     }
 }
 

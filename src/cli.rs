@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attributes::duration::parse_go_duration;
 use crate::driver::{self, DriverConfig, IssuerBackend, MountMode};
+use crate::issuer::cert_manager::CertManagerSettings;
+use crate::kubernetes::KubeSettings;
 
 /// Where the driver keeps what it needs to resume after a restart. Not under /tmp, which
 /// systemd-tmpfiles cleans (upstream csi-lib #18).
@@ -89,6 +92,37 @@ pub struct DriverArgs {
     /// only warning about them.
     #[arg(long)]
     pub strict_attributes: bool,
+
+    /// kubeconfig file for the cert-manager backend [default: the in-cluster service account,
+    /// else KUBECONFIG or ~/.kube/config].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Client-side limit on Kubernetes API requests per second (0 = 50).
+    #[arg(long, default_value_t = 0.0)]
+    pub kube_api_qps: f64,
+
+    /// Requests allowed in a burst above --kube-api-qps (0 = 100).
+    #[arg(long, default_value_t = 0)]
+    pub kube_api_burst: u32,
+
+    /// Create CertificateRequests with the pod's service-account token instead of the driver's
+    /// (the CSIDriver must request tokens for the audience "").
+    #[arg(long)]
+    pub use_token_request: bool,
+
+    /// How long a publish waits for its CertificateRequest to be signed before failing with the
+    /// last reason seen (kubelet's retry resumes the same request). Go duration syntax.
+    #[arg(long, default_value = "90s", value_parser = parse_timeout)]
+    pub publish_timeout: std::time::Duration,
+
+    /// CertificateRequests kept per volume, newest first; older ones are deleted.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub certificate_request_history: u32,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    parse_go_duration(text).map_err(|reason| format!("{text:?} {reason}"))
 }
 
 /// `1048576`, `512Ki`, `1Mi`.
@@ -154,6 +188,16 @@ impl DriverArgs {
             renewal_concurrency: self.max_concurrent_renewals,
             mount_mode: MountMode::Tmpfs,
             strict_attributes: self.strict_attributes,
+            kube: KubeSettings {
+                kubeconfig: self.kubeconfig.clone(),
+                qps: self.kube_api_qps,
+                burst: self.kube_api_burst,
+            },
+            cert_manager: CertManagerSettings {
+                publish_timeout: self.publish_timeout,
+                history_limit: self.certificate_request_history as usize,
+                use_token_request: self.use_token_request,
+            },
         })
     }
 }
@@ -241,6 +285,12 @@ mod tests {
             "--data-root=/csi-data-dir",
             "-v=5",
             "--issuer-backend=local-ca",
+            "--kubeconfig=/etc/kube.yaml",
+            "--kube-api-qps=20",
+            "--kube-api-burst=40",
+            "--use-token-request",
+            "--publish-timeout=45s",
+            "--certificate-request-history=3",
         ])
         .unwrap();
         let config = cli.driver.to_config().unwrap();
@@ -249,6 +299,21 @@ mod tests {
         assert_eq!(config.local_ca_dir, PathBuf::from("/csi-data-dir/local-ca"));
         assert_eq!(cli.log_level, 5);
         assert_eq!(config.issuer_backend, IssuerBackend::LocalCa);
+        assert_eq!(
+            config.kube.kubeconfig,
+            Some(PathBuf::from("/etc/kube.yaml"))
+        );
+        assert_eq!((config.kube.qps, config.kube.burst), (20.0, 40));
+        assert!(config.cert_manager.use_token_request);
+        assert_eq!(
+            config.cert_manager.publish_timeout,
+            std::time::Duration::from_secs(45)
+        );
+        assert_eq!(config.cert_manager.history_limit, 3);
+        assert!(
+            Cli::try_parse_from(["x", "--certificate-request-history=0"]).is_err(),
+            "history below 1 is refused"
+        );
     }
 
     #[test]
@@ -257,5 +322,10 @@ mod tests {
         assert_eq!(cli.driver.issuer_backend, IssuerBackend::CertManager);
         assert!(!cli.driver.data_root.starts_with("/tmp"));
         assert!(cli.driver.to_config().unwrap_err().contains("--node-id"));
+        assert_eq!(cli.driver.certificate_request_history, 1);
+        assert_eq!(
+            cli.driver.publish_timeout,
+            crate::issuer::cert_manager::DEFAULT_PUBLISH_TIMEOUT
+        );
     }
 }

@@ -201,6 +201,8 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         renewal_concurrency: 4,
         mount_mode,
         strict_attributes: false,
+        kube: Default::default(),
+        cert_manager: Default::default(),
     };
     let running = driver::start(config.clone()).await?;
     let mut csi = client::connect(running.socket_path()).await?;

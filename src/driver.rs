@@ -11,8 +11,12 @@ use tokio::task::JoinHandle;
 use crate::csi::identity::IdentityService;
 use crate::csi::node::NodeService;
 use crate::csi::server;
+use crate::events::{NoEvents, PodEvents};
+use crate::issuer::cert_manager::{CertManagerIssuer, CertManagerSettings};
 use crate::issuer::local_ca::LocalCa;
 use crate::issuer::{Issuer, IssuerError};
+use crate::kubernetes::events::KubeEvents;
+use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
 use crate::volume::manager::ResumeSummary;
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use crate::volume::state::StateStore;
@@ -51,17 +55,21 @@ pub struct DriverConfig {
     pub mount_mode: MountMode,
     /// Unknown `csi.cert-manager.io/*` attributes fail the publish instead of being logged.
     pub strict_attributes: bool,
+    /// How to reach the API server (cert-manager backend only).
+    pub kube: KubeSettings,
+    /// The cert-manager backend's settings.
+    pub cert_manager: CertManagerSettings,
 }
 
 /// Why the driver could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The chosen issuer backend is not part of this build yet.
+    /// No Kubernetes client could be configured for the cert-manager backend.
     #[error(
-        "issuer backend `cert-manager` is not available in this build yet; \
-         run with `--issuer-backend local-ca` to sign with the embedded CA"
+        "{0}\n(the default issuer backend, cert-manager, needs a cluster; to run without one, \
+         use `--issuer-backend local-ca`)"
     )]
-    BackendNotAvailable,
+    Kube(#[from] KubeSetupError),
     /// The issuer could not be set up.
     #[error(transparent)]
     Issuer(#[from] IssuerError),
@@ -141,17 +149,39 @@ impl Drop for RunningDriver {
     }
 }
 
-/// Builds the issuer the configuration asks for.
-pub fn build_issuer(config: &DriverConfig) -> Result<Arc<dyn Issuer>, DriverError> {
+/// Builds the issuer the configuration asks for, and where pod events go with it.
+pub async fn build_issuer(
+    config: &DriverConfig,
+) -> Result<(Arc<dyn Issuer>, Arc<dyn PodEvents>), DriverError> {
     match config.issuer_backend {
-        IssuerBackend::CertManager => Err(DriverError::BackendNotAvailable),
-        IssuerBackend::LocalCa => Ok(Arc::new(LocalCa::load_or_create(&config.local_ca_dir)?)),
+        IssuerBackend::CertManager => {
+            let connection = KubeConnection::connect(&config.kube).await?;
+            tracing::info!(
+                api_server = %connection.cluster_url(),
+                qps = connection.limiter().qps(),
+                burst = connection.limiter().burst(),
+                use_token_request = config.cert_manager.use_token_request,
+                "using cert-manager CertificateRequests"
+            );
+            let events = KubeEvents::start(
+                connection.clone(),
+                config.driver_name.clone(),
+                format!("{}/{}", config.driver_name, config.node_id),
+            );
+            let issuer =
+                CertManagerIssuer::start(connection, &config.node_id, config.cert_manager.clone());
+            Ok((Arc::new(issuer), Arc::new(events)))
+        }
+        IssuerBackend::LocalCa => Ok((
+            Arc::new(LocalCa::load_or_create(&config.local_ca_dir)?),
+            Arc::new(NoEvents),
+        )),
     }
 }
 
 /// Starts the driver: issuer, data root, reload of existing volumes, renewal loop, gRPC socket.
 pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
-    let issuer = build_issuer(&config)?;
+    let (issuer, events) = build_issuer(&config).await?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -183,6 +213,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         issuer,
         mounter,
         store,
+        events,
     );
     let resumed = manager
         .resume()

@@ -9,6 +9,9 @@
 //! 5. [`volume`] — the files swapped atomically into the volume's own tmpfs;
 //! 6. [`renewal`] — one deadline queue renewing every certificate before it expires.
 //!
+//! Alongside: [`kubernetes`] (the API connection, pod tokens and pod Events used by the
+//! cert-manager backend) and [`events`] (what the driver reports on the pod).
+//!
 //! [`driver`] wires these together; [`cli`] and [`demo`] are the binary's two faces.
 
 pub mod attributes;
@@ -17,8 +20,10 @@ pub mod cli;
 pub mod csi;
 pub mod demo;
 pub mod driver;
+pub mod events;
 pub mod issuer;
 pub mod keys;
+pub mod kubernetes;
 pub mod renewal;
 pub mod volume;
 pub mod x509;

@@ -661,6 +661,8 @@ fn check_issuance(request: &VolumeRequest) -> Result<(), String> {
         is_ca: spec.is_ca,
         usages: spec.usages.clone(),
         annotations: spec.annotations.clone(),
+        token: None,
+        resuming: false,
     };
     let issued = fixture.ca.sign(&issue).map_err(|e| {
         format!("the embedded CA refused a CSR built from an accepted context: {e}")

@@ -66,6 +66,8 @@ fn issue(overrides: &[(&str, &str)]) -> Issued {
             is_ca: spec.is_ca,
             usages: spec.usages.clone(),
             annotations: Default::default(),
+            token: None,
+            resuming: false,
         })
         .expect("the embedded CA signs");
     let dir = tempfile::tempdir().unwrap();

@@ -60,6 +60,7 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
         issuer.clone(),
         mounter,
         StateStore::open(&dir.path().join("state")).unwrap(),
+        Arc::new(cert_manager_csi_driver::events::NoEvents),
     );
     let target = dir.path().join("mount");
     let context = sample_volume_context(

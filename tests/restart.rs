@@ -216,9 +216,14 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
 }
 
 #[test]
-fn default_backend_fails_clearly_until_it_exists() {
+fn default_backend_without_a_cluster_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(BINARY)
+        // No cluster anywhere: not in a pod, no kubeconfig.
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env("HOME", dir.path())
         .arg("--node-id=n")
         .arg(format!(
             "--endpoint=unix://{}/csi.sock",
@@ -235,7 +240,11 @@ fn default_backend_fails_clearly_until_it_exists() {
     assert!(stderr.contains("--issuer-backend local-ca"), "{stderr}");
     assert!(
         !dir.path().join("csi.sock").exists(),
-        "no socket when the backend is missing"
+        "no socket when the backend cannot start"
+    );
+    assert!(
+        stderr.contains("no Kubernetes configuration found"),
+        "{stderr}"
     );
 }
 

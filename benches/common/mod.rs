@@ -1,4 +1,9 @@
-//! Shared by the benchmark programs: describing the machine the figures come from.
+//! Shared by the benchmark programs: describing the machine the figures come from, and
+//! summarising latency samples.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
 
 /// The CPU model from /proc/cpuinfo, so printed figures say what they were measured on.
 pub fn cpu_model() -> String {
@@ -11,4 +16,13 @@ pub fn cpu_model() -> String {
                 .map(|(_, model)| model.trim().to_string())
         })
         .unwrap_or_else(|| "unknown (no model name in /proc/cpuinfo)".to_string())
+}
+
+/// Nearest-rank percentile of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }

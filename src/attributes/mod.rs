@@ -3,7 +3,7 @@
 //! Pure: no I/O. Every problem found is collected, so one `InvalidArgument` tells the user all
 //! that is wrong with a volume at once, each problem naming the key and the bad value.
 
-mod duration;
+pub mod duration;
 pub mod subject;
 mod variables;
 

@@ -45,6 +45,9 @@ impl From<VolumeError> for Status {
             VolumeError::Issuer(IssuerError::Rejected(_)) => Code::InvalidArgument,
             VolumeError::Issuer(IssuerError::Unavailable(_)) => Code::Unavailable,
             VolumeError::Issuer(IssuerError::Misconfigured(_)) => Code::FailedPrecondition,
+            VolumeError::Issuer(IssuerError::Denied(_)) => Code::PermissionDenied,
+            VolumeError::Issuer(IssuerError::Failed(_)) => Code::Unavailable,
+            VolumeError::Issuer(IssuerError::TimedOut(_)) => Code::DeadlineExceeded,
             VolumeError::NotFound(_) => Code::NotFound,
             VolumeError::Io { .. } | VolumeError::Internal(_) => Code::Internal,
         };

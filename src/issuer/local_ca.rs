@@ -310,6 +310,8 @@ mod tests {
             is_ca: false,
             usages: vec![KeyUsage::ServerAuth],
             annotations: Default::default(),
+            token: None,
+            resuming: false,
         }
     }
 

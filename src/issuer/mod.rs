@@ -2,6 +2,7 @@
 //! `CertificateRequest` backend for clusters, and [`local_ca::LocalCa`], an embedded CA for running
 //! without one.
 
+pub mod cert_manager;
 pub mod local_ca;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::attributes::{IssuerRef, KeyUsage, PodInfo};
+use crate::kubernetes::ServiceAccountToken;
 
 /// Everything an issuer needs to sign one volume's certificate. Mirrors the spec of a
 /// cert-manager `CertificateRequest`.
@@ -23,6 +25,12 @@ pub struct IssueRequest {
     pub is_ca: bool,
     pub usages: Vec<KeyUsage>,
     pub annotations: BTreeMap<String, String>,
+    /// The pod's service-account token, when requests are made as the pod
+    /// (`--use-token-request`). Held in memory only.
+    pub token: Option<ServiceAccountToken>,
+    /// This attempt continues one that gave up waiting (same key, same CSR): a request the
+    /// backend already made for it may be taken up again even if it has meanwhile been issued.
+    pub resuming: bool,
 }
 
 /// A signed certificate as an issuer returns it.
@@ -43,6 +51,15 @@ pub enum IssuerError {
     /// The issuer could not be reached or failed in a way that may pass.
     #[error("issuer unavailable: {0}")]
     Unavailable(String),
+    /// The approver denied the request; final for that request.
+    #[error("{0}")]
+    Denied(String),
+    /// The issuer tried and failed; final for that request.
+    #[error("{0}")]
+    Failed(String),
+    /// Not signed before the publish deadline; a retry resumes waiting.
+    #[error("{0}")]
+    TimedOut(String),
     /// The issuer's own state is broken (e.g. its CA files cannot be read or written).
     #[error("issuer is misconfigured: {0}")]
     Misconfigured(String),
@@ -60,6 +77,11 @@ pub trait Issuer: Send + Sync {
     /// Whether signing happens right here, as CPU work on this node (the embedded CA), rather than
     /// elsewhere while this node waits.
     fn signs_on_this_node(&self) -> bool {
+        false
+    }
+
+    /// Whether requests must carry the pod's service-account token (`--use-token-request`).
+    fn needs_pod_token(&self) -> bool {
         false
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinHandle;
 
@@ -14,11 +14,14 @@ use super::files::{self, FileToWrite, WriteOutcome};
 use super::mount::Mounter;
 use super::state::{StateStore, VolumeRecord};
 use crate::attributes::{
-    InvalidAttributes, ParseOptions, VolumeRequest, parse_volume_context_with, redacted_context,
+    CertRequestSpec, InvalidAttributes, ParseOptions, VolumeRequest, parse_volume_context_with,
+    redacted_context,
 };
 use crate::certificate::{CertificateInfo, inspect_leaf};
+use crate::events::{PodEvent, PodEvents, reason};
 use crate::issuer::{IssueRequest, Issuer, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
+use crate::kubernetes::{ServiceAccountToken, token};
 use crate::renewal::{self, Scheduler};
 
 /// Settings of the volume manager.
@@ -147,14 +150,49 @@ pub fn plan_publish(
 
 type Slot = Arc<tokio::sync::Mutex<Option<ManagedVolume>>>;
 
+/// A key whose request is still with the issuer after an attempt gave up waiting. The next
+/// attempt for the volume presents the same CSR, so a remote issuer resumes the pending request
+/// instead of getting a new one (upstream #47: request storms on slow issuers).
+struct PendingKey {
+    spec: CertRequestSpec,
+    key: PrivateKey,
+    csr_pem: String,
+    since: Instant,
+}
+
+/// A pending key unused this long is dropped (its pod is most likely gone without an unpublish).
+const PENDING_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// Whether an issuance is a volume's first or a renewal, for logs and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Issue,
+    Renew,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Issue => "Issue",
+            Action::Renew => "Renew",
+        }
+    }
+}
+
 /// Owns every volume on the node.
 pub struct VolumeManager {
     config: ManagerConfig,
     issuer: Arc<dyn Issuer>,
     mounter: Arc<dyn Mounter>,
     store: StateStore,
+    events: Arc<dyn PodEvents>,
     scheduler: Scheduler,
     slots: Mutex<HashMap<String, Slot>>,
+    /// See [`PendingKey`]; by volume ID. Memory only: a key never touches disk.
+    pending_keys: Mutex<HashMap<String, PendingKey>>,
+    /// The pods' service-account tokens (`--use-token-request`), by volume ID, refreshed by
+    /// every (re)publish. Memory only.
+    tokens: Mutex<HashMap<String, ServiceAccountToken>>,
     /// Bounds the node-side work (key, CSR, mount, file writes) to one task per core. Under a
     /// burst, volumes then finish in arrival order instead of all advancing together and all
     /// finishing late; waiting on the issuer is outside it.
@@ -195,14 +233,18 @@ impl VolumeManager {
         issuer: Arc<dyn Issuer>,
         mounter: Arc<dyn Mounter>,
         store: StateStore,
+        events: Arc<dyn PodEvents>,
     ) -> Arc<VolumeManager> {
         Arc::new(VolumeManager {
             config,
             issuer,
             mounter,
             store,
+            events,
             scheduler: Scheduler::new(),
             slots: Mutex::new(HashMap::new()),
+            pending_keys: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
             node_work: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
@@ -278,11 +320,44 @@ impl VolumeManager {
         }
         let parsed = parse_volume_context_with(&request.volume_context, self.parse_options())?;
         parse_group(request.volume_mount_group.as_deref())?;
+        if self.issuer.needs_pod_token() {
+            match token::from_volume_context(&request.volume_context) {
+                // A republish (kubelet's `requiresRepublish`) comes here with a fresh token.
+                Ok(token) => {
+                    lock(&self.tokens).insert(request.volume_id.clone(), token);
+                }
+                // A republish must not fail in a way that makes kubelet unmount a working volume
+                // (kubernetes #121271): keep the previous token and carry on.
+                Err(error) if self.existing_slot(&request.volume_id).is_some() => {
+                    tracing::warn!(
+                        volume_id = %request.volume_id,
+                        pod = %pod_label(&parsed),
+                        %error,
+                        "republish without a usable token; keeping the previous one"
+                    );
+                }
+                Err(error) => return Err(VolumeError::InvalidArgument(error.to_string())),
+            }
+        }
         for warning in &parsed.warnings {
             tracing::warn!(
                 volume_id = %request.volume_id,
                 pod = %pod_label(&parsed),
                 "{warning}"
+            );
+        }
+        if !parsed.unknown_keys.is_empty() {
+            self.events.record(
+                &parsed.pod,
+                PodEvent::warning(
+                    reason::UNKNOWN_ATTRIBUTE,
+                    Action::Issue.as_str(),
+                    format!(
+                        "volume {}: {}",
+                        request.volume_id,
+                        parsed.warnings.join("; ")
+                    ),
+                ),
             );
         }
         let this = Arc::clone(self);
@@ -393,7 +468,14 @@ impl VolumeManager {
                     target.display()
                 )))?;
         }
-        let certificate = self.issue_and_write(volume, permit).await?;
+        let certificate = match self.issue_and_write(volume, permit).await {
+            Ok(certificate) => certificate,
+            Err(error) => {
+                self.report_failure(volume, Action::Issue, &error);
+                return Err(error);
+            }
+        };
+        self.report_success(volume, Action::Issue, &certificate);
         tracing::info!(
             volume_id = %volume.record.volume_id,
             pod = %pod_label(&volume.request),
@@ -410,8 +492,9 @@ impl VolumeManager {
 
     /// Makes a key and CSR, gets it signed, and swaps the files in. The old files stay until the
     /// complete new set is written. `permit` is a node-work permit the caller already holds; it is
-    /// let go while waiting on a remote issuer, and kept through a local one, whose signing is
-    /// node work itself (and keeping it lets a burst of volumes finish in arrival order).
+    /// let go while waiting on a remote issuer (and not taken again once it answers), and kept
+    /// through a local one, whose signing is node work itself (keeping it lets a burst of volumes
+    /// finish in arrival order).
     async fn issue_and_write(
         &self,
         volume: &ManagedVolume,
@@ -419,15 +502,22 @@ impl VolumeManager {
     ) -> Result<CertificateInfo, VolumeError> {
         let spec = &volume.request.spec;
         let target = &volume.record.target_path;
-        let reused = if spec.reuse_private_key {
-            read_reusable_key(target, &spec.files.private_key, &volume.record.volume_id)
-        } else {
-            None
+        let volume_id = &volume.record.volume_id;
+        let (key, csr_pem, resuming) = match self.take_pending_key(volume_id, spec) {
+            Some(pending) => (pending.key, pending.csr_pem, true),
+            None => {
+                let reused = if spec.reuse_private_key {
+                    read_reusable_key(target, &spec.files.private_key, volume_id)
+                } else {
+                    None
+                };
+                let (key, csr_pem) = make_key_and_csr(spec, reused).await?;
+                (key, csr_pem, false)
+            }
         };
-        let (key, csr_pem) = make_key_and_csr(spec, reused).await?;
 
         let issue_request = IssueRequest {
-            volume_id: volume.record.volume_id.clone(),
+            volume_id: volume_id.clone(),
             pod: volume.request.pod.clone(),
             issuer: spec.issuer.clone(),
             csr_pem,
@@ -435,13 +525,29 @@ impl VolumeManager {
             is_ca: spec.is_ca,
             usages: spec.usages.clone(),
             annotations: spec.annotations.clone(),
+            token: lock(&self.tokens).get(volume_id).cloned(),
+            resuming,
         };
-        let (issued, _permit) = if self.issuer.signs_on_this_node() {
-            (self.issuer.issue(&issue_request).await?, permit)
+        // After a remote issuer answers, what is left (checking and writing a few small files)
+        // is too light to queue for a permit behind other volumes' key generation: a volume
+        // whose certificate has arrived finishes at once.
+        let (outcome, _permit) = if self.issuer.signs_on_this_node() {
+            (self.issuer.issue(&issue_request).await, Some(permit))
         } else {
             drop(permit);
-            let issued = self.issuer.issue(&issue_request).await?;
-            (issued, self.node_permit().await?)
+            (self.issuer.issue(&issue_request).await, None)
+        };
+        let issued = match outcome {
+            Ok(issued) => issued,
+            Err(error) => {
+                if matches!(
+                    error,
+                    IssuerError::TimedOut(_) | IssuerError::Unavailable(_)
+                ) {
+                    self.keep_pending_key(volume_id, spec, key, issue_request.csr_pem);
+                }
+                return Err(error.into());
+            }
         };
         let certificate = inspect_leaf(&issued.chain_pem).map_err(|e| {
             IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
@@ -539,6 +645,7 @@ impl VolumeManager {
         };
         match self.issue_and_write(volume, permit).await {
             Ok(certificate) => {
+                self.report_success(volume, Action::Renew, &certificate);
                 tracing::info!(
                     %volume_id,
                     pod = %pod_label(&volume.request),
@@ -567,6 +674,7 @@ impl VolumeManager {
                     %error,
                     "renewal failed; keeping the current certificate"
                 );
+                self.report_failure(volume, Action::Renew, &error);
                 self.scheduler
                     .schedule(volume_id, tokio::time::Instant::now() + retry_in);
             }
@@ -593,6 +701,97 @@ impl VolumeManager {
                 });
             }
         })
+    }
+
+    /// The key kept from an attempt that gave up waiting, if it was made for this same spec.
+    fn take_pending_key(&self, volume_id: &str, spec: &CertRequestSpec) -> Option<PendingKey> {
+        let mut pending_keys = lock(&self.pending_keys);
+        pending_keys.retain(|_, kept| kept.since.elapsed() < PENDING_KEY_LIFETIME);
+        let pending = pending_keys.remove(volume_id)?;
+        (pending.spec == *spec).then_some(pending)
+    }
+
+    fn keep_pending_key(
+        &self,
+        volume_id: &str,
+        spec: &CertRequestSpec,
+        key: PrivateKey,
+        csr_pem: String,
+    ) {
+        let mut pending = lock(&self.pending_keys);
+        pending.retain(|_, kept| kept.since.elapsed() < PENDING_KEY_LIFETIME);
+        pending.insert(
+            volume_id.to_string(),
+            PendingKey {
+                spec: spec.clone(),
+                key,
+                csr_pem,
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// Whether a pending key is held for the volume (for tests and status).
+    pub fn has_pending_key(&self, volume_id: &str) -> bool {
+        lock(&self.pending_keys).contains_key(volume_id)
+    }
+
+    fn report_success(
+        &self,
+        volume: &ManagedVolume,
+        action: Action,
+        certificate: &CertificateInfo,
+    ) {
+        let issuer = &volume.request.spec.issuer;
+        let (reason, verb) = match action {
+            Action::Issue => (reason::ISSUED, "issued"),
+            Action::Renew => (reason::RENEWED, "renewed"),
+        };
+        self.events.record(
+            &volume.request.pod,
+            PodEvent::normal(
+                reason,
+                action.as_str(),
+                format!(
+                    "certificate for volume {} {verb} by {} {} (serial {}, valid until {})",
+                    volume.record.volume_id,
+                    issuer.kind,
+                    issuer.name,
+                    certificate.serial,
+                    rfc3339(certificate.not_after)
+                ),
+            ),
+        );
+    }
+
+    fn report_failure(&self, volume: &ManagedVolume, action: Action, error: &VolumeError) {
+        let reason = match error {
+            VolumeError::Issuer(IssuerError::Denied(_)) => reason::DENIED,
+            VolumeError::Issuer(IssuerError::Failed(_)) => reason::FAILED,
+            VolumeError::Issuer(IssuerError::TimedOut(_)) => reason::TIMED_OUT,
+            VolumeError::Issuer(IssuerError::Unavailable(_)) => reason::ISSUER_UNAVAILABLE,
+            _ if action == Action::Renew => reason::RENEWAL_FAILED,
+            // Other first-publish failures reach the pod through kubelet's own FailedMount event.
+            _ => return,
+        };
+        let mut message = format!("volume {}: {error}", volume.record.volume_id);
+        if action == Action::Renew
+            && let Some(certificate) = &volume.certificate
+        {
+            let left = certificate
+                .not_after
+                .duration_since(SystemTime::now())
+                .map(|left| format!("expires in {}", human_duration(left)))
+                .unwrap_or_else(|_| "has EXPIRED".to_string());
+            message.push_str(&format!(
+                "; the current certificate stays in place and {left} (at {}); retrying with backoff",
+                rfc3339(certificate.not_after)
+            ));
+        }
+        self.events.record(
+            &volume.request.pod,
+            PodEvent::warning(reason, action.as_str(), message),
+        );
     }
 
     /// Unpublishes: stops renewal, unmounts, deletes the files, the target directory and the
@@ -628,6 +827,8 @@ impl VolumeManager {
         // its renewals and kubelet's retry tries again.
         if result.is_ok() {
             self.scheduler.cancel(volume_id);
+            lock(&self.pending_keys).remove(volume_id);
+            lock(&self.tokens).remove(volume_id);
             if let Some(guard) = guard.as_mut() {
                 **guard = None;
             }
@@ -684,6 +885,8 @@ impl VolumeManager {
     /// Best-effort cleanup after a failed first publish.
     fn destroy(&self, volume_id: &str, target: &Path, known: bool) {
         self.scheduler.cancel(volume_id);
+        // kubelet sends a fresh token with its retry; none is kept for a volume that is gone.
+        lock(&self.tokens).remove(volume_id);
         if let Err(error) = self.destroy_checked(volume_id, target, known) {
             tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
         }
@@ -866,6 +1069,38 @@ async fn make_key_and_csr(
             .map_err(|e| VolumeError::Internal(e.to_string()))??)
     } else {
         Ok(work(spec)?)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// `3d4h`, `2h5m`, `4m10s`, `12s`: how long is left, for people.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (days, hours, minutes, seconds) = (
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
     }
 }
 

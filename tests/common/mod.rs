@@ -46,6 +46,8 @@ pub fn config_in(dir: &Path) -> DriverConfig {
             MountMode::PlainDirectories
         },
         strict_attributes: false,
+        kube: Default::default(),
+        cert_manager: Default::default(),
     }
 }
 
@@ -72,6 +74,21 @@ impl Harness {
             driver: Some(driver),
             client,
         }
+    }
+
+    /// Stops the driver (mounts and records stay, as after a crash) and starts a new one on the
+    /// same configuration; everything held only in memory is gone.
+    pub async fn restart(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.stop().await.expect("driver stops");
+        }
+        let driver = driver::start(self.config.clone())
+            .await
+            .expect("driver restarts");
+        self.client = client::connect(&self.config.socket_path)
+            .await
+            .expect("client reconnects");
+        self.driver = Some(driver);
     }
 
     pub fn driver(&self) -> &RunningDriver {

@@ -1,0 +1,273 @@
+//! Publishing through the cert-manager backend, against the test API server with a signer that
+//! answers at once: publish latency at 1 and 64 in flight, API requests per issuance, and the
+//! time from the signer's status update to the publish returning.
+//!
+//! Run: `cargo bench --bench cert_manager` (as root for real tmpfs mounts; `TMPDIR=/dev/shm` keeps
+//! file-system churn of the work directory out of the figures).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cert_manager_csi_driver::attributes::key;
+use cert_manager_csi_driver::csi::client::{self, CsiClient};
+use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
+use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
+use kube_test_server::{Signer, TestApiServer};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+const SEQUENTIAL: usize = 300;
+const CONCURRENT: usize = 1280;
+const IN_FLIGHT: usize = 64;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nbenchmark failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One publish: which volume, when it returned, how long it took.
+struct Published {
+    volume_id: String,
+    returned_at: Instant,
+    latency: Duration,
+}
+
+async fn run() -> BenchResult<()> {
+    let is_root = rustix::process::geteuid().is_root();
+    let mount_mode = if is_root {
+        MountMode::Tmpfs
+    } else {
+        MountMode::PlainDirectories
+    };
+    let work = tempfile::Builder::new().prefix("cm-csi-bench-").tempdir()?;
+    let root = work.path().canonicalize()?;
+    println!("cert-manager backend: publish through the test API server (instant signer)");
+    println!(
+        "  cpu    {} ({} cores)",
+        common::cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "  volumes {}, work dir {}",
+        match mount_mode {
+            MountMode::Tmpfs => "real tmpfs mounts",
+            MountMode::PlainDirectories => "plain directories (not root)",
+        },
+        root.display()
+    );
+    println!("  keys   ECDSA P-256; API over HTTP/1.1 on loopback\n");
+
+    let api = TestApiServer::start().await;
+    let signer = Signer::start(&api);
+    let kubeconfig = root.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, "driver-token");
+    let config = DriverConfig {
+        node_id: "bench-node".into(),
+        driver_name: "csi.cert-manager.io".into(),
+        socket_path: root.join("plugin/csi.sock"),
+        data_root: root.join("driver-state"),
+        issuer_backend: IssuerBackend::CertManager,
+        local_ca_dir: root.join("unused-ca"),
+        max_volumes_per_node: 0,
+        volume_size_bytes: 1024 * 1024,
+        renewal_concurrency: 4,
+        mount_mode,
+        strict_attributes: false,
+        kube: cert_manager_csi_driver::kubernetes::KubeSettings {
+            kubeconfig: Some(kubeconfig),
+            // The figures are about the driver, not its client-side limiter.
+            qps: 100_000.0,
+            burst: 100_000,
+        },
+        cert_manager: Default::default(),
+    };
+    let running = driver::start(config.clone()).await?;
+    let csi = client::connect(running.socket_path()).await?;
+
+    // Warm up: connections, the watch's first list, allocator.
+    let warm = publish_many(&csi, &root, "warm", 20, 1).await?;
+    unpublish_all(&csi, &root, &warm).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    api.clear_requests();
+    let sequential = publish_many(&csi, &root, "seq", SEQUENTIAL, 1).await?;
+    // Events are written in the background; let them land before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audit = api.requests();
+    report_latency("1 in flight", &sequential);
+    report_api_requests(&audit, SEQUENTIAL);
+    report_wake_up(&api, &signer, &sequential);
+    unpublish_all(&csi, &root, &sequential).await?;
+
+    let started = Instant::now();
+    let concurrent = publish_many(&csi, &root, "par", CONCURRENT, IN_FLIGHT).await?;
+    let elapsed = started.elapsed();
+    report_latency(&format!("{IN_FLIGHT} in flight"), &concurrent);
+    println!(
+        "  throughput {:.0} volumes/s ({CONCURRENT} volumes in {:.2} s)",
+        CONCURRENT as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    report_wake_up(&api, &signer, &concurrent);
+    unpublish_all(&csi, &root, &concurrent).await?;
+
+    running.stop().await?;
+    Ok(())
+}
+
+fn target_of(root: &Path, volume_id: &str) -> PathBuf {
+    root.join(format!(
+        "kubelet/pods/{volume_id}/volumes/kubernetes.io~csi/tls/mount"
+    ))
+}
+
+fn context_of(volume_id: &str) -> HashMap<String, String> {
+    let pod = SamplePod {
+        name: volume_id.to_string(),
+        namespace: "bench".into(),
+        uid: format!("uid-{volume_id}"),
+    };
+    sample_volume_context(&pod, &[(key::KEY_ALGORITHM, "ECDSA")])
+}
+
+/// Publishes `count` volumes, `in_flight` at a time, over one shared connection (the
+/// connection-per-call cost is measured by the `publish` benchmark).
+async fn publish_many(
+    csi: &CsiClient,
+    root: &Path,
+    prefix: &str,
+    count: usize,
+    in_flight: usize,
+) -> BenchResult<Vec<Published>> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::with_capacity(count);
+    for index in 0..count {
+        let volume_id = format!("{prefix}-{index}");
+        let target = target_of(root, &volume_id);
+        std::fs::create_dir_all(target.parent().unwrap())?;
+        let request = publish_request(&volume_id, &target, context_of(&volume_id));
+        let mut node = csi.node.clone();
+        let permit = Arc::clone(&permits).acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let result = node.node_publish_volume(request).await;
+            let returned_at = Instant::now();
+            drop(permit);
+            result.map(|_| Published {
+                volume_id,
+                returned_at,
+                latency: returned_at - started,
+            })
+        }));
+    }
+    let mut published = Vec::with_capacity(count);
+    for task in tasks {
+        published.push(task.await??);
+    }
+    Ok(published)
+}
+
+async fn unpublish_all(csi: &CsiClient, root: &Path, published: &[Published]) -> BenchResult<()> {
+    for volume in published {
+        csi.node
+            .clone()
+            .node_unpublish_volume(NodeUnpublishVolumeRequest {
+                volume_id: volume.volume_id.clone(),
+                target_path: target_of(root, &volume.volume_id).display().to_string(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+fn sorted(mut samples: Vec<Duration>) -> Vec<Duration> {
+    samples.sort_unstable();
+    samples
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn report_latency(label: &str, published: &[Published]) {
+    let latencies = sorted(published.iter().map(|p| p.latency).collect());
+    println!(
+        "publish latency, {label} ({} volumes): p50 {}, p99 {}, max {}",
+        latencies.len(),
+        ms(common::percentile(&latencies, 50.0)),
+        ms(common::percentile(&latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+}
+
+fn report_api_requests(audit: &[kube_test_server::AuditEntry], issuances: usize) {
+    let per = |filter: &dyn Fn(&kube_test_server::AuditEntry) -> bool| {
+        audit.iter().filter(|e| filter(e)).count() as f64 / issuances as f64
+    };
+    let is_write = |e: &kube_test_server::AuditEntry| e.method != "GET";
+    let on_requests = |e: &kube_test_server::AuditEntry| e.path.contains("certificaterequests");
+    let on_events = |e: &kube_test_server::AuditEntry| e.path.contains("/events");
+    println!("API requests per issuance ({issuances} issuances, sequential):");
+    println!(
+        "  writes      {:.2} (CertificateRequest {:.2}, Event {:.2})  target ≤ 2",
+        per(&|e| is_write(e)),
+        per(&|e| is_write(e) && on_requests(e)),
+        per(&|e| is_write(e) && on_events(e)),
+    );
+    println!(
+        "  reads       {:.2} (polling GETs of requests: {:.2})  target 0 polling reads",
+        per(&|e| !is_write(e) && !e.watch),
+        per(&|e| !is_write(e) && !e.watch && on_requests(e)),
+    );
+    println!(
+        "  watch (re)connects during the run: {}",
+        audit.iter().filter(|e| e.watch).count()
+    );
+}
+
+/// For each publish, the time from the signer writing Ready=True to the publish returning.
+fn report_wake_up(api: &TestApiServer, signer: &Signer, published: &[Published]) {
+    let by_volume: HashMap<String, String> = api
+        .list_objects("cert-manager.io/v1", "certificaterequests")
+        .into_iter()
+        .filter_map(|request| {
+            let volume = request["metadata"]["annotations"]["csi.cert-manager.io/volume-id"]
+                .as_str()?
+                .to_string();
+            let name = request["metadata"]["name"].as_str()?.to_string();
+            Some((volume, name))
+        })
+        .collect();
+    let gaps = sorted(
+        published
+            .iter()
+            .filter_map(|p| {
+                let name = by_volume.get(&p.volume_id)?;
+                let signed = signer.signed_at("bench", name)?;
+                Some(p.returned_at.saturating_duration_since(signed))
+            })
+            .collect(),
+    );
+    println!(
+        "  signer status update → publish returned ({} matched): p50 {}, p99 {}, max {}  target p99 ≤ 5 ms",
+        gaps.len(),
+        ms(common::percentile(&gaps, 50.0)),
+        ms(common::percentile(&gaps, 99.0)),
+        ms(gaps.last().copied().unwrap_or_default())
+    );
+}

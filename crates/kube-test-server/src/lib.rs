@@ -1,0 +1,277 @@
+//! A Kubernetes-API-compatible test server and a cert-manager-like signer, for the driver's
+//! tests and benchmarks.
+//!
+//! [`TestApiServer`] serves plain HTTP/1.1 on 127.0.0.1 and speaks the REST paths and JSON that
+//! the `kube` client sends (create, get, list, watch, replace, patch, delete, on any resource and
+//! its `/status`), keeping objects in memory. Tests point a client at it with
+//! [`TestApiServer::write_kubeconfig`], inspect what it was asked with
+//! [`TestApiServer::requests`], and inject faults. [`Signer`] answers CertificateRequests the way
+//! cert-manager would, with a test CA.
+//!
+//! Deliberately not modelled: authorization, admission, finalizers and graceful deletion,
+//! schema validation, server-side apply's field ownership (apply is a merge patch here),
+//! strategic merge's list merging (it is a merge patch here), pagination (lists are whole),
+//! TLS, discovery endpoints.
+
+mod http;
+mod patch;
+mod selector;
+mod signer;
+mod store;
+
+pub use http::AuditEntry;
+pub use signer::{IGNORED_ISSUER, Signer, SignerMode};
+pub use store::{Change, ChangeKind};
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Collection, Part};
+
+/// The bearer token pre-registered by [`TestApiServer::start`].
+pub const DRIVER_TOKEN: &str = "driver-token";
+/// The user [`DRIVER_TOKEN`] authenticates as.
+pub const DRIVER_USER: &str = "system:serviceaccount:cert-manager:cert-manager-csi-driver";
+/// The user recorded as creator of objects made with [`TestApiServer::create_object`].
+pub const ADMIN_USER: &str = "system:admin";
+
+/// A running test API server. Cloning gives another handle to the same server; the server stops
+/// accepting connections when the last handle is dropped (or its tokio runtime shuts down).
+#[derive(Clone)]
+pub struct TestApiServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: Arc<http::ApiServer>,
+    address: SocketAddr,
+    _accept_loop: TaskGuard,
+}
+
+/// Aborts a task when dropped.
+struct TaskGuard(tokio::task::AbortHandle);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl TestApiServer {
+    /// Binds 127.0.0.1 on a free port and serves on a tokio task. Pre-registers
+    /// [`DRIVER_TOKEN`] for [`DRIVER_USER`].
+    pub async fn start() -> TestApiServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0");
+        let address = listener.local_addr().expect("the listener's address");
+        let api = Arc::new(http::ApiServer::default());
+        api.add_token(DRIVER_TOKEN, DRIVER_USER);
+        let accept_loop = tokio::spawn(http::serve(listener, api.clone()));
+        TestApiServer {
+            inner: Arc::new(Inner {
+                api,
+                address,
+                _accept_loop: TaskGuard(accept_loop.abort_handle()),
+            }),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.address)
+    }
+
+    /// Lets `token` authenticate as `user` (and un-rejects it).
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.inner.api.add_token(token, user);
+    }
+
+    /// From now on, requests with `token` get 401 Unauthorized.
+    pub fn reject_token(&self, token: &str) {
+        self.inner.api.reject_token(token);
+    }
+
+    /// Writes a kubeconfig (YAML) that points at this server and authenticates with `token`.
+    ///
+    /// # Panics
+    /// If the file cannot be written.
+    pub fn write_kubeconfig(&self, path: &Path, token: &str) {
+        // JSON strings are valid YAML double-quoted scalars.
+        let quote = |s: &str| Value::from(s).to_string();
+        let kubeconfig = format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: kube-test-server\n  cluster:\n    server: {server}\n\
+             users:\n\
+             - name: kube-test-user\n  user:\n    token: {token}\n\
+             contexts:\n\
+             - name: kube-test-server\n  context:\n    cluster: kube-test-server\n    user: kube-test-user\n    namespace: default\n\
+             current-context: kube-test-server\n",
+            server = quote(&self.url()),
+            token = quote(token),
+        );
+        std::fs::write(path, kubeconfig)
+            .unwrap_or_else(|e| panic!("writing kubeconfig {}: {e}", path.display()));
+    }
+
+    /// Creates an object as if [`ADMIN_USER`] had POSTed it, filling in its metadata
+    /// (name from `generateName`, uid, resourceVersion, creationTimestamp, generation, namespace).
+    /// `namespace` is empty for cluster-scoped objects.
+    ///
+    /// # Panics
+    /// If the API server would refuse it (no name, name taken, namespace mismatch).
+    pub fn create_object(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        object: Value,
+    ) -> Value {
+        self.inner
+            .api
+            .store
+            .create(
+                &Collection::new(api_version, resource),
+                namespace,
+                object,
+                Some(ADMIN_USER),
+            )
+            .unwrap_or_else(|e| panic!("creating {resource} in {namespace:?}: {}", e.message))
+    }
+
+    pub fn get_object(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let collection = Collection::new(api_version, resource);
+        self.inner.api.store.get(&collection, namespace, name).ok()
+    }
+
+    /// Every object of a resource, in all namespaces, in creation order.
+    pub fn list_objects(&self, api_version: &str, resource: &str) -> Vec<Value> {
+        let collection = Collection::new(api_version, resource);
+        self.inner.api.store.all_in_creation_order(&collection)
+    }
+
+    /// Changes an object with `f` (status included; its name, namespace, uid and creation time
+    /// are kept), bumps its resourceVersion and tells watchers (MODIFIED). Returns the new
+    /// object, or `None` if there is no such object. As on a real API server, a change that
+    /// changes nothing is no write: no new resourceVersion, no event.
+    pub fn update_object(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        let collection = Collection::new(api_version, resource);
+        self.inner
+            .api
+            .store
+            .modify(&collection, namespace, name, None, Part::Whole, |old| {
+                let mut new = old.clone();
+                f(&mut new);
+                Ok(new)
+            })
+            .ok()
+    }
+
+    /// Deletes an object and tells watchers (DELETED). Returns it, or `None` if absent.
+    pub fn delete_object(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let collection = Collection::new(api_version, resource);
+        self.inner
+            .api
+            .store
+            .delete(&collection, namespace, name)
+            .ok()
+    }
+
+    /// The user whose request created the object, if it exists.
+    pub fn created_by(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<String> {
+        let collection = Collection::new(api_version, resource);
+        self.inner
+            .api
+            .store
+            .created_by(&collection, namespace, name)
+    }
+
+    /// An in-process feed of every change, in resourceVersion order. A receiver that falls more
+    /// than 16384 changes behind gets `RecvError::Lagged`.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.inner.api.store.subscribe()
+    }
+
+    /// Every request received so far (since the last [`TestApiServer::clear_requests`]).
+    pub fn requests(&self) -> Vec<AuditEntry> {
+        self.inner.api.requests()
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner.api.clear_requests();
+    }
+
+    /// The next `count` authenticated requests that match `method` (e.g. `"GET"`, any if `None`)
+    /// and whose path contains `path_contains` (any if `None`) are answered with `status` and a
+    /// `Status` body, without being executed. Faults queue up; each request consumes at most one.
+    ///
+    /// Note that kube's client retries 429, 503 and 504 by itself (up to 15 times, from 5 ms).
+    pub fn fail_next(
+        &self,
+        count: usize,
+        status: u16,
+        method: Option<&str>,
+        path_contains: Option<&str>,
+    ) {
+        self.inner
+            .api
+            .fail_next(count, status, method, path_contains);
+    }
+
+    /// Forgets every fault queued by [`TestApiServer::fail_next`] that has not fired yet.
+    pub fn clear_faults(&self) {
+        self.inner.api.clear_faults();
+    }
+
+    /// Breaks every open watch connection now (without an ERROR event), as a crashing API
+    /// server or a load balancer would. Clients resume from their last resourceVersion.
+    pub fn drop_watches(&self) {
+        self.inner.api.store.drop_watches();
+    }
+
+    /// Forgets the change history, as etcd compaction does: open watches get a `410 Expired`
+    /// ERROR event and are closed, and so is any later watch from an older resourceVersion than
+    /// the current one. Clients must re-list.
+    pub fn expire_history(&self) {
+        self.inner.api.store.expire_history();
+    }
+
+    /// A delay before answering every non-watch request (default none).
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner.api.set_latency(latency);
+    }
+
+    /// How many watch streams are open.
+    pub fn open_watches(&self) -> usize {
+        self.inner.api.store.open_watches()
+    }
+}

@@ -1,0 +1,495 @@
+//! A stand-in for cert-manager: it approves (or denies) CertificateRequests and signs them with
+//! a test CA, writing the same status conditions cert-manager's approver and CA issuer write.
+//!
+//! This exists because the driver's whole job is to create CertificateRequests and wait for
+//! cert-manager to answer them; tests choose the answer with [`SignerMode`].
+
+use crate::store::{ChangeKind, now_rfc3339};
+use crate::{TaskGuard, TestApiServer};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+
+const API_VERSION: &str = "cert-manager.io/v1";
+const RESOURCE: &str = "certificaterequests";
+
+/// Requests whose `spec.issuerRef.name` is this are never touched, whatever the mode.
+pub const IGNORED_ISSUER: &str = "ignored-by-signer";
+
+/// cert-manager's default certificate lifetime.
+const DEFAULT_DURATION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// How the signer answers the CertificateRequests that arrive while it is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SignerMode {
+    /// Approve, then sign at once.
+    #[default]
+    Approve,
+    /// Approve at once (and mark Ready=False Pending), sign after the delay.
+    Delay(Duration),
+    /// Deny: Denied=True with this reason and message, then Ready=False reason Denied.
+    Deny { reason: String, message: String },
+    /// Approve, then Ready=False reason Failed with this message.
+    Fail { message: String },
+    /// What cert-manager's SelfSigned issuer does for a request without the private key
+    /// annotation: approve, then Ready=False reason Failed.
+    SelfSignedFailure,
+    /// Never answer: no conditions at all.
+    Ignore,
+    /// Ready=True with a certificate, but no Approved condition.
+    SignWithoutApproval,
+}
+
+/// A running signer. Cloning gives another handle; it stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct Signer {
+    inner: Arc<Inner>,
+    _task: Arc<TaskGuard>,
+}
+
+struct Inner {
+    server: TestApiServer,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    ca_pem: String,
+    state: Mutex<SignerState>,
+}
+
+#[derive(Default)]
+struct SignerState {
+    mode: SignerMode,
+    /// UIDs of the requests already answered (or deliberately ignored).
+    seen: HashSet<String>,
+    signed_at: HashMap<(String, String), Instant>,
+}
+
+impl Signer {
+    /// Starts answering the server's `cert-manager.io/v1` CertificateRequests that have no
+    /// status conditions yet (those already there, and every new one), each according to the
+    /// mode set when it is seen.
+    pub fn start(server: &TestApiServer) -> Signer {
+        let ca = test_ca();
+        let inner = Arc::new(Inner {
+            server: server.clone(),
+            ca_pem: ca.pem(),
+            ca,
+            state: Mutex::new(SignerState::default()),
+        });
+        // Subscribe before looking at existing requests so that none falls between the two.
+        let changes = server.subscribe();
+        let task = tokio::spawn(inner.clone().run(changes));
+        Signer {
+            inner,
+            _task: Arc::new(TaskGuard(task.abort_handle())),
+        }
+    }
+
+    /// Sets how requests that arrive from now on are answered.
+    pub fn set_mode(&self, mode: SignerMode) {
+        self.inner.state().mode = mode;
+    }
+
+    /// The test CA's certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.inner.ca_pem.clone()
+    }
+
+    /// When the signer wrote Ready=True for that request.
+    pub fn signed_at(&self, namespace: &str, name: &str) -> Option<Instant> {
+        let key = (namespace.to_string(), name.to_string());
+        self.inner.state().signed_at.get(&key).copied()
+    }
+
+    /// How many requests the signer has issued certificates for.
+    pub fn signed_count(&self) -> usize {
+        self.inner.state().signed_at.len()
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, SignerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn run(self: Arc<Self>, mut changes: tokio::sync::broadcast::Receiver<crate::Change>) {
+        // Delayed signings; dropped (so aborted) with this task.
+        let mut delayed = JoinSet::new();
+        self.answer_existing(&mut delayed);
+        loop {
+            match changes.recv().await {
+                Ok(change)
+                    if change.kind != ChangeKind::Deleted
+                        && change.api_version == API_VERSION
+                        && change.resource == RESOURCE =>
+                {
+                    // Decide on the request as it is now, not as it was then.
+                    let namespace = text(&change.object, "/metadata/namespace");
+                    let name = text(&change.object, "/metadata/name");
+                    if let Some(current) =
+                        self.server
+                            .get_object(API_VERSION, RESOURCE, namespace, name)
+                    {
+                        self.consider(&current, &mut delayed);
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => self.answer_existing(&mut delayed),
+                Err(RecvError::Closed) => return,
+            }
+            while delayed.try_join_next().is_some() {}
+        }
+    }
+
+    fn answer_existing(self: &Arc<Self>, delayed: &mut JoinSet<()>) {
+        for request in self.server.list_objects(API_VERSION, RESOURCE) {
+            self.consider(&request, delayed);
+        }
+    }
+
+    /// Answers a request if it is new to the signer and has not been answered by anyone else.
+    fn consider(self: &Arc<Self>, request: &Value, delayed: &mut JoinSet<()>) {
+        let uid = text(request, "/metadata/uid");
+        let unanswered = request
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if !unanswered || text(request, "/spec/issuerRef/name") == IGNORED_ISSUER {
+            return;
+        }
+        let mode = {
+            let mut state = self.state();
+            if !state.seen.insert(uid.to_string()) {
+                return;
+            }
+            state.mode.clone()
+        };
+        let namespace = text(request, "/metadata/namespace").to_string();
+        let name = text(request, "/metadata/name").to_string();
+        match mode {
+            SignerMode::Approve => {
+                self.approve(&namespace, &name);
+                self.issue(request, &namespace, &name);
+            }
+            SignerMode::Delay(delay) => {
+                self.approve(&namespace, &name);
+                let message =
+                    format!("Waiting on certificate issuance from order {namespace}/{name}-1");
+                self.write_status(&namespace, &name, |status| {
+                    set_condition(status, "Ready", "False", "Pending", &message);
+                });
+                let (this, request) = (self.clone(), request.clone());
+                delayed.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    this.issue(&request, &namespace, &name);
+                });
+            }
+            SignerMode::Deny { reason, message } => {
+                self.write_status(&namespace, &name, |status| {
+                    set_condition(status, "Denied", "True", &reason, &message);
+                    set_condition(
+                        status,
+                        "Ready",
+                        "False",
+                        "Denied",
+                        "The CertificateRequest was denied by an approval controller",
+                    );
+                    status["failureTime"] = json!(now_rfc3339());
+                });
+            }
+            SignerMode::Fail { message } => {
+                self.approve(&namespace, &name);
+                self.fail(&namespace, &name, &message);
+            }
+            SignerMode::SelfSignedFailure => {
+                self.approve(&namespace, &name);
+                let message = "Annotation \"cert-manager.io/private-key-secret-name\" missing or \
+                               reference empty: secret name missing";
+                self.fail(&namespace, &name, message);
+            }
+            SignerMode::Ignore => {}
+            SignerMode::SignWithoutApproval => self.issue(request, &namespace, &name),
+        }
+    }
+
+    fn approve(&self, namespace: &str, name: &str) {
+        self.write_status(namespace, name, |status| {
+            set_condition(
+                status,
+                "Approved",
+                "True",
+                "cert-manager.io",
+                "Certificate request has been approved by cert-manager.io",
+            );
+        });
+    }
+
+    fn fail(&self, namespace: &str, name: &str, message: &str) {
+        self.write_status(namespace, name, |status| {
+            set_condition(status, "Ready", "False", "Failed", message);
+            status["failureTime"] = json!(now_rfc3339());
+        });
+    }
+
+    /// Signs the request and writes Ready=True with the certificate, or Failed if it can't.
+    fn issue(&self, request: &Value, namespace: &str, name: &str) {
+        let certificate = match self.sign(request) {
+            Ok(pem) => pem,
+            Err(message) => return self.fail(namespace, name, &message),
+        };
+        let ca = BASE64.encode(&self.ca_pem);
+        let written = self.write_status(namespace, name, |status| {
+            set_condition(
+                status,
+                "Ready",
+                "True",
+                "Issued",
+                "Certificate fetched from issuer successfully",
+            );
+            status["certificate"] = json!(BASE64.encode(&certificate));
+            status["ca"] = json!(ca);
+        });
+        if written {
+            let key = (namespace.to_string(), name.to_string());
+            self.state().signed_at.insert(key, Instant::now());
+        }
+    }
+
+    /// Changes the request's status through the store, so watchers see MODIFIED. Returns
+    /// whether the request still existed.
+    fn write_status(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Value)) -> bool {
+        self.server
+            .update_object(API_VERSION, RESOURCE, namespace, name, |request| {
+                if !request.get("status").is_some_and(Value::is_object) {
+                    request["status"] = json!({});
+                }
+                f(&mut request["status"]);
+            })
+            .is_some()
+    }
+
+    /// The PEM certificate for a CertificateRequest's spec, or why there is none.
+    fn sign(&self, request: &Value) -> Result<String, String> {
+        let spec = request.get("spec").cloned().unwrap_or(Value::Null);
+        let csr_pem = BASE64
+            .decode(spec.get("request").and_then(Value::as_str).unwrap_or(""))
+            .map_err(|e| format!("spec.request is not valid base64: {e}"))?;
+        let csr_pem =
+            String::from_utf8(csr_pem).map_err(|_| "spec.request is not a PEM CSR".to_string())?;
+        let csr = CertificateSigningRequestParams::from_pem(&csr_pem)
+            .map_err(|e| format!("Failed to decode CSR in spec.request: {e}"))?;
+
+        let lifetime = match spec.get("duration").and_then(Value::as_str) {
+            Some(text) => {
+                parse_go_duration(text).ok_or_else(|| format!("invalid spec.duration {text:?}"))?
+            }
+            None => DEFAULT_DURATION,
+        };
+        let is_ca = spec.get("isCA").and_then(Value::as_bool).unwrap_or(false);
+        let usages: Vec<&str> = spec
+            .get("usages")
+            .and_then(Value::as_array)
+            .map(|u| u.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_else(|| vec!["digital signature", "key encipherment"]);
+
+        let mut params: CertificateParams = csr.params.clone();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now;
+        params.not_after = now + lifetime;
+        let mut serial: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+        serial[0] &= 0x7f;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = usages.iter().filter_map(|u| key_usage(u)).collect();
+        params.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| extended_key_usage(u))
+            .collect();
+        if is_ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            if !params.key_usages.contains(&KeyUsagePurpose::KeyCertSign) {
+                params.key_usages.push(KeyUsagePurpose::KeyCertSign);
+            }
+        } else {
+            params.is_ca = IsCa::ExplicitNoCa;
+        }
+        let signed = CertificateSigningRequestParams {
+            params,
+            public_key: csr.public_key,
+        }
+        .signed_by(&self.ca)
+        .map_err(|e| format!("Failed to sign certificate: {e}"))?;
+        Ok(signed.pem())
+    }
+}
+
+/// A fresh ECDSA P-256 CA, valid from an hour ago for ten years.
+fn test_ca() -> CertifiedIssuer<'static, KeyPair> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("generating the test CA key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-test-server CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    CertifiedIssuer::self_signed(params, key).expect("self-signing the test CA")
+}
+
+/// cert-manager's name for a key usage, as an X.509 key usage.
+fn key_usage(usage: &str) -> Option<KeyUsagePurpose> {
+    Some(match usage {
+        "signing" | "digital signature" => KeyUsagePurpose::DigitalSignature,
+        "content commitment" => KeyUsagePurpose::ContentCommitment,
+        "key encipherment" => KeyUsagePurpose::KeyEncipherment,
+        "key agreement" => KeyUsagePurpose::KeyAgreement,
+        "data encipherment" => KeyUsagePurpose::DataEncipherment,
+        "cert sign" => KeyUsagePurpose::KeyCertSign,
+        "crl sign" => KeyUsagePurpose::CrlSign,
+        "encipher only" => KeyUsagePurpose::EncipherOnly,
+        "decipher only" => KeyUsagePurpose::DecipherOnly,
+        _ => return None,
+    })
+}
+
+/// cert-manager's name for a key usage, as an X.509 extended key usage.
+fn extended_key_usage(usage: &str) -> Option<ExtendedKeyUsagePurpose> {
+    Some(match usage {
+        "any" => ExtendedKeyUsagePurpose::Any,
+        "server auth" => ExtendedKeyUsagePurpose::ServerAuth,
+        "client auth" => ExtendedKeyUsagePurpose::ClientAuth,
+        "code signing" => ExtendedKeyUsagePurpose::CodeSigning,
+        "email protection" | "s/mime" => ExtendedKeyUsagePurpose::EmailProtection,
+        "timestamping" => ExtendedKeyUsagePurpose::TimeStamping,
+        "ocsp signing" => ExtendedKeyUsagePurpose::OcspSigning,
+        _ => return None,
+    })
+}
+
+/// Sets a condition, replacing any of the same type, like cert-manager's `SetCertificateRequestCondition`
+/// (whose lastTransitionTime changes only when the status does).
+fn set_condition(status: &mut Value, kind: &str, value: &str, reason: &str, message: &str) {
+    if !status.get("conditions").is_some_and(Value::is_array) {
+        status["conditions"] = json!([]);
+    }
+    let Some(conditions) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    let mut condition = json!({
+        "type": kind,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now_rfc3339(),
+    });
+    match conditions.iter_mut().find(|c| c["type"] == kind) {
+        Some(existing) => {
+            if existing["status"] == value {
+                condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+            }
+            *existing = condition;
+        }
+        None => conditions.push(condition),
+    }
+}
+
+fn text<'v>(value: &'v Value, pointer: &str) -> &'v str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Parses a Go `time.Duration` string: `"2160h0m0s"`, `"1h30m"`, `"1.5h"`, `"90s"`, `"250ms"`,
+/// `"0"`. Negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * seconds_per_unit;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let cases = [
+            ("2160h0m0s", Some(2160 * 3600 * 1000u64)),
+            ("1h", Some(3600 * 1000)),
+            ("1h30m", Some(5400 * 1000)),
+            ("1.5h", Some(5400 * 1000)),
+            ("90s", Some(90 * 1000)),
+            ("250ms", Some(250)),
+            ("1m0.5s", Some(60_500)),
+            ("0", Some(0)),
+            ("", None),
+            ("1", None),
+            ("h", None),
+            ("1d", None),
+            ("-1h", None),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                parse_go_duration(text).map(|d| d.as_millis()),
+                millis.map(u128::from),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_go_duration("1500us"),
+            Some(Duration::from_micros(1500))
+        );
+    }
+
+    #[test]
+    fn conditions_replace_by_type() {
+        let mut status = json!({});
+        set_condition(&mut status, "Ready", "False", "Pending", "wait");
+        set_condition(&mut status, "Approved", "True", "a", "b");
+        set_condition(&mut status, "Ready", "True", "Issued", "done");
+        let conditions = status["conditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[0]["reason"], "Issued");
+        assert_eq!(conditions[1]["type"], "Approved");
+    }
+}

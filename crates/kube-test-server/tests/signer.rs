@@ -1,0 +1,286 @@
+//! The cert-manager-like signer: each mode, and certificates that verify against its CA.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{client, wait_for};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube_test_server::{DRIVER_TOKEN, DRIVER_USER, Signer, SignerMode, TestApiServer};
+use rcgen::{CertificateParams, KeyPair, SignatureAlgorithm};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::parse_x509_pem;
+
+const CR: (&str, &str) = ("cert-manager.io/v1", "certificaterequests");
+
+fn csr(key: &KeyPair, dns_name: &str) -> String {
+    let params = CertificateParams::new(vec![dns_name.to_string()]).unwrap();
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+fn request(name: &str, csr_pem: &str, issuer: &str) -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "CertificateRequest",
+        "metadata": {"name": name, "labels": {"app": "csi"}},
+        "spec": {
+            "request": BASE64.encode(csr_pem),
+            "issuerRef": {"name": issuer, "kind": "Issuer", "group": "cert-manager.io"},
+            "duration": "1h",
+            "usages": ["digital signature", "key encipherment", "server auth", "client auth"],
+        },
+    })
+}
+
+fn conditions(cr: &Value) -> Vec<(String, String, String)> {
+    let text = |c: &Value, key: &str| c[key].as_str().unwrap_or_default().to_string();
+    cr["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (text(c, "type"), text(c, "status"), text(c, "reason")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn condition(kind: &str, status: &str, reason: &str) -> (String, String, String) {
+    (kind.to_string(), status.to_string(), reason.to_string())
+}
+
+fn is_ready(cr: &Value) -> bool {
+    conditions(cr).iter().any(|(kind, ..)| kind == "Ready")
+}
+
+/// Creates a request as an admin and waits for the signer's Ready condition.
+async fn answered(server: &TestApiServer, name: &str, csr_pem: &str) -> Value {
+    server.create_object(CR.0, CR.1, "ns", request(name, csr_pem, "ca"));
+    wait_for(server, (CR.0, CR.1, "ns", name), is_ready).await
+}
+
+#[tokio::test]
+async fn approves_and_signs_through_the_kube_client() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let key = KeyPair::generate().unwrap();
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "certificaterequests");
+    let requests: Api<DynamicObject> =
+        Api::namespaced_with(client(&server, DRIVER_TOKEN).await, "ns", &resource);
+    let cr: DynamicObject =
+        serde_json::from_value(request("cr-1", &csr(&key, "pod.example"), "ca")).unwrap();
+    let requested = Instant::now();
+    requests.create(&PostParams::default(), &cr).await.unwrap();
+    assert_eq!(
+        server.created_by(CR.0, CR.1, "ns", "cr-1").as_deref(),
+        Some(DRIVER_USER)
+    );
+
+    let cr = wait_for(&server, (CR.0, CR.1, "ns", "cr-1"), is_ready).await;
+    assert_eq!(
+        conditions(&cr),
+        [
+            condition("Approved", "True", "cert-manager.io"),
+            condition("Ready", "True", "Issued")
+        ]
+    );
+    assert_eq!(signer.signed_count(), 1);
+    assert!(signer.signed_at("ns", "cr-1").unwrap() >= requested);
+    assert_eq!(signer.signed_at("ns", "other"), None);
+
+    let ca_pem = signer.ca_pem();
+    assert_eq!(
+        BASE64.decode(cr["status"]["ca"].as_str().unwrap()).unwrap(),
+        ca_pem.as_bytes()
+    );
+    let leaf_pem = BASE64
+        .decode(cr["status"]["certificate"].as_str().unwrap())
+        .unwrap();
+    let (_, ca) = parse_x509_pem(ca_pem.as_bytes()).unwrap();
+    let ca = ca.parse_x509().unwrap();
+    let (_, leaf) = parse_x509_pem(&leaf_pem).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    leaf.verify_signature(Some(ca.public_key()))
+        .expect("signed by the CA");
+    assert_eq!(leaf.issuer(), ca.subject());
+    assert_eq!(
+        &*leaf.public_key().subject_public_key.data,
+        key.public_key_raw()
+    );
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    assert_eq!(lifetime, 3600);
+    let sans = leaf.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        sans.value.general_names,
+        [GeneralName::DNSName("pod.example")]
+    );
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth && !eku.code_signing);
+    let usage = leaf.key_usage().unwrap().unwrap().value;
+    assert!(usage.digital_signature() && usage.key_encipherment() && !usage.key_cert_sign());
+    assert!(!leaf.is_ca());
+
+    // Requests already answered are left alone.
+    server.update_object(CR.0, CR.1, "ns", "cr-1", |cr| {
+        cr["metadata"]["labels"]["x"] = json!("y")
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(signer.signed_count(), 1);
+}
+
+#[tokio::test]
+async fn signs_every_key_type() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let algorithms: [(&str, &SignatureAlgorithm); 3] = [
+        ("p384", &rcgen::PKCS_ECDSA_P384_SHA384),
+        ("ed25519", &rcgen::PKCS_ED25519),
+        ("rsa", &rcgen::PKCS_RSA_SHA256),
+    ];
+    for (name, algorithm) in algorithms {
+        let key = if name == "rsa" {
+            KeyPair::generate_rsa_for(algorithm, rcgen::RsaKeySize::_2048).unwrap()
+        } else {
+            KeyPair::generate_for(algorithm).unwrap()
+        };
+        let cr = answered(&server, name, &csr(&key, "k.example")).await;
+        assert_eq!(
+            conditions(&cr)[1],
+            condition("Ready", "True", "Issued"),
+            "{name}: {cr}"
+        );
+    }
+    assert_eq!(signer.signed_count(), 3);
+}
+
+#[tokio::test]
+async fn is_ca_and_default_duration() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let mut cr = request(
+        "ca",
+        &csr(&KeyPair::generate().unwrap(), "ca.example"),
+        "ca",
+    );
+    cr["spec"]["isCA"] = json!(true);
+    cr["spec"].as_object_mut().unwrap().remove("duration");
+    cr["spec"].as_object_mut().unwrap().remove("usages");
+    server.create_object(CR.0, CR.1, "ns", cr);
+    let cr = wait_for(&server, (CR.0, CR.1, "ns", "ca"), is_ready).await;
+    let pem = BASE64
+        .decode(cr["status"]["certificate"].as_str().unwrap())
+        .unwrap();
+    let (_, leaf) = parse_x509_pem(&pem).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    assert!(leaf.is_ca());
+    let usage = leaf.key_usage().unwrap().unwrap().value;
+    assert!(usage.key_cert_sign() && usage.digital_signature() && usage.key_encipherment());
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    assert_eq!(lifetime, 90 * 24 * 3600);
+    assert_eq!(signer.signed_count(), 1);
+}
+
+#[tokio::test]
+async fn failure_modes() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let pem = csr(&KeyPair::generate().unwrap(), "a.example");
+
+    signer.set_mode(SignerMode::Deny {
+        reason: "Policy".into(),
+        message: "not allowed".into(),
+    });
+    let cr = answered(&server, "denied", &pem).await;
+    assert_eq!(
+        conditions(&cr),
+        [
+            condition("Denied", "True", "Policy"),
+            condition("Ready", "False", "Denied")
+        ]
+    );
+    assert_eq!(cr["status"]["conditions"][0]["message"], "not allowed");
+    assert!(cr["status"]["failureTime"].is_string());
+
+    signer.set_mode(SignerMode::Fail {
+        message: "issuer broken".into(),
+    });
+    let cr = answered(&server, "failed", &pem).await;
+    assert_eq!(
+        conditions(&cr),
+        [
+            condition("Approved", "True", "cert-manager.io"),
+            condition("Ready", "False", "Failed")
+        ]
+    );
+    assert_eq!(cr["status"]["conditions"][1]["message"], "issuer broken");
+    assert!(cr["status"]["failureTime"].is_string());
+
+    signer.set_mode(SignerMode::SelfSignedFailure);
+    let cr = answered(&server, "self-signed", &pem).await;
+    let message = cr["status"]["conditions"][1]["message"].as_str().unwrap();
+    assert!(message.starts_with(
+        "Annotation \"cert-manager.io/private-key-secret-name\" missing or reference empty: "
+    ));
+
+    signer.set_mode(SignerMode::Approve);
+    let cr = answered(
+        &server,
+        "garbage",
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .await;
+    assert_eq!(conditions(&cr)[1], condition("Ready", "False", "Failed"));
+    assert!(cr["status"].get("certificate").is_none());
+
+    signer.set_mode(SignerMode::SignWithoutApproval);
+    let cr = answered(&server, "unapproved", &pem).await;
+    assert_eq!(conditions(&cr), [condition("Ready", "True", "Issued")]);
+    assert!(cr["status"]["certificate"].is_string());
+    assert_eq!(signer.signed_count(), 1);
+}
+
+#[tokio::test]
+async fn delayed_ignored_and_preexisting_requests() {
+    let server = TestApiServer::start().await;
+    let pem = csr(&KeyPair::generate().unwrap(), "a.example");
+    // Created before the signer starts: still answered.
+    server.create_object(CR.0, CR.1, "ns", request("early", &pem, "ca"));
+    let signer = Signer::start(&server);
+    wait_for(&server, (CR.0, CR.1, "ns", "early"), is_ready).await;
+
+    signer.set_mode(SignerMode::Delay(Duration::from_millis(100)));
+    let created = Instant::now();
+    server.create_object(CR.0, CR.1, "ns", request("slow", &pem, "ca"));
+    let pending = wait_for(&server, (CR.0, CR.1, "ns", "slow"), is_ready).await;
+    assert_eq!(
+        conditions(&pending)[1],
+        condition("Ready", "False", "Pending")
+    );
+    let issued = wait_for(&server, (CR.0, CR.1, "ns", "slow"), |cr| {
+        conditions(cr).contains(&condition("Ready", "True", "Issued"))
+    })
+    .await;
+    assert!(created.elapsed() >= Duration::from_millis(100));
+    assert!(issued["status"]["certificate"].is_string());
+
+    signer.set_mode(SignerMode::Ignore);
+    server.create_object(CR.0, CR.1, "ns", request("ignored", &pem, "ca"));
+    // The mode counts when the signer sees the request: let it see this one first.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    signer.set_mode(SignerMode::Approve);
+    server.create_object(
+        CR.0,
+        CR.1,
+        "ns",
+        request("not-mine", &pem, "ignored-by-signer"),
+    );
+    server.create_object(CR.0, CR.1, "ns", request("last", &pem, "ca"));
+    wait_for(&server, (CR.0, CR.1, "ns", "last"), is_ready).await;
+    for name in ["ignored", "not-mine"] {
+        let cr = server.get_object(CR.0, CR.1, "ns", name).unwrap();
+        assert!(cr.get("status").is_none(), "{name} was answered: {cr}");
+    }
+    assert_eq!(signer.signed_count(), 3);
+}

@@ -1,0 +1,80 @@
+//! What the driver tells a pod's owner, as Kubernetes Events on the Pod: `kubectl describe pod`
+//! is where users look first when a mount hangs (upstream #127: mounts timed out with no visible
+//! reason). The volume manager reports outcomes here without knowing whether a cluster exists;
+//! without one ([`NoEvents`]) the logs carry the same facts.
+
+use crate::attributes::PodInfo;
+
+/// `Normal` or `Warning`, as `kubectl describe` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// The `reason` of every Event the driver emits, in one place so they stay stable.
+pub mod reason {
+    pub const ISSUED: &str = "CertificateIssued";
+    pub const RENEWED: &str = "CertificateRenewed";
+    pub const DENIED: &str = "CertificateRequestDenied";
+    pub const FAILED: &str = "CertificateRequestFailed";
+    pub const TIMED_OUT: &str = "CertificateRequestTimedOut";
+    pub const ISSUER_UNAVAILABLE: &str = "IssuerUnavailable";
+    pub const RENEWAL_FAILED: &str = "RenewalFailed";
+    pub const UNKNOWN_ATTRIBUTE: &str = "UnknownAttribute";
+    pub const INVALID_ATTRIBUTES: &str = "InvalidAttributes";
+}
+
+/// One event about one pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodEvent {
+    pub event_type: EventType,
+    /// One of [`reason`].
+    pub reason: &'static str,
+    /// What the driver was doing: `Issue` or `Renew`.
+    pub action: &'static str,
+    /// The human-readable part; never holds secrets.
+    pub message: String,
+}
+
+impl PodEvent {
+    pub fn normal(reason: &'static str, action: &'static str, message: String) -> PodEvent {
+        PodEvent {
+            event_type: EventType::Normal,
+            reason,
+            action,
+            message,
+        }
+    }
+
+    pub fn warning(reason: &'static str, action: &'static str, message: String) -> PodEvent {
+        PodEvent {
+            event_type: EventType::Warning,
+            reason,
+            action,
+            message,
+        }
+    }
+}
+
+/// Where events go. `record` must not block: it is called on the publish path.
+pub trait PodEvents: Send + Sync {
+    fn record(&self, pod: &PodInfo, event: PodEvent);
+}
+
+/// No cluster: events are dropped (everything in them is logged already).
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl PodEvents for NoEvents {
+    fn record(&self, _pod: &PodInfo, _event: PodEvent) {}
+}

@@ -1,0 +1,404 @@
+//! The in-cluster issuer backend: each issuance is a cert-manager `CertificateRequest` in the
+//! pod's namespace, signed by whatever issuer it names (CA, Vault, Venafi, ACME, external).
+//!
+//! One issuance: find what this volume already has in the watch-fed [`cache`]; resume the request
+//! whose CSR is the one being presented (kubelet retrying a publish that timed out keeps its key,
+//! so the same CSR comes back: no new request, upstream #47); delete stale pending requests whose
+//! key died with a previous driver process; otherwise create one. Then prune the volume's history
+//! to the newest N, and wait — woken by the watch, never polling — until the request is issued,
+//! denied, failed, or the publish deadline passes.
+
+pub mod cache;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, PostParams};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use self::cache::{RequestCache, RequestKey, Updates};
+use self::request::{CertificateRequest, RequestState, annotation, evaluate, short_hash};
+use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
+use crate::kubernetes::{KubeConnection, api_status, is_transient};
+
+/// Default of `--publish-timeout`: how long one publish (or one renewal attempt) waits for a
+/// request to be signed. Below kubelet's own 2-minute limit on NodePublishVolume, so the driver
+/// answers with the reason before kubelet gives up without one.
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Settings of the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertManagerSettings {
+    /// How long an issuance waits for its request.
+    pub publish_timeout: Duration,
+    /// Requests kept per volume, newest first (`--certificate-request-history`, at least 1).
+    pub history_limit: usize,
+    /// Create requests with the pod's service-account token (`--use-token-request`).
+    pub use_token_request: bool,
+}
+
+impl Default for CertManagerSettings {
+    fn default() -> Self {
+        CertManagerSettings {
+            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
+            history_limit: 1,
+            use_token_request: false,
+        }
+    }
+}
+
+/// Issues through cert-manager.
+pub struct CertManagerIssuer {
+    connection: KubeConnection,
+    cache: Arc<RequestCache>,
+    node_id: String,
+    settings: CertManagerSettings,
+    watch: JoinHandle<()>,
+}
+
+impl Drop for CertManagerIssuer {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+impl CertManagerIssuer {
+    /// Starts the node's watch. Issuance waits for its first list, so start-up never blocks on
+    /// the API server.
+    pub fn start(
+        connection: KubeConnection,
+        node_id: &str,
+        settings: CertManagerSettings,
+    ) -> CertManagerIssuer {
+        let cache = RequestCache::new();
+        let watch =
+            tokio::spawn(Arc::clone(&cache).run_watch(connection.client(), short_hash(node_id)));
+        CertManagerIssuer {
+            connection,
+            cache,
+            node_id: node_id.to_string(),
+            settings,
+            watch,
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<RequestCache> {
+        &self.cache
+    }
+
+    async fn issue_request(
+        &self,
+        request: &IssueRequest,
+    ) -> Result<IssuedCertificate, IssuerError> {
+        let deadline = Instant::now() + self.settings.publish_timeout;
+        if !self.cache.wait_synced(deadline).await {
+            return Err(IssuerError::TimedOut(format!(
+                "the watch on CertificateRequests has not synced within {:?}{}",
+                self.settings.publish_timeout,
+                self.cache
+                    .last_error()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            )));
+        }
+        let namespace = &request.pod.namespace;
+        let volume_requests: Vec<Arc<CertificateRequest>> = self
+            .cache
+            .for_volume(&short_hash(&request.volume_id))
+            .into_iter()
+            .filter(|cr| {
+                cr.namespace() == namespace
+                    && cr.annotation(annotation::VOLUME_ID) == Some(request.volume_id.as_str())
+            })
+            .collect();
+
+        // A request with this very CSR is resumed while still pending (kubelet's retry after a
+        // timeout; or, with reuse-private-key, the same key after a driver restart). An issued one
+        // is taken only when the manager says this attempt continues one that gave up waiting:
+        // otherwise it is the previous certificate's request (a reused RSA or Ed25519 key gives a
+        // byte-identical CSR), and a renewal must get a new certificate.
+        let resumable = volume_requests.iter().find(|cr| {
+            cr.has_csr(&request.csr_pem)
+                && match evaluate(cr) {
+                    RequestState::Pending { .. } => true,
+                    RequestState::Issued { .. } => request.resuming,
+                    RequestState::Denied { .. } | RequestState::Failed { .. } => false,
+                }
+        });
+        let (key, updates) = match resumable {
+            Some(existing) => {
+                tracing::info!(
+                    volume_id = %request.volume_id,
+                    request = %existing.reference(),
+                    "resuming the CertificateRequest already made for this key"
+                );
+                let key = (
+                    existing.namespace().to_string(),
+                    existing.name().to_string(),
+                );
+                let updates = self.cache.subscribe(&key);
+                (key, updates)
+            }
+            None => {
+                for stale in volume_requests
+                    .iter()
+                    .filter(|cr| matches!(evaluate(cr), RequestState::Pending { .. }))
+                {
+                    // Its key is gone (a previous driver process held it): it can never be used.
+                    tracing::info!(
+                        volume_id = %request.volume_id,
+                        request = %stale.reference(),
+                        "deleting a pending CertificateRequest whose private key was lost"
+                    );
+                    self.delete(stale, deadline).await;
+                }
+                let (key, updates) = self.create(request, deadline).await?;
+                self.prune_history(&volume_requests, &key, deadline).await;
+                (key, updates)
+            }
+        };
+        let result = self.wait(&key, updates, deadline).await;
+        self.cache.release(&key);
+        result
+    }
+
+    /// Creates the request, retrying transient API failures until the deadline. It is subscribed
+    /// to before it is sent, so no update from the watch can slip past.
+    async fn create(
+        &self,
+        request: &IssueRequest,
+        deadline: Instant,
+    ) -> Result<(RequestKey, Updates), IssuerError> {
+        let client = match (&request.token, self.settings.use_token_request) {
+            (Some(token), true) => self.connection.client_with_token(token).map_err(|e| {
+                IssuerError::Misconfigured(format!("building a client with the pod's token: {e}"))
+            })?,
+            (None, true) => {
+                return Err(IssuerError::Unavailable(
+                    "no service-account token for this pod yet; kubelet passes a fresh one with \
+                     its next republish"
+                        .into(),
+                ));
+            }
+            (_, false) => self.connection.client(),
+        };
+        let api: Api<CertificateRequest> = Api::namespaced(client, &request.pod.namespace);
+        let mut object = request::build(
+            request,
+            &request::new_request_name(&request.pod.name),
+            &self.node_id,
+        );
+        let mut key = (request.pod.namespace.clone(), object.name().to_string());
+        let mut updates = self.cache.subscribe(&key);
+        let mut attempt = 0u32;
+        let mut last_error = "the publish deadline passed".to_string();
+        loop {
+            let sent = tokio::time::timeout_at(deadline, async {
+                self.connection.throttle().await;
+                api.create(&PostParams::default(), &object).await
+            })
+            .await;
+            let error = match sent {
+                Ok(Ok(_)) => {
+                    tracing::info!(
+                        volume_id = %request.volume_id,
+                        request = %format!("{}/{}", key.0, key.1),
+                        issuer = %request.issuer.name,
+                        "created CertificateRequest"
+                    );
+                    return Ok((key, updates));
+                }
+                Ok(Err(error)) => error,
+                Err(_) => break,
+            };
+            match api_status(&error) {
+                // After an attempt whose answer was lost, a conflict on this random name means
+                // that attempt did create it.
+                Some(409) if attempt > 0 => return Ok((key, updates)),
+                // A first attempt colliding with someone else's object: take another name.
+                Some(409) => {
+                    drop(updates);
+                    self.cache.release(&key);
+                    key.1 = request::new_request_name(&request.pod.name);
+                    object.metadata.name = Some(key.1.clone());
+                    updates = self.cache.subscribe(&key);
+                    continue;
+                }
+                _ if is_transient(&error) => {}
+                _ => {
+                    drop(updates);
+                    self.cache.release(&key);
+                    return Err(classify_create_error(&key, error, request));
+                }
+            }
+            attempt += 1;
+            last_error = error.to_string();
+            tracing::debug!(%error, attempt, "creating CertificateRequest failed; retrying");
+            let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)));
+            if Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        drop(updates);
+        self.cache.release(&key);
+        Err(IssuerError::Unavailable(format!(
+            "creating CertificateRequest {}/{} did not succeed before the publish deadline: \
+             {last_error}",
+            key.0, key.1
+        )))
+    }
+
+    /// Deletes a volume's requests beyond the newest `history_limit` (the one just created
+    /// counts as the newest).
+    async fn prune_history(
+        &self,
+        volume_requests: &[Arc<CertificateRequest>],
+        current: &RequestKey,
+        deadline: Instant,
+    ) {
+        let mut older: Vec<&Arc<CertificateRequest>> = volume_requests
+            .iter()
+            .filter(|cr| (cr.namespace(), cr.name()) != (current.0.as_str(), current.1.as_str()))
+            .filter(|cr| !matches!(evaluate(cr), RequestState::Pending { .. }))
+            .collect();
+        // Newest first.
+        older.sort_by_key(|cr| std::cmp::Reverse(request::requested_at(cr)));
+        let keep = self.settings.history_limit.max(1) - 1;
+        for old in older.into_iter().skip(keep) {
+            self.delete(old, deadline).await;
+        }
+    }
+
+    /// Deletes one request as the driver; failures are logged, not fatal (the ownerReference to
+    /// the pod collects it in the end).
+    async fn delete(&self, request: &CertificateRequest, deadline: Instant) {
+        let api: Api<CertificateRequest> =
+            Api::namespaced(self.connection.client(), request.namespace());
+        self.connection.throttle().await;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            api.delete(request.name(), &DeleteParams::background()),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(_)) => {
+                tracing::debug!(request = %request.reference(), "deleted CertificateRequest")
+            }
+            Ok(Err(error)) if api_status(&error) == Some(404) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(request = %request.reference(), %error, "could not delete CertificateRequest")
+            }
+            Err(_) => {
+                tracing::warn!(request = %request.reference(), "deleting CertificateRequest timed out")
+            }
+        }
+    }
+
+    /// Waits for the watch to show the request finished, or the deadline.
+    async fn wait(
+        &self,
+        key: &RequestKey,
+        mut updates: Updates,
+        deadline: Instant,
+    ) -> Result<IssuedCertificate, IssuerError> {
+        let reference = format!("{}/{}", key.0, key.1);
+        let mut seen = false;
+        let mut detail = "not yet seen by the watch".to_string();
+        loop {
+            let current = updates.borrow_and_update().clone();
+            match current {
+                Some(cr) => {
+                    seen = true;
+                    match evaluate(&cr) {
+                        RequestState::Issued { chain_pem, ca_pem } => {
+                            return Ok(IssuedCertificate { chain_pem, ca_pem });
+                        }
+                        RequestState::Denied { reason, message } => {
+                            return Err(IssuerError::Denied(format!(
+                                "CertificateRequest {reference} was denied ({reason}): {message}"
+                            )));
+                        }
+                        RequestState::Failed { message } => {
+                            return Err(IssuerError::Failed(format!(
+                                "CertificateRequest {reference} failed: {}",
+                                request::explain_failure(&message)
+                            )));
+                        }
+                        RequestState::Pending { detail: now } => detail = now,
+                    }
+                }
+                None if seen => {
+                    return Err(IssuerError::Unavailable(format!(
+                        "CertificateRequest {reference} was deleted before it was signed"
+                    )));
+                }
+                None => {}
+            }
+            tokio::select! {
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return Err(IssuerError::Unavailable("the request cache closed".into()));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(IssuerError::TimedOut(format!(
+                        "CertificateRequest {reference} is not signed after {:?}; last seen: \
+                         {detail}. The next attempt for this volume resumes waiting on it",
+                        self.settings.publish_timeout
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Turns a non-transient create failure into a message that says what to fix.
+fn classify_create_error(
+    key: &RequestKey,
+    error: kube::Error,
+    request: &IssueRequest,
+) -> IssuerError {
+    let who = if request.token.is_some() {
+        format!(
+            "the pod's service account ({})",
+            request.pod.service_account.as_deref().unwrap_or("?")
+        )
+    } else {
+        "the driver's service account".to_string()
+    };
+    match api_status(&error) {
+        Some(401) => IssuerError::Misconfigured(format!(
+            "the API server did not accept the credentials of {who}: {error}"
+        )),
+        Some(403) => IssuerError::Misconfigured(format!(
+            "{who} may not create CertificateRequests in namespace {}: {error}",
+            key.0
+        )),
+        Some(404) => IssuerError::Misconfigured(format!(
+            "the API server has no CertificateRequest resource (are cert-manager's CRDs \
+             installed?) or no namespace {}: {error}",
+            key.0
+        )),
+        _ => IssuerError::Rejected(format!(
+            "creating CertificateRequest {}/{}: {error}",
+            key.0, key.1
+        )),
+    }
+}
+
+impl Issuer for CertManagerIssuer {
+    fn backend_name(&self) -> &'static str {
+        "cert-manager"
+    }
+
+    fn needs_pod_token(&self) -> bool {
+        self.settings.use_token_request
+    }
+
+    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
+        Box::pin(self.issue_request(request))
+    }
+}

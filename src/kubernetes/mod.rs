@@ -1,0 +1,152 @@
+//! The driver's connection to the Kubernetes API: where the configuration comes from, the
+//! client-side rate limit, clients acting with a pod's own service-account token, and pod Events.
+//! Used by the cert-manager issuer backend; the embedded CA needs none of it.
+
+pub mod events;
+pub mod rate_limit;
+pub mod token;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+
+pub use rate_limit::RateLimiter;
+pub use token::ServiceAccountToken;
+
+/// How to reach the API server (`--kubeconfig`, `--kube-api-qps`, `--kube-api-burst`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KubeSettings {
+    /// An explicit kubeconfig file; otherwise the in-cluster service account, otherwise
+    /// `KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Requests per second; 0 picks [`rate_limit::DEFAULT_QPS`].
+    pub qps: f64,
+    /// Requests allowed at once above the rate; 0 picks [`rate_limit::DEFAULT_BURST`].
+    pub burst: u32,
+}
+
+/// Why no client could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSetupError {
+    #[error("reading kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "no Kubernetes configuration found: not in a cluster (no service account), and neither \
+         --kubeconfig nor KUBECONFIG nor ~/.kube/config gave one ({0})"
+    )]
+    NotFound(String),
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// A configured API connection shared by everything that talks to the API server.
+#[derive(Clone)]
+pub struct KubeConnection {
+    client: kube::Client,
+    /// Kept to build clients that present a pod's token instead of the driver's.
+    config: kube::Config,
+    limiter: Arc<RateLimiter>,
+}
+
+impl std::fmt::Debug for KubeConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeConnection")
+            .field("cluster_url", &self.config.cluster_url.to_string())
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeConnection {
+    /// Loads the configuration: `--kubeconfig` if given, else the in-cluster service account,
+    /// else `KUBECONFIG` / `~/.kube/config`.
+    pub async fn connect(settings: &KubeSettings) -> Result<KubeConnection, KubeSetupError> {
+        let mut config = match &settings.kubeconfig {
+            Some(path) => {
+                let kubeconfig_error = |source| KubeSetupError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                };
+                let file = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+                kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                    .await
+                    .map_err(kubeconfig_error)?
+            }
+            None => match kube::Config::incluster() {
+                Ok(config) => config,
+                Err(_) => kube::Config::infer()
+                    .await
+                    .map_err(|e| KubeSetupError::NotFound(e.to_string()))?,
+            },
+        };
+        // Fail a dead connection quickly so the caller's own retry and deadline decide.
+        config.connect_timeout = Some(Duration::from_secs(10));
+        // No retries inside the client: they would ignore the publish deadline and hide a lost
+        // answer to a create. The callers retry transient failures within their deadline.
+        config.default_retry = false;
+        let client = kube::Client::try_from(config.clone())?;
+        Ok(KubeConnection {
+            client,
+            config,
+            limiter: Arc::new(RateLimiter::new(settings.qps, settings.burst)),
+        })
+    }
+
+    /// The client acting as the driver itself.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A client that presents `token` (a pod's service-account token) instead of the driver's
+    /// credentials, to the same API server with the same trust roots.
+    pub fn client_with_token(
+        &self,
+        token: &ServiceAccountToken,
+    ) -> Result<kube::Client, kube::Error> {
+        let mut config = self.config.clone();
+        config.auth_info = AuthInfo {
+            token: Some(token.secret().clone()),
+            ..AuthInfo::default()
+        };
+        kube::Client::try_from(config)
+    }
+
+    /// Waits for the client-side rate limit. Every call the driver makes goes through this.
+    pub async fn throttle(&self) {
+        self.limiter.acquire().await;
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    pub fn cluster_url(&self) -> String {
+        self.config.cluster_url.to_string()
+    }
+}
+
+/// The HTTP status of an API error, if the server answered with one.
+pub fn api_status(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Whether an API call that failed this way may succeed if simply tried again.
+pub fn is_transient(error: &kube::Error) -> bool {
+    match api_status(error) {
+        Some(code) => code == 429 || code >= 500,
+        // No answer at all: connection refused, reset, timed out.
+        None => matches!(
+            error,
+            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_)
+        ),
+    }
+}

@@ -1,0 +1,728 @@
+//! The cert-manager backend, driven like kubelet drives it (gRPC over the unix socket), against
+//! the Kubernetes-API-compatible test server and its cert-manager-like signer. The driver reaches
+//! the server only through its normal kube client, over HTTP, configured by a kubeconfig file.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cert_manager_csi_driver::attributes::key;
+use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use cert_manager_csi_driver::driver::IssuerBackend;
+use cert_manager_csi_driver::issuer::cert_manager::request::short_hash;
+use common::{Harness, mounts_at, serial_of, verify_volume_with_openssl};
+use kube_test_server::{Signer, SignerMode, TestApiServer};
+use serde_json::Value;
+use tempfile::TempDir;
+use tonic::{Code, Status};
+
+const CR_API: &str = "cert-manager.io/v1";
+const CRS: &str = "certificaterequests";
+const DRIVER_USER: &str = "system:serviceaccount:cert-manager:cert-manager-csi-driver";
+
+/// A test API server with a signer, and a kubeconfig for the driver.
+struct Cluster {
+    api: TestApiServer,
+    signer: Signer,
+    kubeconfig: PathBuf,
+    _dir: TempDir,
+}
+
+async fn cluster() -> Cluster {
+    let api = TestApiServer::start().await;
+    let signer = Signer::start(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, "driver-token");
+    Cluster {
+        api,
+        signer,
+        kubeconfig,
+        _dir: dir,
+    }
+}
+
+/// A driver on the cert-manager backend talking to `cluster`.
+async fn driver(cluster: &Cluster, publish_timeout: Duration) -> Harness {
+    driver_with(cluster, publish_timeout, |_| {}).await
+}
+
+async fn driver_with(
+    cluster: &Cluster,
+    publish_timeout: Duration,
+    adjust: impl FnOnce(&mut cert_manager_csi_driver::driver::DriverConfig),
+) -> Harness {
+    let kubeconfig = cluster.kubeconfig.clone();
+    Harness::start_with(move |config| {
+        config.issuer_backend = IssuerBackend::CertManager;
+        config.kube.kubeconfig = Some(kubeconfig);
+        config.cert_manager.publish_timeout = publish_timeout;
+        adjust(config);
+    })
+    .await
+}
+
+fn pod(name: &str) -> SamplePod {
+    SamplePod {
+        name: name.into(),
+        namespace: "apps".into(),
+        uid: format!("uid-of-{name}"),
+    }
+}
+
+fn context_for(pod: &SamplePod, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut all = vec![(key::KEY_ALGORITHM, "ECDSA")];
+    all.extend_from_slice(overrides);
+    sample_volume_context(pod, &all)
+}
+
+async fn publish_context(
+    harness: &Harness,
+    volume_id: &str,
+    target: &Path,
+    context: HashMap<String, String>,
+) -> Result<(), Status> {
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(volume_id, target, context))
+        .await
+        .map(|_| ())
+}
+
+async fn publish(
+    harness: &Harness,
+    volume_id: &str,
+    target: &Path,
+    pod: &SamplePod,
+    overrides: &[(&str, &str)],
+) -> Result<(), Status> {
+    publish_context(harness, volume_id, target, context_for(pod, overrides)).await
+}
+
+fn requests(api: &TestApiServer) -> Vec<Value> {
+    api.list_objects(CR_API, CRS)
+}
+
+/// How many requests the API server accepted a create for: what a request storm would inflate
+/// (counting live objects would not show a storm the driver cleans up after).
+fn creates(api: &TestApiServer) -> usize {
+    api.requests()
+        .into_iter()
+        .filter(|entry| entry.method == "POST" && entry.path.ends_with(CRS) && entry.status == 201)
+        .count()
+}
+
+fn name_of(object: &Value) -> String {
+    object["metadata"]["name"].as_str().unwrap().to_string()
+}
+
+/// Events about `pod`, as the API server stores them.
+fn events_for(api: &TestApiServer, pod: &str) -> Vec<Value> {
+    api.list_objects("events.k8s.io/v1", "events")
+        .into_iter()
+        .filter(|event| event["regarding"]["name"] == pod)
+        .collect()
+}
+
+/// Waits (up to 10 s) for an event with this reason about `pod`.
+async fn event_with_reason(api: &TestApiServer, pod: &str, reason: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(event) = events_for(api, pod)
+            .into_iter()
+            .find(|event| event["reason"] == reason)
+        {
+            return event;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no {reason} event for {pod}; events: {:#?}",
+        events_for(api, pod)
+    );
+}
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn csr_of(request: &Value) -> String {
+    let bytes: k8s_openapi::ByteString =
+        serde_json::from_value(request["spec"]["request"].clone()).unwrap();
+    String::from_utf8(bytes.0).unwrap()
+}
+
+#[tokio::test]
+async fn issues_end_to_end_with_the_specified_request() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let web = pod("web-0");
+    let target = harness.target("web-0");
+    publish(
+        &harness,
+        "csi-e2e",
+        &target,
+        &web,
+        &[("example.com/team", "payments")],
+    )
+    .await
+    .unwrap();
+
+    let text = verify_volume_with_openssl(&target);
+    assert!(text.contains("DNS:web-0.app.example.com"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("ca.crt")).unwrap(),
+        cluster.signer.ca_pem(),
+        "ca.crt is the issuer's CA from status.ca"
+    );
+    if common::is_root() {
+        assert_eq!(mounts_at(&target), 1);
+    }
+
+    let all = requests(&cluster.api);
+    assert_eq!(all.len(), 1, "exactly one request");
+    let request = &all[0];
+    let metadata = &request["metadata"];
+    assert_eq!(metadata["namespace"], "apps");
+    assert_eq!(
+        metadata["labels"]["csi.cert-manager.io/node-id-hash"],
+        short_hash("test-node")
+    );
+    assert_eq!(
+        metadata["labels"]["csi.cert-manager.io/volume-id-hash"],
+        short_hash("csi-e2e")
+    );
+    let annotations = &metadata["annotations"];
+    assert_eq!(annotations["csi.cert-manager.io/pod-name"], "web-0");
+    assert_eq!(annotations["csi.cert-manager.io/pod-uid"], "uid-of-web-0");
+    assert_eq!(annotations["csi.cert-manager.io/volume-id"], "csi-e2e");
+    assert_eq!(annotations["csi.cert-manager.io/node-id"], "test-node");
+    assert_eq!(annotations["example.com/team"], "payments");
+    let owner = &metadata["ownerReferences"][0];
+    assert_eq!(owner["apiVersion"], "v1");
+    assert_eq!(owner["kind"], "Pod");
+    assert_eq!(owner["name"], "web-0");
+    assert_eq!(owner["uid"], "uid-of-web-0");
+    let spec = &request["spec"];
+    assert_eq!(spec["issuerRef"]["name"], "ca-issuer");
+    assert_eq!(spec["issuerRef"]["kind"], "ClusterIssuer");
+    assert_eq!(spec["issuerRef"]["group"], "cert-manager.io");
+    assert_eq!(spec["duration"], "720h0m0s");
+    assert_eq!(spec["isCA"], false);
+    assert_eq!(
+        spec["usages"],
+        serde_json::json!(["server auth", "client auth"])
+    );
+    assert!(csr_of(request).starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+    assert_eq!(
+        cluster
+            .api
+            .created_by(CR_API, CRS, "apps", &name_of(request)),
+        Some(DRIVER_USER.to_string())
+    );
+
+    // Waiting was done on the watch: no request was ever read back by name.
+    let polls = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|entry| entry.method == "GET" && entry.path.contains(&name_of(request)))
+        .count();
+    assert_eq!(polls, 0, "the driver polled the request");
+
+    let issued = event_with_reason(&cluster.api, "web-0", "CertificateIssued").await;
+    assert_eq!(issued["type"], "Normal");
+    assert_eq!(issued["regarding"]["kind"], "Pod");
+    assert_eq!(issued["regarding"]["uid"], "uid-of-web-0");
+    assert!(issued["note"].as_str().unwrap().contains("ca-issuer"));
+
+    harness.unpublish("csi-e2e", &target).await.unwrap();
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn denial_fails_at_once_with_the_approvers_message() {
+    let cluster = cluster().await;
+    cluster.signer.set_mode(SignerMode::Deny {
+        reason: "policy.example.com".into(),
+        message: "DNS name web-1.app.example.com is not allowed".into(),
+    });
+    // A long deadline: returning at all shows the denial was not waited out.
+    let harness = driver(&cluster, Duration::from_secs(60)).await;
+    let target = harness.target("web-1");
+    let error = publish(&harness, "csi-denied", &target, &pod("web-1"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied, "{error:?}");
+    assert!(error.message().contains("is not allowed"), "{error:?}");
+    assert!(error.message().contains("policy.example.com"), "{error:?}");
+    if common::is_root() {
+        assert_eq!(mounts_at(&target), 0, "nothing stays mounted");
+    }
+    assert_eq!(harness.state_records(), 0);
+    let event = event_with_reason(&cluster.api, "web-1", "CertificateRequestDenied").await;
+    assert_eq!(event["type"], "Warning");
+    assert!(event["note"].as_str().unwrap().contains("is not allowed"));
+}
+
+#[tokio::test]
+async fn issuer_failure_fails_with_the_issuers_message() {
+    let cluster = cluster().await;
+    cluster.signer.set_mode(SignerMode::Fail {
+        message: "vault: permission denied on pki/sign/web".into(),
+    });
+    let harness = driver(&cluster, Duration::from_secs(60)).await;
+    let target = harness.target("web-2");
+    let error = publish(&harness, "csi-failed", &target, &pod("web-2"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert!(
+        error.message().contains("vault: permission denied"),
+        "{error:?}"
+    );
+    let event = event_with_reason(&cluster.api, "web-2", "CertificateRequestFailed").await;
+    assert_eq!(event["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_self_signed_issuer_is_called_out() {
+    let cluster = cluster().await;
+    cluster.signer.set_mode(SignerMode::SelfSignedFailure);
+    let harness = driver(&cluster, Duration::from_secs(60)).await;
+    let target = harness.target("web-3");
+    let error = publish(&harness, "csi-selfsigned", &target, &pod("web-3"), &[])
+        .await
+        .unwrap_err();
+    assert!(error.message().contains("SelfSigned"), "{error:?}");
+    assert!(error.message().contains("CA issuer"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_timed_out_publish_is_resumed_by_kubelets_retry() {
+    let cluster = cluster().await;
+    // Signed 3 s after it arrives; each publish waits 1 s.
+    cluster
+        .signer
+        .set_mode(SignerMode::Delay(Duration::from_secs(3)));
+    let harness = driver(&cluster, Duration::from_secs(1)).await;
+    let web = pod("web-4");
+    let target = harness.target("web-4");
+    let error = publish(&harness, "csi-slow", &target, &web, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
+    assert!(error.message().contains("not signed after"), "{error:?}");
+    assert!(
+        error
+            .message()
+            .contains("Ready=False Pending: Waiting on certificate issuance"),
+        "the last state is reported: {error:?}"
+    );
+    let event = event_with_reason(&cluster.api, "web-4", "CertificateRequestTimedOut").await;
+    assert_eq!(event["type"], "Warning");
+    assert!(harness.driver().manager().has_pending_key("csi-slow"));
+
+    // kubelet retries with the same volume ID until one attempt sees the signature.
+    let mut attempts = 1;
+    loop {
+        attempts += 1;
+        match publish(&harness, "csi-slow", &target, &web, &[]).await {
+            Ok(()) => break,
+            Err(error) if error.code() == Code::DeadlineExceeded && attempts < 10 => {}
+            Err(error) => panic!("retry failed: {error:?}"),
+        }
+    }
+    assert!(attempts >= 2);
+    assert_eq!(creates(&cluster.api), 1, "exactly one request created");
+    assert_eq!(requests(&cluster.api).len(), 1);
+    assert!(!harness.driver().manager().has_pending_key("csi-slow"));
+    verify_volume_with_openssl(&target);
+}
+
+#[tokio::test]
+async fn a_pending_request_whose_key_died_with_the_driver_is_replaced() {
+    let cluster = cluster().await;
+    cluster.signer.set_mode(SignerMode::Ignore);
+    let mut harness = driver(&cluster, Duration::from_secs(1)).await;
+    let web = pod("web-5");
+    let target = harness.target("web-5");
+    let error = publish(&harness, "csi-restart", &target, &web, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded);
+    let stale = name_of(&requests(&cluster.api)[0]);
+
+    // A new driver process: the pending key is gone with the old one.
+    harness.restart().await;
+    cluster.signer.set_mode(SignerMode::Approve);
+    publish(&harness, "csi-restart", &target, &web, &[])
+        .await
+        .unwrap();
+    let all = requests(&cluster.api);
+    assert_eq!(all.len(), 1, "the stale request was deleted: {all:#?}");
+    assert_ne!(name_of(&all[0]), stale);
+    assert_eq!(creates(&cluster.api), 2, "one per driver process");
+    verify_volume_with_openssl(&target);
+}
+
+/// Publishes while the API server keeps the driver's watch down from 300 ms until well after
+/// the signer answered (at 1.5 s), with `expire` also making the watch's resourceVersion too old.
+/// The publish must still see the signature, through the watch's recovery alone.
+async fn publish_across_a_watch_outage(expire: bool) -> (Cluster, Harness) {
+    let cluster = cluster().await;
+    cluster
+        .signer
+        .set_mode(SignerMode::Delay(Duration::from_millis(1500)));
+    let harness = driver(&cluster, Duration::from_secs(30)).await;
+    let target = harness.target("web-6");
+    let web = pod("web-6");
+    let publishing = publish(&harness, "csi-outage", &target, &web, &[]);
+    let api = cluster.api.clone();
+    let signer = cluster.signer.clone();
+    let outage = async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Every list and watch of requests fails while the watch is cut.
+        api.fail_next(usize::MAX, 503, Some("GET"), Some(CRS));
+        api.drop_watches();
+        eventually("the signer answered", || signer.signed_count() == 1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            api.open_watches(),
+            0,
+            "the watch was down when the answer came"
+        );
+        if expire {
+            api.expire_history();
+        }
+        api.clear_faults();
+    };
+    let (result, ()) = tokio::join!(publishing, outage);
+    result.unwrap();
+    verify_volume_with_openssl(&target);
+    assert_eq!(creates(&cluster.api), 1);
+    (cluster, harness)
+}
+
+#[tokio::test]
+async fn a_signature_made_while_the_watch_is_down_still_wakes_the_publish() {
+    publish_across_a_watch_outage(false).await;
+}
+
+#[tokio::test]
+async fn an_expired_resource_version_relists_and_still_wakes_the_publish() {
+    let (cluster, _harness) = publish_across_a_watch_outage(true).await;
+    let successful_lists = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|entry| {
+            entry.method == "GET"
+                && entry.path.ends_with(CRS)
+                && !entry.watch
+                && entry.status == 200
+        })
+        .count();
+    assert!(
+        successful_lists >= 2,
+        "the watcher re-listed after 410 ({successful_lists} lists)"
+    );
+}
+
+#[tokio::test]
+async fn api_server_errors_are_retried() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(30)).await;
+    // A 500 and a 503: both transient, retried within the publish deadline.
+    cluster
+        .api
+        .fail_next(1, 500, Some("POST"), Some("certificaterequests"));
+    cluster
+        .api
+        .fail_next(1, 503, Some("POST"), Some("certificaterequests"));
+    let target = harness.target("web-8");
+    publish(&harness, "csi-5xx", &target, &pod("web-8"), &[])
+        .await
+        .unwrap();
+    verify_volume_with_openssl(&target);
+    assert_eq!(requests(&cluster.api).len(), 1);
+    let failed_posts = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|entry| entry.method == "POST" && entry.path.ends_with(CRS) && entry.status >= 500)
+        .count();
+    assert_eq!(failed_posts, 2);
+    assert_eq!(creates(&cluster.api), 1);
+}
+
+fn token_context(pod: &SamplePod, token: &str) -> HashMap<String, String> {
+    let tokens = serde_json::json!({
+        "": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}
+    });
+    let mut context = context_for(pod, &[]);
+    context.insert(key::SERVICE_ACCOUNT_TOKENS.into(), tokens.to_string());
+    context
+}
+
+#[tokio::test]
+async fn token_request_mode_creates_requests_as_the_pod() {
+    let cluster = cluster().await;
+    let pod_user = "system:serviceaccount:apps:web";
+    cluster.api.add_token("pod-token-1", pod_user);
+    cluster.api.add_token("pod-token-2", pod_user);
+    let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+        config.cert_manager.use_token_request = true;
+    })
+    .await;
+    let web = pod("web-9");
+    let target = harness.target("web-9");
+
+    // No token from kubelet: a clear InvalidArgument.
+    let error = publish(&harness, "csi-token", &target, &web, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("tokenRequests"), "{error:?}");
+
+    publish_context(
+        &harness,
+        "csi-token",
+        &target,
+        token_context(&web, "pod-token-1"),
+    )
+    .await
+    .unwrap();
+    verify_volume_with_openssl(&target);
+    let all = requests(&cluster.api);
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        cluster
+            .api
+            .created_by(CR_API, CRS, "apps", &name_of(&all[0])),
+        Some(pod_user.to_string()),
+        "the request was created with the pod's token"
+    );
+    // Everything else is the driver's own identity.
+    let issued = event_with_reason(&cluster.api, "web-9", "CertificateIssued").await;
+    assert_eq!(
+        cluster.api.created_by(
+            "events.k8s.io/v1",
+            "events",
+            "apps",
+            issued["metadata"]["name"].as_str().unwrap()
+        ),
+        Some(DRIVER_USER.to_string())
+    );
+    let watch_users: Vec<Option<String>> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|entry| entry.watch)
+        .map(|entry| entry.user)
+        .collect();
+    assert!(
+        watch_users
+            .iter()
+            .all(|user| user.as_deref() == Some(DRIVER_USER))
+    );
+
+    // kubelet's periodic republish with a fresh token: success, nothing reissued or remounted.
+    let serial = serial_of(&target);
+    publish_context(
+        &harness,
+        "csi-token",
+        &target,
+        token_context(&web, "pod-token-2"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(serial_of(&target), serial);
+    assert_eq!(requests(&cluster.api).len(), 1);
+    if common::is_root() {
+        assert_eq!(mounts_at(&target), 1);
+    }
+    // A republish whose token entry is unusable must not fail the working volume.
+    let mut broken = token_context(&web, "x");
+    broken.insert(key::SERVICE_ACCOUNT_TOKENS.into(), "not json".into());
+    publish_context(&harness, "csi-token", &target, broken)
+        .await
+        .unwrap();
+    assert_eq!(serial_of(&target), serial);
+
+    // A token the API server refuses: said plainly, and the token itself never appears.
+    cluster.api.reject_token("pod-token-1");
+    let other = harness.target("web-10");
+    let error = publish_context(
+        &harness,
+        "csi-token-2",
+        &other,
+        token_context(&pod("web-10"), "pod-token-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition, "{error:?}");
+    assert!(error.message().contains("service account"), "{error:?}");
+    assert!(!error.message().contains("pod-token-1"));
+}
+
+/// Names of the requests in the order they were created, from the server's change feed.
+fn record_created_requests(api: &TestApiServer) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut changes = api.subscribe();
+    let sink = created.clone();
+    tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
+                sink.lock().unwrap().push(name_of(&change.object));
+            }
+        }
+    });
+    created
+}
+
+#[tokio::test]
+async fn history_keeps_only_the_newest_requests() {
+    let cluster = cluster().await;
+    let created = record_created_requests(&cluster.api);
+    let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+        config.cert_manager.history_limit = 2;
+    })
+    .await;
+    let web = pod("web-11");
+    let target = harness.target("web-11");
+    // Certificates of 3 s renew about every 2 s.
+    publish(
+        &harness,
+        "csi-history",
+        &target,
+        &web,
+        &[(key::DURATION, "3s")],
+    )
+    .await
+    .unwrap();
+    let signer = &cluster.signer;
+    eventually("three renewals happened", || signer.signed_count() >= 4).await;
+    let renewed = event_with_reason(&cluster.api, "web-11", "CertificateRenewed").await;
+    assert_eq!(renewed["type"], "Normal");
+    // Stop renewing, then compare what is left with the order of creation.
+    harness.unpublish("csi-history", &target).await.unwrap();
+    let created = created.lock().unwrap().clone();
+    assert!(created.len() >= 4, "{created:?}");
+    let mut newest_two: Vec<String> = created[created.len() - 2..].to_vec();
+    newest_two.sort();
+    eventually("only the two newest requests are left", || {
+        let mut kept: Vec<String> = requests(&cluster.api).iter().map(name_of).collect();
+        kept.sort();
+        kept == newest_two
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn by_default_one_request_per_volume_is_kept() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let target = harness.target("web-12");
+    publish(
+        &harness,
+        "csi-one",
+        &target,
+        &pod("web-12"),
+        &[(key::DURATION, "3s")],
+    )
+    .await
+    .unwrap();
+    let signer = &cluster.signer;
+    eventually("two renewals happened", || signer.signed_count() >= 3).await;
+    harness.unpublish("csi-one", &target).await.unwrap();
+    eventually("only the newest request is left", || {
+        requests(&cluster.api).len() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn renewal_with_a_reused_rsa_key_gets_a_new_certificate() {
+    // RSA PKCS#1 v1.5 signatures are deterministic: with the key reused, every renewal's CSR is
+    // byte for byte the previous one's, and the previous (issued) request must not be mistaken
+    // for the renewal's answer.
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let target = harness.target("web-14");
+    let overrides = [
+        (key::KEY_ALGORITHM, "RSA"),
+        (key::REUSE_PRIVATE_KEY, "true"),
+        (key::DURATION, "3s"),
+    ];
+    publish(&harness, "csi-reuse", &target, &pod("web-14"), &overrides)
+        .await
+        .unwrap();
+    let key_before = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    let mut serials = vec![serial_of(&target)];
+    let signer = &cluster.signer;
+    eventually("two renewals were signed", || signer.signed_count() >= 3).await;
+    eventually("the mounted certificate changed twice", || {
+        let serial = serial_of(&target);
+        if serials.last() != Some(&serial) {
+            serials.push(serial);
+        }
+        serials.len() >= 3
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(target.join("tls.key")).unwrap(),
+        key_before,
+        "the key was reused"
+    );
+    let csrs: std::collections::BTreeSet<String> =
+        requests(&cluster.api).iter().map(csr_of).collect();
+    assert_eq!(csrs.len(), 1, "every request carried the same CSR");
+    harness.unpublish("csi-reuse", &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_attributes_are_reported_on_the_pod_once() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let web = pod("web-13");
+    let target = harness.target("web-13");
+    let typo = [("csi.cert-manager.io/keystore-pkcs12-enabel", "true")];
+    publish(&harness, "csi-typo", &target, &web, &typo)
+        .await
+        .unwrap();
+    let first = event_with_reason(&cluster.api, "web-13", "UnknownAttribute").await;
+    assert_eq!(first["type"], "Warning");
+    assert!(
+        first["note"]
+            .as_str()
+            .unwrap()
+            .contains("keystore-pkcs12-enabel"),
+        "{first:#?}"
+    );
+    // The same warning again (kubelet republishing) is folded into the first event.
+    publish(&harness, "csi-typo", &target, &web, &typo)
+        .await
+        .unwrap();
+    let name = first["metadata"]["name"].as_str().unwrap().to_string();
+    let api = &cluster.api;
+    eventually("the event's series counts the repeat", || {
+        api.get_object("events.k8s.io/v1", "events", "apps", &name)
+            .is_some_and(|event| event["series"]["count"] == 2)
+    })
+    .await;
+    let unknown = events_for(&cluster.api, "web-13")
+        .into_iter()
+        .filter(|event| event["reason"] == "UnknownAttribute")
+        .count();
+    assert_eq!(unknown, 1);
+}
