@@ -774,6 +774,7 @@ fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         max_volumes_per_node: 0,
         volume_size_bytes: VOLUME_SIZE_BYTES,
         renewal_concurrency: 4,
+        renewal_backoff: Default::default(),
         mount_mode,
         strict_attributes: false,
         kube: Default::default(),

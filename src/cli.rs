@@ -88,6 +88,14 @@ pub struct DriverArgs {
     #[arg(long, default_value_t = 16)]
     pub max_concurrent_renewals: usize,
 
+    /// Delay before retrying a failed renewal; doubles after each further failure.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub renewal_backoff_initial: std::time::Duration,
+
+    /// Longest delay between retries of a failed renewal.
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    pub renewal_backoff_max: std::time::Duration,
+
     /// Fail volumes that carry unknown csi.cert-manager.io/* attributes (likely typos) instead of
     /// only warning about them.
     #[arg(long)]
@@ -162,6 +170,8 @@ fn init_logging_with(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or log collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -186,6 +196,10 @@ impl DriverArgs {
             max_volumes_per_node: self.max_volumes_per_node,
             volume_size_bytes: self.volume_size_limit,
             renewal_concurrency: self.max_concurrent_renewals,
+            renewal_backoff: crate::renewal::Backoff {
+                initial: self.renewal_backoff_initial,
+                max: self.renewal_backoff_max,
+            },
             mount_mode: MountMode::Tmpfs,
             strict_attributes: self.strict_attributes,
             kube: KubeSettings {
@@ -291,6 +305,8 @@ mod tests {
             "--use-token-request",
             "--publish-timeout=45s",
             "--certificate-request-history=3",
+            "--renewal-backoff-initial=1s",
+            "--renewal-backoff-max=1m",
         ])
         .unwrap();
         let config = cli.driver.to_config().unwrap();
@@ -310,6 +326,13 @@ mod tests {
             std::time::Duration::from_secs(45)
         );
         assert_eq!(config.cert_manager.history_limit, 3);
+        assert_eq!(
+            config.renewal_backoff,
+            crate::renewal::Backoff {
+                initial: std::time::Duration::from_secs(1),
+                max: std::time::Duration::from_secs(60)
+            }
+        );
         assert!(
             Cli::try_parse_from(["x", "--certificate-request-history=0"]).is_err(),
             "history below 1 is refused"
@@ -323,6 +346,11 @@ mod tests {
         assert!(!cli.driver.data_root.starts_with("/tmp"));
         assert!(cli.driver.to_config().unwrap_err().contains("--node-id"));
         assert_eq!(cli.driver.certificate_request_history, 1);
+        let with_node = Cli::try_parse_from(["cert-manager-csi-driver", "--node-id=n"]).unwrap();
+        assert_eq!(
+            with_node.driver.to_config().unwrap().renewal_backoff,
+            crate::renewal::Backoff::default()
+        );
         assert_eq!(
             cli.driver.publish_timeout,
             crate::issuer::cert_manager::DEFAULT_PUBLISH_TIMEOUT

@@ -199,6 +199,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         max_volumes_per_node: 0,
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
+        renewal_backoff: Default::default(),
         mount_mode,
         strict_attributes: false,
         kube: Default::default(),

@@ -52,6 +52,8 @@ pub struct DriverConfig {
     pub max_volumes_per_node: i64,
     pub volume_size_bytes: u64,
     pub renewal_concurrency: usize,
+    /// How failed renewals are retried.
+    pub renewal_backoff: crate::renewal::Backoff,
     pub mount_mode: MountMode,
     /// Unknown `csi.cert-manager.io/*` attributes fail the publish instead of being logged.
     pub strict_attributes: bool,
@@ -208,6 +210,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         ManagerConfig {
             volume_size_bytes: config.volume_size_bytes,
             renewal_concurrency: config.renewal_concurrency,
+            backoff: config.renewal_backoff,
             strict_attributes: config.strict_attributes,
         },
         issuer,

@@ -37,13 +37,35 @@ pub fn with_jitter(at: SystemTime, lifetime: Duration) -> SystemTime {
     at - Duration::from_nanos(fastrand::u64(..=nanos))
 }
 
-/// Retry delay after `failures` consecutive failed attempts: 30 s doubling to a 5 minute cap, with
-/// ±10% jitter so volumes that failed together do not retry together.
-pub fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_secs(30)
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
-        .min(Duration::from_secs(300));
-    base.mul_f64(0.9 + fastrand::f64() * 0.2)
+/// How failed renewals are retried (`--renewal-backoff-initial`, `--renewal-backoff-max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay after the first failure; it doubles after each further one.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// Upstream's: 30 s doubling to 5 minutes.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(30),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// Retry delay after `failures` consecutive failed attempts: `initial` doubling up to `max`,
+    /// with ±10% jitter so volumes that failed together do not retry together.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max.max(self.initial));
+        base.mul_f64(0.9 + fastrand::f64() * 0.2)
+    }
 }
 
 /// Converts a wall-clock time into the monotonic clock the queue sleeps on.
@@ -184,11 +206,19 @@ mod tests {
             let s = d.as_secs_f64();
             s >= secs * 0.9 - 1e-9 && s <= secs * 1.1 + 1e-9
         };
-        assert!(within(backoff(1), 30.0));
-        assert!(within(backoff(2), 60.0));
-        assert!(within(backoff(3), 120.0));
-        assert!(within(backoff(5), 300.0));
-        assert!(within(backoff(40), 300.0));
+        let backoff = Backoff::default();
+        assert!(within(backoff.delay(1), 30.0));
+        assert!(within(backoff.delay(2), 60.0));
+        assert!(within(backoff.delay(3), 120.0));
+        assert!(within(backoff.delay(5), 300.0));
+        assert!(within(backoff.delay(40), 300.0));
+        let quick = Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+        };
+        assert!(within(quick.delay(1), 0.2));
+        assert!(within(quick.delay(3), 0.8));
+        assert!(within(quick.delay(9), 1.0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -726,3 +726,135 @@ async fn unknown_attributes_are_reported_on_the_pod_once() {
         .count();
     assert_eq!(unknown, 1);
 }
+
+/// When each request was created, from the server's change feed.
+fn record_creation_times(
+    api: &TestApiServer,
+) -> std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> {
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut changes = api.subscribe();
+    let sink = created.clone();
+    tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
+                sink.lock().unwrap().push(std::time::Instant::now());
+            }
+        }
+    });
+    created
+}
+
+fn key_matches(target: &Path) -> bool {
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
+    cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
+}
+
+fn quick_backoff(config: &mut cert_manager_csi_driver::driver::DriverConfig) {
+    config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+        initial: Duration::from_millis(300),
+        max: Duration::from_millis(1200),
+    };
+}
+
+#[tokio::test]
+async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(10), quick_backoff).await;
+    let web = pod("web-15");
+    let target = harness.target("web-15");
+    publish(
+        &harness,
+        "csi-backoff",
+        &target,
+        &web,
+        &[(key::DURATION, "4s")],
+    )
+    .await
+    .unwrap();
+    let serial = serial_of(&target);
+    // From now on the issuer fails every request.
+    cluster.signer.set_mode(SignerMode::Fail {
+        message: "vault is sealed".into(),
+    });
+    let created = record_creation_times(&cluster.api);
+    eventually("four renewal attempts failed", || {
+        created.lock().unwrap().len() >= 4
+    })
+    .await;
+    // Meanwhile the pod keeps its (still valid, then expiring) certificate, whole.
+    assert_eq!(serial_of(&target), serial);
+    assert!(key_matches(&target));
+    let event = event_with_reason(&cluster.api, "web-15", "CertificateRequestFailed").await;
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("vault is sealed"), "{note}");
+    assert!(
+        note.contains("stays in place")
+            && (note.contains("expires in") || note.contains("EXPIRED")),
+        "the event says how long is left: {note}"
+    );
+    // Attempts are spaced out by the backoff: 300 ms, then 600 ms, then 1200 ms (±10%).
+    let times = created.lock().unwrap().clone();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= Duration::from_millis(250), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(520), "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(1000), "{gaps:?}");
+
+    // The issuer recovers: the next attempt renews.
+    cluster.signer.set_mode(SignerMode::Approve);
+    eventually("renewed after recovery", || serial_of(&target) != serial).await;
+    assert!(key_matches(&target));
+    verify_volume_with_openssl(&target);
+    harness.unpublish("csi-backoff", &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_api_server_outage_keeps_certificates_and_renewal_resumes_after_it() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(1), quick_backoff).await;
+    let web = pod("web-16");
+    let target = harness.target("web-16");
+    publish(
+        &harness,
+        "csi-outage-renewal",
+        &target,
+        &web,
+        &[(key::DURATION, "3s")],
+    )
+    .await
+    .unwrap();
+    let serial = serial_of(&target);
+    // The API server answers nothing useful for 4 s: creates fail, the watch cannot reconnect.
+    cluster.api.fail_next(usize::MAX, 503, None, None);
+    cluster.api.drop_watches();
+    let outage_started = std::time::Instant::now();
+    while outage_started.elapsed() < Duration::from_secs(4) {
+        assert_eq!(
+            serial_of(&target),
+            serial,
+            "nothing changes during the outage"
+        );
+        assert!(key_matches(&target));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = cluster
+        .api
+        .requests()
+        .iter()
+        .filter(|e| e.method == "POST" && e.path.ends_with(CRS) && e.status == 503)
+        .count();
+    assert!(
+        refused >= 2,
+        "renewal kept trying during the outage ({refused} attempts)"
+    );
+    cluster.api.clear_faults();
+    eventually("renewed once the API server is back", || {
+        serial_of(&target) != serial
+    })
+    .await;
+    assert!(key_matches(&target));
+    harness
+        .unpublish("csi-outage-renewal", &target)
+        .await
+        .unwrap();
+}

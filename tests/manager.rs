@@ -55,6 +55,7 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
         ManagerConfig {
             volume_size_bytes: 1024 * 1024,
             renewal_concurrency: 1,
+            backoff: Default::default(),
             strict_attributes: false,
         },
         issuer.clone(),

@@ -16,6 +16,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
 struct Node {
     dir: PathBuf,
+    /// How the driver gets certificates; the embedded CA when empty.
+    backend: Vec<String>,
 }
 
 impl Drop for Node {
@@ -34,8 +36,14 @@ impl Node {
             .arg("--node-id=restart-node")
             .arg(format!("--endpoint=unix://{}", self.socket().display()))
             .arg(format!("--data-root={}", self.dir.join("state").display()))
-            .arg("--issuer-backend=local-ca")
-            .arg(format!("--local-ca-dir={}", self.dir.join("ca").display()))
+            .args(if self.backend.is_empty() {
+                vec![
+                    "--issuer-backend=local-ca".to_string(),
+                    format!("--local-ca-dir={}", self.dir.join("ca").display()),
+                ]
+            } else {
+                self.backend.clone()
+            })
             .arg("-v=2")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -125,6 +133,7 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
         .unwrap();
     let node = Node {
         dir: dir.path().to_path_buf(),
+        backend: Vec::new(),
     };
     let mut driver = node.spawn();
     let client = node.connect().await;
@@ -253,4 +262,262 @@ fn node_id_is_required() {
     let output = Command::new(BINARY).env_remove("NODE_ID").output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--node-id"));
+}
+
+/// A node whose driver uses the cert-manager backend against the test API server.
+struct ClusterNode {
+    node: Node,
+    api: kube_test_server::TestApiServer,
+    signer: kube_test_server::Signer,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster_node(prefix: &str) -> ClusterNode {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let api = kube_test_server::TestApiServer::start().await;
+    let signer = kube_test_server::Signer::start(&api);
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig, "driver-token");
+    ClusterNode {
+        node: Node {
+            dir: dir.path().to_path_buf(),
+            backend: vec![
+                "--issuer-backend=cert-manager".into(),
+                format!("--kubeconfig={}", kubeconfig.display()),
+                "--publish-timeout=20s".into(),
+                "--renewal-backoff-initial=200ms".into(),
+                "--renewal-backoff-max=1s".into(),
+            ],
+        },
+        api,
+        signer,
+        _dir: dir,
+    }
+}
+
+fn live_requests(api: &kube_test_server::TestApiServer) -> usize {
+    api.list_objects("cert-manager.io/v1", "certificaterequests")
+        .len()
+}
+
+fn key_matches(target: &Path) -> bool {
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
+    cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_publish_the_volume_is_finished_after_the_restart() {
+    if !is_root() {
+        eprintln!("skipped: needs root for real tmpfs mounts (CI runs as root)");
+        return;
+    }
+    let cluster = cluster_node("csi-crash-publish-").await;
+    let node = &cluster.node;
+    // The first request is answered only after 3 s: the driver dies while it waits.
+    cluster
+        .signer
+        .set_mode(kube_test_server::SignerMode::Delay(Duration::from_secs(3)));
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    let target = node.target("mid-publish");
+    let publishing = {
+        let client = client.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            let context = sample_volume_context(
+                &SamplePod::new("mid-publish"),
+                &[("csi.cert-manager.io/key-algorithm", "ECDSA")],
+            );
+            client
+                .node
+                .clone()
+                .node_publish_volume(publish_request("csi-mid-publish", &target, context))
+                .await
+        })
+    };
+    wait_for("the request was created", Duration::from_secs(10), || {
+        live_requests(&cluster.api) == 1
+    })
+    .await;
+    kill_hard(&mut driver);
+    assert!(publishing.await.unwrap().is_err(), "kubelet saw no success");
+    drop(client);
+    // What the dead driver left: a mounted, empty volume and its record.
+    assert_eq!(mounts_at(&target), 1);
+    assert_eq!(node.records().len(), 1);
+
+    cluster
+        .signer
+        .set_mode(kube_test_server::SignerMode::Approve);
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    // kubelet retries the publish; it succeeds with a complete volume.
+    publish(&client, "csi-mid-publish", &target, &[]).await;
+    verify_volume_with_openssl(&target);
+    assert_eq!(mounts_at(&target), 1, "no second mount stacked");
+    // The pending request whose key died with the first process was replaced, not kept.
+    wait_for("one live request", Duration::from_secs(10), || {
+        live_requests(&cluster.api) == 1
+    })
+    .await;
+
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: "csi-mid-publish".into(),
+            target_path: target.display().to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(mounts_under(&node.dir).is_empty());
+    assert!(node.records().is_empty());
+    kill_hard(&mut driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_renewal_the_renewal_resumes_and_nothing_is_lost() {
+    if !is_root() {
+        eprintln!("skipped: needs root for real tmpfs mounts (CI runs as root)");
+        return;
+    }
+    let cluster = cluster_node("csi-crash-renewal-").await;
+    let node = &cluster.node;
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    let target = node.target("mid-renewal");
+    // 6 s certificates renew 4 s after issuance.
+    publish(
+        &client,
+        "csi-mid-renewal",
+        &target,
+        &[("csi.cert-manager.io/duration", "6s")],
+    )
+    .await;
+    let first_serial = serial_of(&target);
+    // The renewal's request stays unanswered: the driver dies while it waits.
+    cluster
+        .signer
+        .set_mode(kube_test_server::SignerMode::Ignore);
+    wait_for(
+        "the renewal's request was created",
+        Duration::from_secs(15),
+        || {
+            cluster
+                .api
+                .requests()
+                .iter()
+                .filter(|e| e.method == "POST" && e.path.ends_with("certificaterequests"))
+                .count()
+                == 2
+        },
+    )
+    .await;
+    kill_hard(&mut driver);
+    drop(client);
+    // The old files stay, whole and matching, while nobody manages them.
+    assert_eq!(serial_of(&target), first_serial);
+    assert!(key_matches(&target));
+    assert_eq!(mounts_at(&target), 1);
+
+    cluster
+        .signer
+        .set_mode(kube_test_server::SignerMode::Approve);
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    // Overdue: renewed promptly after the restart, with a fresh key and request.
+    wait_for("the renewal completed", Duration::from_secs(15), || {
+        serial_of(&target) != first_serial
+    })
+    .await;
+    assert!(key_matches(&target));
+    verify_volume_with_openssl(&target);
+    wait_for("the stale request is gone", Duration::from_secs(10), || {
+        live_requests(&cluster.api) == 1
+    })
+    .await;
+
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: "csi-mid-renewal".into(),
+            target_path: target.display().to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(mounts_under(&node.dir).is_empty());
+    assert!(node.records().is_empty());
+    kill_hard(&mut driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_write_killed_half_way_leaves_is_tidied_at_restart() {
+    if !is_root() {
+        eprintln!("skipped: needs root for real tmpfs mounts (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("csi-crash-write-")
+        .tempdir()
+        .unwrap();
+    let node = Node {
+        dir: dir.path().to_path_buf(),
+        backend: Vec::new(),
+    };
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    let target = node.target("mid-write");
+    publish(&client, "csi-mid-write", &target, &[]).await;
+    let serial = serial_of(&target);
+    kill_hard(&mut driver);
+    drop(client);
+
+    // A kill between writing a new set and switching `..data` to it, and one in the middle of
+    // saving a record.
+    let half = target.join("..2026_11_23_half_written");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::write(half.join("tls.key"), b"-----BEGIN PRIVATE KEY-----\ntrunc").unwrap();
+    std::os::unix::fs::symlink("..2026_11_23_half_written", target.join("..data_tmp")).unwrap();
+    let stray_record = node.dir.join("state/volumes/csi-mid-write.json.tmp");
+    std::fs::write(&stray_record, b"{\"volume_id\":").unwrap();
+    // The pod never sees the half-written set.
+    assert_eq!(serial_of(&target), serial);
+    assert!(key_matches(&target));
+
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    assert!(!half.exists(), "the half-written set was removed");
+    assert!(std::fs::symlink_metadata(target.join("..data_tmp")).is_err());
+    assert!(!stray_record.exists());
+    assert_eq!(serial_of(&target), serial);
+    verify_volume_with_openssl(&target);
+    let hidden: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".."))
+        .collect();
+    assert_eq!(hidden.len(), 2, "only ..data and its set: {hidden:?}");
+
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: "csi-mid-write".into(),
+            target_path: target.display().to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(mounts_under(dir.path()).is_empty());
+    assert!(node.records().is_empty());
+    kill_hard(&mut driver);
 }

@@ -174,6 +174,35 @@ fn remove_stale_entries(dir: &Path, files: &[FileToWrite<'_>], current: &str) {
     }
 }
 
+/// Removes what a write interrupted by a crash can leave behind: hidden set directories that
+/// `..data` does not point at, and a half-made `..data` link. The current set and the
+/// user-visible names are untouched, so the pod never sees a half-written set. Returns how many
+/// entries were removed.
+pub fn tidy_after_crash(dir: &Path) -> usize {
+    let current = fs::read_link(dir.join(DATA_LINK))
+        .ok()
+        .and_then(|name| name.to_str().map(str::to_string));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("..") || name == DATA_LINK || current.as_deref() == Some(name) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if path.is_dir() && !path.is_symlink() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
+
 /// Reads one file of the current set.
 pub fn read_current(dir: &Path, name: &str) -> io::Result<Vec<u8>> {
     fs::read(dir.join(DATA_LINK).join(name))
@@ -276,6 +305,22 @@ mod tests {
         let metadata = fs::metadata(dir.path().join("tls.key")).unwrap();
         assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
         assert_eq!(metadata.gid(), gid);
+    }
+
+    #[test]
+    fn tidying_after_a_crash_keeps_the_current_set_only() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        let current = current_set(dir.path()).unwrap();
+        // What a crash between writing a new set and switching ..data leaves.
+        fs::create_dir(dir.path().join("..2026_interrupted")).unwrap();
+        fs::write(dir.path().join("..2026_interrupted/tls.key"), b"half").unwrap();
+        std::os::unix::fs::symlink("..2026_interrupted", dir.path().join(DATA_LINK_TMP)).unwrap();
+        assert_eq!(tidy_after_crash(dir.path()), 2);
+        assert_eq!(current_set(dir.path()).unwrap(), current);
+        assert_eq!(read_current(dir.path(), "tls.key").unwrap(), b"key");
+        assert_eq!(fs::read(dir.path().join("tls.crt")).unwrap(), b"cert");
+        assert_eq!(tidy_after_crash(dir.path()), 0);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ManagerConfig {
     pub volume_size_bytes: u64,
     /// How many renewals may run at once.
     pub renewal_concurrency: usize,
+    /// How failed renewals are retried.
+    pub backoff: renewal::Backoff,
     /// Unknown `csi.cert-manager.io/*` attributes are errors, not warnings.
     pub strict_attributes: bool,
 }
@@ -102,6 +104,8 @@ impl VolumeError {
 
 /// A volume the driver manages.
 struct ManagedVolume {
+    /// Its record, without the volume context: that is on disk, and `request` is what the
+    /// driver works from (at 10,000 volumes the raw contexts alone would be ~25 MiB).
     record: VolumeRecord,
     request: VolumeRequest,
     /// The certificate currently in the volume; `None` until one has been written.
@@ -402,13 +406,18 @@ impl VolumeManager {
             request.volume_mount_group.clone(),
         );
         let was_managed = guard.is_some();
-        let mut volume = guard.take().unwrap_or(ManagedVolume {
-            record,
-            request: parsed,
-            certificate: None,
-            failures: 0,
-            last_error: None,
-        });
+        // Known from before a restart: its record is on disk already.
+        let to_save = (!was_managed).then_some(&record);
+        let mut volume = match guard.take() {
+            Some(volume) => volume,
+            None => ManagedVolume {
+                record: record.without_context(),
+                request: parsed,
+                certificate: None,
+                failures: 0,
+                last_error: None,
+            },
+        };
         // A fresh volume that fails, even by a panic, is taken down again: no mount, directory or
         // record is left for a volume kubelet never heard succeed.
         let mut cleanup = FailedPublishCleanup {
@@ -417,7 +426,7 @@ impl VolumeManager {
             target: &request.target_path,
             armed: !was_managed,
         };
-        let result = self.first_issuance(&mut volume).await;
+        let result = self.first_issuance(&mut volume, to_save).await;
         match result {
             Ok(()) => {
                 cleanup.armed = false;
@@ -440,13 +449,19 @@ impl VolumeManager {
         }
     }
 
-    /// Saves the record, mounts, issues, writes, schedules.
-    async fn first_issuance(&self, volume: &mut ManagedVolume) -> Result<(), VolumeError> {
+    /// Saves the record (when given), mounts, issues, writes, schedules.
+    async fn first_issuance(
+        &self,
+        volume: &mut ManagedVolume,
+        record: Option<&VolumeRecord>,
+    ) -> Result<(), VolumeError> {
         let target = volume.record.target_path.clone();
         let permit = self.node_permit().await?;
-        self.store
-            .save(&volume.record)
-            .map_err(VolumeError::io("saving volume state"))?;
+        if let Some(record) = record {
+            self.store
+                .save(record)
+                .map_err(VolumeError::io("saving volume state"))?;
+        }
         match std::fs::create_dir(&target) {
             Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
                 return Err(VolumeError::Io {
@@ -660,7 +675,7 @@ impl VolumeManager {
             Err(error) => {
                 volume.failures += 1;
                 volume.last_error = Some(error.to_string());
-                let retry_in = renewal::backoff(volume.failures);
+                let retry_in = self.config.backoff.delay(volume.failures);
                 let time_left = volume
                     .certificate
                     .as_ref()
@@ -991,8 +1006,8 @@ impl VolumeManager {
     /// vanished while the driver was down are removed.
     pub fn resume(&self) -> io::Result<ResumeSummary> {
         let mut summary = ResumeSummary::default();
-        for loaded in self.store.load_all()? {
-            let record = match loaded {
+        for loaded in self.store.records()? {
+            let mut record = match loaded {
                 Ok(record) => record,
                 Err((path, reason)) => {
                     tracing::error!(path = %path.display(), %reason, "removing unreadable volume record");
@@ -1010,8 +1025,10 @@ impl VolumeManager {
                 summary.cleaned_up += 1;
                 continue;
             }
-            let context: HashMap<String, String> =
-                record.volume_context.clone().into_iter().collect();
+            // Moved out: only the parsed request is kept in memory.
+            let context: HashMap<String, String> = std::mem::take(&mut record.volume_context)
+                .into_iter()
+                .collect();
             // Not strict: the volume was accepted once, a flag turned on since must not orphan it.
             let request = match parse_volume_context_with(&context, ParseOptions::default()) {
                 Ok(request) => request,
@@ -1021,6 +1038,10 @@ impl VolumeManager {
                     continue;
                 }
             };
+            let tidied = files::tidy_after_crash(&target);
+            if tidied > 0 {
+                tracing::info!(%volume_id, entries = tidied, "removed what an interrupted write left in the volume");
+            }
             let certificate = files::read_current(&target, &request.spec.files.certificate)
                 .ok()
                 .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());

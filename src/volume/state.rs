@@ -42,6 +42,16 @@ impl std::fmt::Debug for VolumeRecord {
 }
 
 impl VolumeRecord {
+    /// The same record without the volume context, for keeping in memory.
+    pub fn without_context(&self) -> VolumeRecord {
+        VolumeRecord {
+            volume_id: self.volume_id.clone(),
+            target_path: self.target_path.clone(),
+            volume_context: BTreeMap::new(),
+            volume_mount_group: self.volume_mount_group.clone(),
+        }
+    }
+
     pub fn new(
         volume_id: &str,
         target_path: &Path,
@@ -124,28 +134,38 @@ impl StateStore {
         }
     }
 
-    /// Every record on disk. Unreadable files are returned as errors with their path, so the caller
-    /// can report and remove them; leftover temporary files are deleted.
-    pub fn load_all(&self) -> io::Result<Vec<Result<VolumeRecord, (PathBuf, String)>>> {
-        let mut records = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
+    /// Every record on disk, read one at a time (10,000 records held at once would double the
+    /// driver's memory at start-up). Unreadable files come as errors with their path, so the
+    /// caller can report and remove them; leftover temporary files are deleted.
+    pub fn records(
+        &self,
+    ) -> io::Result<impl Iterator<Item = Result<VolumeRecord, (PathBuf, String)>> + use<>> {
+        let entries = fs::read_dir(&self.dir)?;
+        Ok(entries.filter_map(|entry| {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(error) => return Some(Err((PathBuf::new(), error.to_string()))),
+            };
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.ends_with(".json.tmp") {
                 let _ = fs::remove_file(&path);
-                continue;
+                return None;
             }
             if !name.ends_with(".json") {
-                continue;
+                return None;
             }
             let parsed = fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {
                     serde_json::from_slice::<VolumeRecord>(&bytes).map_err(|e| e.to_string())
                 });
-            records.push(parsed.map_err(|reason| (path, reason)));
-        }
-        Ok(records)
+            Some(parsed.map_err(|reason| (path, reason)))
+        }))
+    }
+
+    /// Every record on disk, collected (for tests and small tools).
+    pub fn load_all(&self) -> io::Result<Vec<Result<VolumeRecord, (PathBuf, String)>>> {
+        Ok(self.records()?.collect())
     }
 
     /// Removes a file that [`StateStore::load_all`] could not read.

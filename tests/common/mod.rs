@@ -39,6 +39,7 @@ pub fn config_in(dir: &Path) -> DriverConfig {
         max_volumes_per_node: 0,
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
+        renewal_backoff: Default::default(),
         // Real tmpfs mounts when root (as in CI); plain directories otherwise.
         mount_mode: if is_root() {
             MountMode::Tmpfs
