@@ -858,3 +858,62 @@ async fn an_api_server_outage_keeps_certificates_and_renewal_resumes_after_it() 
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_renewals_are_bounded_by_the_flag() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+        config.renewal_concurrency = 3;
+    })
+    .await;
+    // Eight volumes whose 3 s certificates all fall due about 2 s from now, with an issuer that
+    // takes 1 s per request.
+    let volumes: Vec<(String, PathBuf, SamplePod)> = (0..8)
+        .map(|index| {
+            let name = format!("bounded-{index}");
+            (format!("csi-{name}"), harness.target(&name), pod(&name))
+        })
+        .collect();
+    let publishes = volumes.iter().map(|(volume_id, target, pod)| {
+        publish(&harness, volume_id, target, pod, &[(key::DURATION, "3s")])
+    });
+    for result in futures_util::future::join_all(publishes).await {
+        result.unwrap();
+    }
+    cluster
+        .signer
+        .set_mode(SignerMode::Delay(Duration::from_secs(1)));
+    // Requests waiting for their signature, counted from the server's change feed.
+    let mut changes = cluster.api.subscribe();
+    let (mut waiting, mut peak, mut renewed) = (0i32, 0i32, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while renewed < 8 {
+        let change = tokio::time::timeout_at(deadline, changes.recv())
+            .await
+            .expect("renewals finish")
+            .unwrap();
+        if change.resource != CRS {
+            continue;
+        }
+        let ready = change.object["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+        match change.kind {
+            kube_test_server::ChangeKind::Added => waiting += 1,
+            kube_test_server::ChangeKind::Modified if ready => {
+                waiting -= 1;
+                renewed += 1;
+            }
+            _ => {}
+        }
+        peak = peak.max(waiting);
+    }
+    assert!(peak <= 3, "{peak} renewals ran at once");
+    assert!(peak >= 2, "renewals did run in parallel (peak {peak})");
+    for (volume_id, target, _) in &volumes {
+        harness.unpublish(volume_id, target).await.unwrap();
+    }
+}
