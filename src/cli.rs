@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::attributes::duration::parse_go_duration;
 use crate::driver::{self, DriverConfig, IssuerBackend, MountMode};
@@ -31,6 +31,17 @@ pub struct Cli {
     /// set, wins.
     #[arg(short = 'v', long = "log-level", global = true, default_value_t = 1)]
     pub log_level: u8,
+
+    /// Log line format: `text` for people, `json` for log collectors (one object per line).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +49,22 @@ pub enum Command {
     /// Run the driver on the embedded CA, act as kubelet for a sample pod, and show what it mounts,
     /// one rotation and the cleanup. No cluster needed.
     Demo(DemoArgs),
+    /// Print every volume the driver manages on this node (pod, issuer, DNS names, expiry, next
+    /// renewal, last error), read from --data-root. Works while the driver is down.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Table)]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +92,7 @@ pub struct DriverArgs {
     pub driver_name: String,
 
     /// Directory for the driver's own state (volume records; never key material).
-    #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+    #[arg(long, global = true, default_value = DEFAULT_DATA_ROOT)]
     pub data_root: PathBuf,
 
     /// Where certificates come from.
@@ -98,8 +125,17 @@ pub struct DriverArgs {
 
     /// Fail volumes that carry unknown csi.cert-manager.io/* attributes (likely typos) instead of
     /// only warning about them.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
     pub strict_attributes: bool,
+
+    /// Where to serve /metrics, /healthz and /readyz (`:9402`, `127.0.0.1:9402`); `0` = off.
+    #[arg(long, default_value = "0")]
+    pub metrics_bind_address: String,
+
+    /// Report a publish as done once the volume is mounted and issue in the background, instead of
+    /// waiting for the certificate (for pods that wait for their files themselves).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
+    pub continue_on_not_ready: bool,
 
     /// kubeconfig file for the cert-manager backend [default: the in-cluster service account,
     /// else KUBECONFIG or ~/.kube/config].
@@ -116,7 +152,7 @@ pub struct DriverArgs {
 
     /// Create CertificateRequests with the pod's service-account token instead of the driver's
     /// (the CSIDriver must request tokens for the audience "").
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
     pub use_token_request: bool,
 
     /// How long a publish waits for its CertificateRequest to be signed before failing with the
@@ -155,24 +191,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Sets up `tracing` for the binary.
-pub fn init_logging(level: u8) {
-    let default = match level {
+pub fn init_logging(level: u8, format: LogFormat) {
+    init_logging_with(log_filter(level), format);
+}
+
+/// The `tracing` filter for a `-v` level.
+pub fn log_filter(level: u8) -> &'static str {
+    match level {
         0 | 1 => "info",
         2..=4 => "info,cert_manager_csi_driver=debug",
         _ => "debug,cert_manager_csi_driver=trace",
-    };
-    init_logging_with(default);
+    }
 }
 
-fn init_logging_with(default: &str) {
+fn init_logging_with(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
         // Colour codes only for a person at a terminal, never in files or log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 impl DriverArgs {
@@ -202,6 +246,9 @@ impl DriverArgs {
             },
             mount_mode: MountMode::Tmpfs,
             strict_attributes: self.strict_attributes,
+            continue_on_not_ready: self.continue_on_not_ready,
+            metrics_address: crate::endpoints::parse_bind_address(&self.metrics_bind_address)
+                .map_err(|e| format!("--metrics-bind-address: {e}"))?,
             kube: KubeSettings {
                 kubeconfig: self.kubeconfig.clone(),
                 qps: self.kube_api_qps,
@@ -221,12 +268,33 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match (&cli.command, cli.log_level) {
         // The demo tells its own story on stdout; driver logs only when asked for with -v.
-        (Some(Command::Demo(_)), 1) => init_logging_with("error"),
-        (_, level) => init_logging(level),
+        (Some(Command::Demo(_)), 1) => init_logging_with("error", cli.log_format),
+        (_, level) => init_logging(level, cli.log_format),
     }
     match cli.command {
         Some(Command::Demo(args)) => crate::demo::main(&args),
+        Some(Command::Status(args)) => print_status(&cli.driver.data_root, args.output),
         None => run_driver(&cli.driver),
+    }
+}
+
+fn print_status(data_root: &std::path::Path, format: StatusFormat) -> ExitCode {
+    match crate::status::collect(data_root) {
+        Ok(reports) => {
+            let text = match format {
+                StatusFormat::Table => crate::status::render_table(&reports),
+                StatusFormat::Json => crate::status::render_json(&reports),
+            };
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "error: cannot read the driver's state in {}: {error} (is --data-root the driver's?)",
+                data_root.display()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -307,6 +375,9 @@ mod tests {
             "--certificate-request-history=3",
             "--renewal-backoff-initial=1s",
             "--renewal-backoff-max=1m",
+            "--metrics-bind-address=:9402",
+            "--continue-on-not-ready",
+            "--log-format=json",
         ])
         .unwrap();
         let config = cli.driver.to_config().unwrap();
@@ -326,6 +397,24 @@ mod tests {
             std::time::Duration::from_secs(45)
         );
         assert_eq!(config.cert_manager.history_limit, 3);
+        assert_eq!(
+            config.metrics_address,
+            Some("0.0.0.0:9402".parse().unwrap())
+        );
+        assert!(config.continue_on_not_ready);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        // Upstream's manifests spell switches with values.
+        let explicit = Cli::try_parse_from([
+            "cert-manager-csi-driver",
+            "--node-id=n",
+            "--use-token-request=false",
+            "--continue-on-not-ready=true",
+            "--endpoint=unix://plugin/csi.sock",
+        ])
+        .unwrap();
+        let explicit = explicit.driver.to_config().unwrap();
+        assert!(!explicit.cert_manager.use_token_request);
+        assert!(explicit.continue_on_not_ready);
         assert_eq!(
             config.renewal_backoff,
             crate::renewal::Backoff {
@@ -347,6 +436,11 @@ mod tests {
         assert!(cli.driver.to_config().unwrap_err().contains("--node-id"));
         assert_eq!(cli.driver.certificate_request_history, 1);
         let with_node = Cli::try_parse_from(["cert-manager-csi-driver", "--node-id=n"]).unwrap();
+        assert_eq!(
+            with_node.driver.to_config().unwrap().metrics_address,
+            None,
+            "metrics are off by default"
+        );
         assert_eq!(
             with_node.driver.to_config().unwrap().renewal_backoff,
             crate::renewal::Backoff::default()

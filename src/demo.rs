@@ -200,6 +200,8 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
         renewal_backoff: Default::default(),
+        continue_on_not_ready: false,
+        metrics_address: None,
         mount_mode,
         strict_attributes: false,
         kube: Default::default(),

@@ -11,12 +11,14 @@ use tokio::task::JoinHandle;
 use crate::csi::identity::IdentityService;
 use crate::csi::node::NodeService;
 use crate::csi::server;
+use crate::endpoints;
 use crate::events::{NoEvents, PodEvents};
 use crate::issuer::cert_manager::{CertManagerIssuer, CertManagerSettings};
 use crate::issuer::local_ca::LocalCa;
 use crate::issuer::{Issuer, IssuerError};
 use crate::kubernetes::events::KubeEvents;
 use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
+use crate::metrics::Metrics;
 use crate::volume::manager::ResumeSummary;
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use crate::volume::state::StateStore;
@@ -54,6 +56,10 @@ pub struct DriverConfig {
     pub renewal_concurrency: usize,
     /// How failed renewals are retried.
     pub renewal_backoff: crate::renewal::Backoff,
+    /// Report publishes done once mounted; issue in the background.
+    pub continue_on_not_ready: bool,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` = off.
+    pub metrics_address: Option<std::net::SocketAddr>,
     pub mount_mode: MountMode,
     /// Unknown `csi.cert-manager.io/*` attributes fail the publish instead of being logged.
     pub strict_attributes: bool,
@@ -100,9 +106,16 @@ pub struct RunningDriver {
     stop: Option<oneshot::Sender<()>>,
     socket_path: PathBuf,
     resumed: ResumeSummary,
+    endpoint: Option<JoinHandle<()>>,
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 impl RunningDriver {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_address
+    }
+
     pub fn manager(&self) -> &Arc<VolumeManager> {
         &self.manager
     }
@@ -123,6 +136,9 @@ impl RunningDriver {
             let _ = stop.send(());
         }
         self.renewals.abort();
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.abort();
+        }
         let served = (&mut self.server).await;
         let _ = std::fs::remove_file(&self.socket_path);
         match served {
@@ -148,6 +164,9 @@ impl Drop for RunningDriver {
     fn drop(&mut self) {
         self.renewals.abort();
         self.server.abort();
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.abort();
+        }
     }
 }
 
@@ -206,17 +225,20 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         MountMode::Tmpfs => Arc::new(TmpfsMounter),
         MountMode::PlainDirectories => Arc::new(PlainDirectoryMounter),
     };
+    let metrics = Arc::new(Metrics::new(&config.node_id));
     let manager = VolumeManager::new(
         ManagerConfig {
             volume_size_bytes: config.volume_size_bytes,
             renewal_concurrency: config.renewal_concurrency,
             backoff: config.renewal_backoff,
+            continue_on_not_ready: config.continue_on_not_ready,
             strict_attributes: config.strict_attributes,
         },
         issuer,
         mounter,
         store,
         events,
+        Arc::clone(&metrics),
     );
     let resumed = manager
         .resume()
@@ -242,9 +264,35 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         manager: Arc::clone(&manager),
     };
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listener, identity, node, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(server::serve(
+        listener,
+        identity,
+        node,
+        Arc::clone(&metrics),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (endpoint, metrics_address) = match config.metrics_address {
+        Some(address) => {
+            let listener = endpoints::bind(address)
+                .await
+                .map_err(io_error(format!("binding the metrics endpoint {address}")))?;
+            let bound = listener.local_addr().ok();
+            let endpoint = Arc::new(endpoints::Endpoint {
+                metrics: Arc::clone(&metrics),
+                manager: Arc::clone(&manager),
+                socket_path: config.socket_path.clone(),
+                data_root: config.data_root.clone(),
+            });
+            tracing::info!(address = ?bound, "serving /metrics, /healthz and /readyz");
+            (
+                Some(tokio::spawn(endpoints::serve(listener, endpoint))),
+                bound,
+            )
+        }
+        None => (None, None),
+    };
     tracing::info!(
         driver = %config.driver_name,
         node_id = %config.node_id,
@@ -260,5 +308,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         stop: Some(stop),
         socket_path: config.socket_path,
         resumed,
+        endpoint,
+        metrics_address,
     })
 }

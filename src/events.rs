@@ -31,7 +31,6 @@ pub mod reason {
     pub const ISSUER_UNAVAILABLE: &str = "IssuerUnavailable";
     pub const RENEWAL_FAILED: &str = "RenewalFailed";
     pub const UNKNOWN_ATTRIBUTE: &str = "UnknownAttribute";
-    pub const INVALID_ATTRIBUTES: &str = "InvalidAttributes";
 }
 
 /// One event about one pod.

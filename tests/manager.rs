@@ -56,12 +56,14 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
             volume_size_bytes: 1024 * 1024,
             renewal_concurrency: 1,
             backoff: Default::default(),
+            continue_on_not_ready: false,
             strict_attributes: false,
         },
         issuer.clone(),
         mounter,
         StateStore::open(&dir.path().join("state")).unwrap(),
         Arc::new(cert_manager_csi_driver::events::NoEvents),
+        Arc::new(cert_manager_csi_driver::metrics::Metrics::new("test-node")),
     );
     let target = dir.path().join("mount");
     let context = sample_volume_context(

@@ -5,9 +5,14 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::codegen::http;
 
 use super::identity::IdentityService;
 use super::node::NodeService;
@@ -18,22 +23,29 @@ use super::proto::node_server::NodeServer;
 pub const SOCKET_MODE: u32 = 0o660;
 
 /// `unix:///csi/csi.sock`, `unix:/csi/csi.sock` or a plain absolute path → the socket path.
+/// Upstream's manifests write `unix://plugin/csi.sock`, a path relative to the working
+/// directory (`/` in the container); that form is accepted and resolved the same way.
 pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, String> {
+    if endpoint.contains("://") && !endpoint.starts_with("unix://") {
+        return Err(format!(
+            "endpoint {endpoint:?}: only unix sockets are supported (unix:///path)"
+        ));
+    }
     let path = endpoint
         .strip_prefix("unix://")
         .or_else(|| endpoint.strip_prefix("unix:"))
         .unwrap_or(endpoint);
-    if path.starts_with('/') {
-        Ok(PathBuf::from(path))
-    } else if endpoint.contains("://") && !endpoint.starts_with("unix:") {
-        Err(format!(
-            "endpoint {endpoint:?}: only unix sockets are supported (unix:///path)"
-        ))
-    } else {
-        Err(format!(
-            "endpoint {endpoint:?} must be an absolute unix socket path (unix:///path)"
-        ))
+    if path.is_empty() {
+        return Err(format!("endpoint {endpoint:?} names no socket path"));
     }
+    if path.starts_with('/') {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::current_dir()
+        .map(|dir| dir.join(path))
+        .map_err(|e| {
+            format!("endpoint {endpoint:?} is relative and the working directory is unknown: {e}")
+        })
 }
 
 /// Binds the socket so that it is never reachable with a looser mode: it is created inside a
@@ -64,18 +76,70 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     UnixListener::from_std(listener)
 }
 
-/// Serves Identity and Node on `listener` until `shutdown` completes.
+/// Serves Identity and Node on `listener` until `shutdown` completes, counting every call.
 pub async fn serve(
     listener: UnixListener,
     identity: IdentityService,
     node: NodeService,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(move |inner| CallMetrics {
+            inner,
+            metrics: Arc::clone(&metrics),
+        }))
         .add_service(IdentityServer::new(identity))
         .add_service(NodeServer::new(node))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
+}
+
+/// Counts each gRPC call by method and status code, with its latency. A failed unary call is a
+/// trailers-only response, whose `grpc-status` is in the headers; a success carries none there.
+#[derive(Clone)]
+struct CallMetrics<S> {
+    inner: S,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for CallMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let started = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            if let Ok(response) = &response {
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok()?.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                metrics.grpc_call(&method, code, started.elapsed());
+            }
+            response
+        })
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +161,12 @@ mod tests {
             Path::new("/csi/csi.sock")
         );
         assert!(parse_endpoint("tcp://127.0.0.1:10000").is_err());
-        assert!(parse_endpoint("unix://relative.sock").is_err());
+        assert!(parse_endpoint("unix://").is_err());
+        // Upstream's form: relative to the working directory.
+        assert_eq!(
+            parse_endpoint("unix://plugin/csi.sock").unwrap(),
+            std::env::current_dir().unwrap().join("plugin/csi.sock")
+        );
     }
 
     #[tokio::test]

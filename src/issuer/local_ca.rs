@@ -210,6 +210,7 @@ impl LocalCa {
         let der = x509::certificate(&contents, &self.key, SignatureAlgorithm::EcdsaSha256)
             .map_err(|e| IssuerError::Misconfigured(format!("cannot sign: {e}")))?;
         Ok(IssuedCertificate {
+            request_name: None,
             chain_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der)),
             ca_pem: self.ca_pem.clone(),
         })

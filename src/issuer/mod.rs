@@ -36,6 +36,8 @@ pub struct IssueRequest {
 /// A signed certificate as an issuer returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCertificate {
+    /// The CertificateRequest that carried it (cert-manager backend), for metrics and status.
+    pub request_name: Option<String>,
     /// Leaf first, then any intermediates.
     pub chain_pem: String,
     /// The CA that signed the chain, for the pod's trust bundle.
@@ -83,6 +85,16 @@ pub trait Issuer: Send + Sync {
     /// Whether requests must carry the pod's service-account token (`--use-token-request`).
     fn needs_pod_token(&self) -> bool {
         false
+    }
+
+    /// Whether the backend can issue now; `Err` says why not (for `/readyz`).
+    fn readiness(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// CertificateRequests this node's driver currently knows of (for metrics).
+    fn managed_requests(&self) -> usize {
+        0
     }
 
     /// Gets the request signed, waiting as long as the backend needs.

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::files::{self, FileToWrite, WriteOutcome};
 use super::mount::Mounter;
-use super::state::{StateStore, VolumeRecord};
+use super::state::{StateStore, VolumeProgress, VolumeRecord};
 use crate::attributes::{
     CertRequestSpec, InvalidAttributes, ParseOptions, VolumeRequest, parse_volume_context_with,
     redacted_context,
@@ -22,6 +22,7 @@ use crate::events::{PodEvent, PodEvents, reason};
 use crate::issuer::{IssueRequest, Issuer, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
 use crate::kubernetes::{ServiceAccountToken, token};
+use crate::metrics::{self, Metrics};
 use crate::renewal::{self, Scheduler};
 
 /// Settings of the volume manager.
@@ -33,6 +34,10 @@ pub struct ManagerConfig {
     pub renewal_concurrency: usize,
     /// How failed renewals are retried.
     pub backoff: renewal::Backoff,
+    /// `--continue-on-not-ready`: report a publish as done once the volume is mounted, and
+    /// issue in the background (for pods that wait for their files themselves, e.g. with a
+    /// readiness gate, or that need to start before a certificate can be issued).
+    pub continue_on_not_ready: bool,
     /// Unknown `csi.cert-manager.io/*` attributes are errors, not warnings.
     pub strict_attributes: bool,
 }
@@ -110,6 +115,8 @@ struct ManagedVolume {
     request: VolumeRequest,
     /// The certificate currently in the volume; `None` until one has been written.
     certificate: Option<CertificateInfo>,
+    /// The CertificateRequest behind `certificate` (cert-manager backend).
+    request_name: Option<String>,
     failures: u32,
     last_error: Option<String>,
 }
@@ -190,6 +197,7 @@ pub struct VolumeManager {
     mounter: Arc<dyn Mounter>,
     store: StateStore,
     events: Arc<dyn PodEvents>,
+    metrics: Arc<Metrics>,
     scheduler: Scheduler,
     slots: Mutex<HashMap<String, Slot>>,
     /// See [`PendingKey`]; by volume ID. Memory only: a key never touches disk.
@@ -238,6 +246,7 @@ impl VolumeManager {
         mounter: Arc<dyn Mounter>,
         store: StateStore,
         events: Arc<dyn PodEvents>,
+        metrics: Arc<Metrics>,
     ) -> Arc<VolumeManager> {
         Arc::new(VolumeManager {
             config,
@@ -245,6 +254,7 @@ impl VolumeManager {
             mounter,
             store,
             events,
+            metrics,
             scheduler: Scheduler::new(),
             slots: Mutex::new(HashMap::new()),
             pending_keys: Mutex::new(HashMap::new()),
@@ -257,6 +267,16 @@ impl VolumeManager {
 
     pub fn issuer_backend(&self) -> &'static str {
         self.issuer.backend_name()
+    }
+
+    /// Whether the issuer backend can issue now (for `/readyz`).
+    pub async fn issuer_readiness(&self) -> Result<(), String> {
+        self.issuer.readiness().await
+    }
+
+    /// CertificateRequests the issuer backend knows of (for metrics).
+    pub fn issuer_managed_requests(&self) -> usize {
+        self.issuer.managed_requests()
     }
 
     pub fn mounter_kind(&self) -> &'static str {
@@ -365,16 +385,26 @@ impl VolumeManager {
             );
         }
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.publish_locked(request, parsed).await })
-            .await
-            .map_err(|e| VolumeError::Internal(e.to_string()))?
+        let (mounted, on_mounted) = tokio::sync::oneshot::channel();
+        let mounted = self.config.continue_on_not_ready.then_some(mounted);
+        let mut task =
+            tokio::spawn(async move { this.publish_locked(request, parsed, mounted).await });
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            // `--continue-on-not-ready`: mounted is enough; the task finishes the issuance.
+            Ok(()) = on_mounted => return Ok(()),
+        };
+        joined.map_err(|e| VolumeError::Internal(e.to_string()))?
     }
 
+    /// `mounted`, when given, is told as soon as the volume is mounted (`--continue-on-not-ready`).
     async fn publish_locked(
         &self,
         request: PublishRequest,
         parsed: VolumeRequest,
+        mut mounted: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), VolumeError> {
+        let reports_on_mount = mounted.is_some();
         let volume_id = request.volume_id.clone();
         let slot = self.slot(&volume_id);
         let mut guard = slot.lock().await;
@@ -414,6 +444,7 @@ impl VolumeManager {
                 record: record.without_context(),
                 request: parsed,
                 certificate: None,
+                request_name: None,
                 failures: 0,
                 last_error: None,
             },
@@ -426,17 +457,34 @@ impl VolumeManager {
             target: &request.target_path,
             armed: !was_managed,
         };
-        let result = self.first_issuance(&mut volume, to_save).await;
+        let result = self
+            .first_issuance(&mut volume, to_save, &mut mounted)
+            .await;
+        // kubelet was already told the volume is published: it stays, and issuance is retried.
+        let reported = reports_on_mount && mounted.is_none();
         match result {
             Ok(()) => {
                 cleanup.armed = false;
                 *guard = Some(volume);
                 Ok(())
             }
+            Err(error) if reported => {
+                cleanup.armed = false;
+                volume.failures += 1;
+                volume.last_error = Some(error.to_string());
+                let retry_in = self.config.backoff.delay(volume.failures);
+                tracing::warn!(%volume_id, %error, retry_in = ?retry_in, "issuance failed on a volume already reported as published (--continue-on-not-ready); retrying");
+                self.scheduler
+                    .schedule(&volume_id, tokio::time::Instant::now() + retry_in);
+                self.save_progress(&volume);
+                *guard = Some(volume);
+                Err(error)
+            }
             Err(error) => {
                 if was_managed {
                     // Known from before a restart: keep managing it, kubelet will retry.
                     volume.last_error = Some(error.to_string());
+                    self.save_progress(&volume);
                     *guard = Some(volume);
                 } else {
                     drop(cleanup);
@@ -454,6 +502,7 @@ impl VolumeManager {
         &self,
         volume: &mut ManagedVolume,
         record: Option<&VolumeRecord>,
+        mounted: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), VolumeError> {
         let target = volume.record.target_path.clone();
         let permit = self.node_permit().await?;
@@ -483,8 +532,14 @@ impl VolumeManager {
                     target.display()
                 )))?;
         }
+        if let Some(mounted) = mounted.take() {
+            let _ = mounted.send(());
+        }
         let certificate = match self.issue_and_write(volume, permit).await {
-            Ok(certificate) => certificate,
+            Ok((certificate, request_name)) => {
+                volume.request_name = request_name;
+                certificate
+            }
             Err(error) => {
                 self.report_failure(volume, Action::Issue, &error);
                 return Err(error);
@@ -502,6 +557,7 @@ impl VolumeManager {
         volume.certificate = Some(certificate);
         volume.failures = 0;
         volume.last_error = None;
+        self.save_progress(volume);
         Ok(())
     }
 
@@ -514,7 +570,7 @@ impl VolumeManager {
         &self,
         volume: &ManagedVolume,
         permit: tokio::sync::SemaphorePermit<'_>,
-    ) -> Result<CertificateInfo, VolumeError> {
+    ) -> Result<(CertificateInfo, Option<String>), VolumeError> {
         let spec = &volume.request.spec;
         let target = &volume.record.target_path;
         let volume_id = &volume.record.volume_id;
@@ -531,6 +587,7 @@ impl VolumeManager {
             }
         };
 
+        self.metrics.issue_attempted(volume_id);
         let issue_request = IssueRequest {
             volume_id: volume_id.clone(),
             pod: volume.request.pod.clone(),
@@ -625,7 +682,30 @@ impl VolumeManager {
         if outcome == WriteOutcome::Unchanged {
             tracing::debug!(volume_id = %volume.record.volume_id, "files unchanged");
         }
-        Ok(certificate)
+        self.record_request_metrics(volume, issued.request_name.clone(), &certificate);
+        Ok((certificate, issued.request_name))
+    }
+
+    /// Saves how the volume is doing for the `status` command; failing to is only logged.
+    fn save_progress(&self, volume: &ManagedVolume) {
+        let unix = |at: SystemTime| {
+            at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs())
+        };
+        let next_renewal = self.scheduler.deadline(&volume.record.volume_id).map(|at| {
+            unix(SystemTime::now() + at.saturating_duration_since(tokio::time::Instant::now()))
+        });
+        let progress = VolumeProgress {
+            volume_id: volume.record.volume_id.clone(),
+            request_name: volume.request_name.clone(),
+            next_renewal,
+            failures: volume.failures,
+            last_error: volume.last_error.clone(),
+            updated: unix(SystemTime::now()),
+        };
+        if let Err(error) = self.store.save_progress(&progress) {
+            tracing::debug!(volume_id = %volume.record.volume_id, %error, "could not save volume progress");
+        }
     }
 
     fn schedule_renewal(&self, volume_id: &str, request: &VolumeRequest, cert: &CertificateInfo) {
@@ -635,6 +715,29 @@ impl VolumeManager {
         // (or expired) must not make this volume renew in a tight loop.
         let at = at.max(SystemTime::now() + renewal::MINIMUM_INTERVAL);
         self.scheduler.schedule(volume_id, renewal::instant_at(at));
+        self.metrics.set_renewal_time(volume_id, at);
+    }
+
+    fn record_request_metrics(
+        &self,
+        volume: &ManagedVolume,
+        request_name: Option<String>,
+        certificate: &CertificateInfo,
+    ) {
+        let issuer = &volume.request.spec.issuer;
+        self.metrics.set_request(
+            &volume.record.volume_id,
+            metrics::RequestState {
+                name: request_name.unwrap_or_else(|| volume.record.volume_id.clone()),
+                namespace: volume.request.pod.namespace.clone(),
+                issuer_name: issuer.name.clone(),
+                issuer_kind: issuer.kind.clone(),
+                issuer_group: issuer.group.clone(),
+                ready: "True",
+                not_after: Some(certificate.not_after),
+                renewal_at: None,
+            },
+        );
     }
 
     /// Renews one volume's certificate. On failure the current files stay and a retry is
@@ -659,7 +762,9 @@ impl VolumeManager {
             Err(_) => return,
         };
         match self.issue_and_write(volume, permit).await {
-            Ok(certificate) => {
+            Ok((certificate, request_name)) => {
+                volume.request_name = request_name;
+                self.metrics.renewal_finished(true);
                 self.report_success(volume, Action::Renew, &certificate);
                 tracing::info!(
                     %volume_id,
@@ -671,6 +776,7 @@ impl VolumeManager {
                 volume.certificate = Some(certificate);
                 volume.failures = 0;
                 volume.last_error = None;
+                self.save_progress(volume);
             }
             Err(error) => {
                 volume.failures += 1;
@@ -692,6 +798,7 @@ impl VolumeManager {
                 self.report_failure(volume, Action::Renew, &error);
                 self.scheduler
                     .schedule(volume_id, tokio::time::Instant::now() + retry_in);
+                self.save_progress(volume);
             }
         }
     }
@@ -780,6 +887,11 @@ impl VolumeManager {
     }
 
     fn report_failure(&self, volume: &ManagedVolume, action: Action, error: &VolumeError) {
+        self.metrics.issue_failed(&volume.record.volume_id);
+        self.metrics.mark_request_failing(&volume.record.volume_id);
+        if action == Action::Renew {
+            self.metrics.renewal_finished(false);
+        }
         let reason = match error {
             VolumeError::Issuer(IssuerError::Denied(_)) => reason::DENIED,
             VolumeError::Issuer(IssuerError::Failed(_)) => reason::FAILED,
@@ -844,6 +956,7 @@ impl VolumeManager {
             self.scheduler.cancel(volume_id);
             lock(&self.pending_keys).remove(volume_id);
             lock(&self.tokens).remove(volume_id);
+            self.metrics.forget_volume(volume_id);
             if let Some(guard) = guard.as_mut() {
                 **guard = None;
             }
@@ -902,6 +1015,9 @@ impl VolumeManager {
         self.scheduler.cancel(volume_id);
         // kubelet sends a fresh token with its retry; none is kept for a volume that is gone.
         lock(&self.tokens).remove(volume_id);
+        // Its error count stays visible: kubelet will retry it, and the failure is what an
+        // operator looks for.
+        self.metrics.forget_request(volume_id);
         if let Err(error) = self.destroy_checked(volume_id, target, known) {
             tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
         }
@@ -1045,20 +1161,27 @@ impl VolumeManager {
             let certificate = files::read_current(&target, &request.spec.files.certificate)
                 .ok()
                 .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());
-            match &certificate {
-                Some(certificate) => self.schedule_renewal(&volume_id, &request, certificate),
+            let volume = ManagedVolume {
+                record,
+                request,
+                certificate,
+                request_name: self
+                    .store
+                    .load_progress(&volume_id)
+                    .and_then(|p| p.request_name),
+                failures: 0,
+                last_error: None,
+            };
+            match &volume.certificate {
+                Some(certificate) => {
+                    self.record_request_metrics(&volume, None, certificate);
+                    self.schedule_renewal(&volume_id, &volume.request, certificate);
+                }
                 // Mounted but no certificate (killed mid-publish): issue as soon as possible.
                 None => self
                     .scheduler
                     .schedule(&volume_id, tokio::time::Instant::now()),
             }
-            let volume = ManagedVolume {
-                record,
-                request,
-                certificate,
-                failures: 0,
-                last_error: None,
-            };
             self.slots()
                 .insert(volume_id, Arc::new(tokio::sync::Mutex::new(Some(volume))));
             summary.resumed += 1;

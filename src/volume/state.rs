@@ -15,6 +15,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::attributes::key::SERVICE_ACCOUNT_TOKENS;
 
+/// How a volume is doing, for the `status` command: written after every issuance, renewal and
+/// failure, next to the records (not needed to resume; a missing one only hides the last error).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeProgress {
+    pub volume_id: String,
+    /// The CertificateRequest behind the current certificate (cert-manager backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_name: Option<String>,
+    /// Unix seconds of the next renewal (or retry) the driver scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_renewal: Option<u64>,
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Unix seconds of this update.
+    pub updated: u64,
+}
+
 /// One volume as the driver must remember it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeRecord {
@@ -75,6 +93,8 @@ impl VolumeRecord {
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    /// `<data-root>/status`: one [`VolumeProgress`] per volume.
+    progress_dir: PathBuf,
 }
 
 /// Maps a volume ID to a file name that cannot leave the directory: anything but
@@ -96,11 +116,41 @@ impl StateStore {
     /// Opens (creating, mode 0700) `<data_root>/volumes`.
     pub fn open(data_root: &Path) -> io::Result<StateStore> {
         let dir = data_root.join("volumes");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        Ok(StateStore { dir })
+        let progress_dir = data_root.join("status");
+        for dir in [&dir, &progress_dir] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        Ok(StateStore { dir, progress_dir })
+    }
+
+    /// Opens the state of a driver for reading only (the `status` command): creates nothing.
+    pub fn open_existing(data_root: &Path) -> StateStore {
+        StateStore {
+            dir: data_root.join("volumes"),
+            progress_dir: data_root.join("status"),
+        }
+    }
+
+    fn progress_path(&self, volume_id: &str) -> PathBuf {
+        self.progress_dir.join(record_file_name(volume_id))
+    }
+
+    /// Saves how a volume is doing.
+    pub fn save_progress(&self, progress: &VolumeProgress) -> io::Result<()> {
+        let path = self.progress_path(&progress.volume_id);
+        let temporary = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(progress).map_err(io::Error::other)?;
+        fs::write(&temporary, json)?;
+        fs::rename(&temporary, &path)
+    }
+
+    /// How a volume was doing when last saved.
+    pub fn load_progress(&self, volume_id: &str) -> Option<VolumeProgress> {
+        let bytes = fs::read(self.progress_path(volume_id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     pub fn dir(&self) -> &Path {
@@ -128,6 +178,7 @@ impl StateStore {
 
     /// Removes a record; a missing one is fine.
     pub fn remove(&self, volume_id: &str) -> io::Result<()> {
+        let _ = fs::remove_file(self.progress_path(volume_id));
         match fs::remove_file(self.path(volume_id)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),

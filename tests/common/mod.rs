@@ -40,6 +40,8 @@ pub fn config_in(dir: &Path) -> DriverConfig {
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
         renewal_backoff: Default::default(),
+        continue_on_not_ready: false,
+        metrics_address: None,
         // Real tmpfs mounts when root (as in CI); plain directories otherwise.
         mount_mode: if is_root() {
             MountMode::Tmpfs

@@ -160,6 +160,11 @@ impl RequestCache {
             .is_ok_and(|result| result.is_ok())
     }
 
+    /// Forgets the watch's last error once the API server is known to answer again.
+    pub fn clear_error(&self) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()

@@ -314,7 +314,11 @@ impl CertManagerIssuer {
                     seen = true;
                     match evaluate(&cr) {
                         RequestState::Issued { chain_pem, ca_pem } => {
-                            return Ok(IssuedCertificate { chain_pem, ca_pem });
+                            return Ok(IssuedCertificate {
+                                request_name: Some(key.1.clone()),
+                                chain_pem,
+                                ca_pem,
+                            });
                         }
                         RequestState::Denied { reason, message } => {
                             return Err(IssuerError::Denied(format!(
@@ -396,6 +400,45 @@ impl Issuer for CertManagerIssuer {
 
     fn needs_pod_token(&self) -> bool {
         self.settings.use_token_request
+    }
+
+    fn readiness(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            if !self.cache.is_synced() {
+                return Err(match self.cache.last_error() {
+                    Some(error) => {
+                        format!("the CertificateRequest watch has not listed yet: {error}")
+                    }
+                    None => "the CertificateRequest watch has not listed yet".into(),
+                });
+            }
+            let Some(error) = self.cache.last_error() else {
+                return Ok(());
+            };
+            // The watch failed since its last list. A quiet watch that reconnected reports
+            // nothing, so ask the API server directly (one item at most).
+            let api: Api<CertificateRequest> = Api::all(self.connection.client());
+            let params = kube::api::ListParams::default()
+                .labels(&format!(
+                    "{}={}",
+                    request::label::NODE_ID_HASH,
+                    short_hash(&self.node_id)
+                ))
+                .limit(1);
+            match tokio::time::timeout(Duration::from_secs(5), api.list(&params)).await {
+                Ok(Ok(_)) => {
+                    self.cache.clear_error();
+                    Ok(())
+                }
+                _ => Err(format!("the CertificateRequest watch is failing: {error}")),
+            }
+        })
+    }
+
+    fn managed_requests(&self) -> usize {
+        self.cache.len()
     }
 
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {

@@ -1,0 +1,65 @@
+{{/*
+Name of every resource. Fixed (not derived from the release name), as upstream's chart does, so
+that an upgrade from upstream's release keeps the same DaemonSet, ServiceAccount and RBAC objects.
+*/}}
+{{- define "csi-driver.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every resource. */}}
+{{- define "csi-driver.labels" -}}
+app.kubernetes.io/name: {{ include "csi-driver.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The DaemonSet's selector. A DaemonSet's selector cannot change, so this stays `app: <name>`, the
+one upstream's chart uses: upgrading a release from upstream's chart then works in place.
+*/}}
+{{- define "csi-driver.selectorLabels" -}}
+app: {{ include "csi-driver.name" . }}
+{{- end -}}
+
+{{/*
+An image reference from {registry, repository, tag, digest}: `[registry/]repository` then
+`@digest` if a digest is set, else `:tag` (the chart's appVersion when the tag is empty).
+Call with (list <image values> <default tag>).
+*/}}
+{{- define "csi-driver.image" -}}
+{{- $image := index . 0 -}}
+{{- $defaultTag := index . 1 -}}
+{{- $repository := $image.repository -}}
+{{- with $image.registry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- $tag := toString (default $defaultTag $image.tag) -}}
+{{- if not $tag -}}
+{{- fail (printf "image %s: set a tag or a digest" $repository) -}}
+{{- end -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Directory on the node (and in the containers) that holds the driver's CSI socket. */}}
+{{- define "csi-driver.pluginDir" -}}
+{{- printf "%s/plugins/%s" (trimSuffix "/" .Values.app.kubeletRootDir) .Values.app.driver.name -}}
+{{- end -}}
+
+{{/* Whether to grant `use` of an OpenShift SecurityContextConstraints. */}}
+{{- define "csi-driver.openshiftSCC" -}}
+{{- $enabled := .Values.openshift.securityContextConstraint.enabled -}}
+{{- if eq (toString $enabled) "detect" -}}
+{{- if .Capabilities.APIVersions.Has "security.openshift.io/v1" -}}true{{- end -}}
+{{- else if eq (toString $enabled) "true" -}}
+true
+{{- end -}}
+{{- end -}}

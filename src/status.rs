@@ -1,0 +1,183 @@
+//! `cert-manager-csi-driver status`: what the driver manages on this node, read from its data
+//! root and the volumes themselves — the first thing to run when a pod is stuck. It needs no
+//! running driver and changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::attributes::{ParseOptions, parse_volume_context_with};
+use crate::certificate::inspect_leaf;
+use crate::volume::files;
+use crate::volume::state::StateStore;
+
+/// One managed volume, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeReport {
+    pub volume_id: String,
+    /// `namespace/name`.
+    pub pod: String,
+    /// `Kind/name (group)`.
+    pub issuer: String,
+    pub dns_names: Vec<String>,
+    pub target_path: PathBuf,
+    /// RFC 3339, or `None` when no certificate is in the volume (yet).
+    pub not_after: Option<String>,
+    /// RFC 3339 of the next renewal or retry the driver scheduled.
+    pub next_renewal: Option<String>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// The CertificateRequest behind the current certificate (cert-manager backend).
+    pub certificate_request: Option<String>,
+    /// `ok`, `expired`, `no certificate`, `not mounted`, `unreadable record`.
+    pub state: String,
+}
+
+/// Reads every volume record under `data_root`.
+pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
+    let store = StateStore::open_existing(data_root);
+    let mut reports = Vec::new();
+    for loaded in store.records()? {
+        let record = match loaded {
+            Ok(record) => record,
+            Err((path, reason)) => {
+                reports.push(VolumeReport {
+                    volume_id: path.display().to_string(),
+                    pod: "?".into(),
+                    issuer: "?".into(),
+                    dns_names: Vec::new(),
+                    target_path: PathBuf::new(),
+                    not_after: None,
+                    next_renewal: None,
+                    failures: 0,
+                    last_error: Some(reason),
+                    certificate_request: None,
+                    state: "unreadable record".into(),
+                });
+                continue;
+            }
+        };
+        let context = record.volume_context.clone().into_iter().collect();
+        let parsed = parse_volume_context_with(&context, ParseOptions::default()).ok();
+        let progress = store.load_progress(&record.volume_id);
+        let certificate = parsed.as_ref().and_then(|request| {
+            let bytes =
+                files::read_current(&record.target_path, &request.spec.files.certificate).ok()?;
+            inspect_leaf(&String::from_utf8_lossy(&bytes)).ok()
+        });
+        let state = match (&certificate, record.target_path.is_dir()) {
+            (_, false) => "not mounted",
+            (None, true) => "no certificate",
+            (Some(certificate), true) if certificate.not_after <= SystemTime::now() => "expired",
+            (Some(_), true) => "ok",
+        };
+        reports.push(VolumeReport {
+            volume_id: record.volume_id.clone(),
+            pod: parsed.as_ref().map_or_else(
+                || "?".into(),
+                |r| format!("{}/{}", r.pod.namespace, r.pod.name),
+            ),
+            issuer: parsed.as_ref().map_or_else(
+                || "?".into(),
+                |r| {
+                    let issuer = &r.spec.issuer;
+                    format!("{}/{} ({})", issuer.kind, issuer.name, issuer.group)
+                },
+            ),
+            dns_names: parsed
+                .as_ref()
+                .map(|r| r.spec.dns_names.clone())
+                .unwrap_or_default(),
+            target_path: record.target_path.clone(),
+            not_after: certificate.as_ref().map(|c| rfc3339(c.not_after)),
+            next_renewal: progress
+                .as_ref()
+                .and_then(|p| p.next_renewal)
+                .map(|secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs))),
+            failures: progress.as_ref().map_or(0, |p| p.failures),
+            last_error: progress.as_ref().and_then(|p| p.last_error.clone()),
+            certificate_request: progress.and_then(|p| p.request_name),
+            state: state.into(),
+        });
+    }
+    reports.sort_by(|a, b| a.pod.cmp(&b.pod).then(a.volume_id.cmp(&b.volume_id)));
+    Ok(reports)
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::from(at))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The reports as an aligned table, one volume per line.
+pub fn render_table(reports: &[VolumeReport]) -> String {
+    if reports.is_empty() {
+        return "no volumes are managed on this node\n".into();
+    }
+    let header = [
+        "VOLUME",
+        "POD",
+        "ISSUER",
+        "DNS NAMES",
+        "STATE",
+        "NOT AFTER",
+        "NEXT RENEWAL",
+        "FAILURES",
+        "LAST ERROR",
+    ];
+    let rows: Vec<[String; 9]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.volume_id.clone(),
+                r.pod.clone(),
+                r.issuer.clone(),
+                if r.dns_names.is_empty() {
+                    "-".into()
+                } else {
+                    r.dns_names.join(",")
+                },
+                r.state.clone(),
+                r.not_after.clone().unwrap_or_else(|| "-".into()),
+                r.next_renewal.clone().unwrap_or_else(|| "-".into()),
+                r.failures.to_string(),
+                r.last_error
+                    .as_deref()
+                    .map(|e| e.replace('\n', " "))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        for (index, cell) in cells.into_iter().enumerate() {
+            if index == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[index]));
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// The reports as a JSON array.
+pub fn render_json(reports: &[VolumeReport]) -> String {
+    serde_json::to_string_pretty(reports).unwrap_or_else(|_| "[]".into()) + "\n"
+}
