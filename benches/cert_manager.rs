@@ -87,6 +87,8 @@ async fn run() -> BenchResult<()> {
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
         renewal_backoff: Default::default(),
+        continue_on_not_ready: false,
+        metrics_address: None,
         mount_mode,
         strict_attributes: false,
         kube: cert_manager_csi_driver::kubernetes::KubeSettings {

@@ -775,6 +775,8 @@ fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         volume_size_bytes: VOLUME_SIZE_BYTES,
         renewal_concurrency: 4,
         renewal_backoff: Default::default(),
+        continue_on_not_ready: false,
+        metrics_address: None,
         mount_mode,
         strict_attributes: false,
         kube: Default::default(),
