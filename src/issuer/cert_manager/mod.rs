@@ -37,6 +37,8 @@ pub struct CertManagerSettings {
     pub history_limit: usize,
     /// Create requests with the pod's service-account token (`--use-token-request`).
     pub use_token_request: bool,
+    /// How long after a watch error `/readyz` keeps reporting it.
+    pub watch_error_grace: Duration,
 }
 
 impl Default for CertManagerSettings {
@@ -45,6 +47,7 @@ impl Default for CertManagerSettings {
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             history_limit: 1,
             use_token_request: false,
+            watch_error_grace: Duration::from_secs(40),
         }
     }
 }
@@ -405,36 +408,20 @@ impl Issuer for CertManagerIssuer {
     fn readiness(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move {
-            if !self.cache.is_synced() {
-                return Err(match self.cache.last_error() {
-                    Some(error) => {
-                        format!("the CertificateRequest watch has not listed yet: {error}")
-                    }
-                    None => "the CertificateRequest watch has not listed yet".into(),
-                });
+        // Only reads: the watch task alone decides what it has seen. A watch that reconnected
+        // quietly reports nothing, so an error counts while it is recent: the watcher retries
+        // at least every 30 s while it keeps failing, so a failing watch never looks recovered.
+        let verdict = match (self.cache.is_synced(), self.cache.last_error_at()) {
+            (false, Some((error, _))) => Err(format!(
+                "the CertificateRequest watch has not listed yet: {error}"
+            )),
+            (false, None) => Err("the CertificateRequest watch has not listed yet".into()),
+            (true, Some((error, at))) if at.elapsed() < self.settings.watch_error_grace => {
+                Err(format!("the CertificateRequest watch is failing: {error}"))
             }
-            let Some(error) = self.cache.last_error() else {
-                return Ok(());
-            };
-            // The watch failed since its last list. A quiet watch that reconnected reports
-            // nothing, so ask the API server directly (one item at most).
-            let api: Api<CertificateRequest> = Api::all(self.connection.client());
-            let params = kube::api::ListParams::default()
-                .labels(&format!(
-                    "{}={}",
-                    request::label::NODE_ID_HASH,
-                    short_hash(&self.node_id)
-                ))
-                .limit(1);
-            match tokio::time::timeout(Duration::from_secs(5), api.list(&params)).await {
-                Ok(Ok(_)) => {
-                    self.cache.clear_error();
-                    Ok(())
-                }
-                _ => Err(format!("the CertificateRequest watch is failing: {error}")),
-            }
-        })
+            (true, _) => Ok(()),
+        };
+        Box::pin(std::future::ready(verdict))
     }
 
     fn managed_requests(&self) -> usize {
