@@ -40,6 +40,35 @@ impl CertificateInfo {
     }
 }
 
+/// What the driver keeps in memory about the certificate in each volume: enough to schedule
+/// renewals and report expiry. At 10,000 volumes the full [`CertificateInfo`] would cost
+/// megabytes; the file in the volume has the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    pub serial: Box<str>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl CertificateSummary {
+    /// The certificate's actual lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default()
+    }
+}
+
+impl From<&CertificateInfo> for CertificateSummary {
+    fn from(info: &CertificateInfo) -> CertificateSummary {
+        CertificateSummary {
+            serial: info.serial.as_str().into(),
+            not_before: info.not_before,
+            not_after: info.not_after,
+        }
+    }
+}
+
 fn to_system_time(seconds: i64) -> SystemTime {
     if seconds >= 0 {
         UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())

@@ -17,7 +17,7 @@ use crate::attributes::{
     CertRequestSpec, InvalidAttributes, ParseOptions, VolumeRequest, parse_volume_context_with,
     redacted_context,
 };
-use crate::certificate::{CertificateInfo, inspect_leaf};
+use crate::certificate::{CertificateSummary, inspect_leaf};
 use crate::events::{PodEvent, PodEvents, reason};
 use crate::issuer::{IssueRequest, Issuer, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
@@ -114,7 +114,7 @@ struct ManagedVolume {
     record: VolumeRecord,
     request: VolumeRequest,
     /// The certificate currently in the volume; `None` until one has been written.
-    certificate: Option<CertificateInfo>,
+    certificate: Option<CertificateSummary>,
     /// The CertificateRequest behind `certificate` (cert-manager backend).
     request_name: Option<String>,
     failures: u32,
@@ -127,7 +127,7 @@ pub struct VolumeStatus {
     pub volume_id: String,
     pub target_path: PathBuf,
     pub pod: String,
-    pub certificate: Option<CertificateInfo>,
+    pub certificate: Option<CertificateSummary>,
     pub next_renewal: Option<SystemTime>,
     pub failures: u32,
     pub last_error: Option<String>,
@@ -442,7 +442,12 @@ impl VolumeManager {
             Some(volume) => volume,
             None => ManagedVolume {
                 record: record.without_context(),
-                request: parsed,
+                // Warnings were logged and reported above; they need no memory from now on.
+                request: VolumeRequest {
+                    warnings: Vec::new(),
+                    unknown_keys: Vec::new(),
+                    ..parsed
+                },
                 certificate: None,
                 request_name: None,
                 failures: 0,
@@ -576,7 +581,7 @@ impl VolumeManager {
         &self,
         volume: &ManagedVolume,
         permit: tokio::sync::SemaphorePermit<'_>,
-    ) -> Result<(CertificateInfo, Option<String>), VolumeError> {
+    ) -> Result<(CertificateSummary, Option<String>), VolumeError> {
         let spec = &volume.request.spec;
         let target = &volume.record.target_path;
         let volume_id = &volume.record.volume_id;
@@ -627,9 +632,11 @@ impl VolumeManager {
                 return Err(error.into());
             }
         };
-        let certificate = inspect_leaf(&issued.chain_pem).map_err(|e| {
-            IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
-        })?;
+        let certificate = inspect_leaf(&issued.chain_pem)
+            .map(|info| CertificateSummary::from(&info))
+            .map_err(|e| {
+                IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
+            })?;
 
         let key_pem = key.to_pem(spec.key.encoding)?;
         let group = effective_group(spec.fs_group, volume.record.volume_mount_group.as_deref());
@@ -719,7 +726,12 @@ impl VolumeManager {
         }
     }
 
-    fn schedule_renewal(&self, volume_id: &str, request: &VolumeRequest, cert: &CertificateInfo) {
+    fn schedule_renewal(
+        &self,
+        volume_id: &str,
+        request: &VolumeRequest,
+        cert: &CertificateSummary,
+    ) {
         let at = renewal::renewal_time(cert.not_before, cert.not_after, request.spec.renew_before);
         let at = renewal::with_jitter(at, cert.lifetime());
         // Never sooner than a moment from now: an issuer that hands out certificates already due
@@ -733,7 +745,7 @@ impl VolumeManager {
         &self,
         volume: &ManagedVolume,
         request_name: Option<String>,
-        certificate: &CertificateInfo,
+        certificate: &CertificateSummary,
     ) {
         let issuer = &volume.request.spec.issuer;
         self.metrics.set_request(
@@ -894,7 +906,7 @@ impl VolumeManager {
         &self,
         volume: &ManagedVolume,
         action: Action,
-        certificate: &CertificateInfo,
+        certificate: &CertificateSummary,
     ) {
         let issuer = &volume.request.spec.issuer;
         let (reason, verb) = match action {
@@ -1209,7 +1221,8 @@ impl VolumeManager {
             }
             let certificate = files::read_current(&target, &request.spec.files.certificate)
                 .ok()
-                .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());
+                .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok())
+                .map(|info| CertificateSummary::from(&info));
             let volume = ManagedVolume {
                 record,
                 request,
