@@ -28,7 +28,7 @@ pub struct VolumeReport {
     pub next_renewal: Option<String>,
     pub failures: u32,
     pub last_error: Option<String>,
-    /// The CertificateRequest behind the current certificate (cert-manager backend).
+    /// The CertificateRequest of the last failed attempt (cert-manager backend).
     pub certificate_request: Option<String>,
     /// `ok`, `expired`, `no certificate`, `not mounted`, `unreadable record`.
     pub state: String,
@@ -91,10 +91,23 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                 .unwrap_or_default(),
             target_path: record.target_path.clone(),
             not_after: certificate.as_ref().map(|c| rfc3339(c.not_after)),
+            // A failing volume's retry time was saved by the driver; a healthy one renews at the
+            // time its certificate and renew-before give (the driver moves it earlier by at most
+            // 1% of the lifetime, for jitter).
             next_renewal: progress
                 .as_ref()
                 .and_then(|p| p.next_renewal)
-                .map(|secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs))),
+                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+                .or_else(|| {
+                    let certificate = certificate.as_ref()?;
+                    let renew_before = parsed.as_ref()?.spec.renew_before;
+                    Some(crate::renewal::renewal_time(
+                        certificate.not_before,
+                        certificate.not_after,
+                        renew_before,
+                    ))
+                })
+                .map(rfc3339),
             failures: progress.as_ref().map_or(0, |p| p.failures),
             last_error: progress.as_ref().and_then(|p| p.last_error.clone()),
             certificate_request: progress.and_then(|p| p.request_name),

@@ -347,15 +347,17 @@ async fn status_lists_every_volume_in_its_state() {
     assert_eq!(ok["issuer"], "ClusterIssuer/ca-issuer (cert-manager.io)");
     assert_eq!(ok["dns_names"][0], "healthy.app.example.com");
     assert!(ok["not_after"].is_string() && ok["next_renewal"].is_string());
-    assert!(
-        ok["certificate_request"]
-            .as_str()
-            .unwrap()
-            .starts_with("healthy-")
-    );
+    assert!(ok["last_error"].is_null());
     assert_eq!(ok["failures"], 0);
     let failing_report = by_volume["csi-failing"];
     assert!(failing_report["failures"].as_u64().unwrap() >= 1);
+    // The request behind its certificate, named in the progress file the failure wrote.
+    assert!(
+        failing_report["certificate_request"]
+            .as_str()
+            .unwrap()
+            .starts_with("failing-")
+    );
     assert!(
         failing_report["last_error"]
             .as_str()

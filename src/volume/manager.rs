@@ -117,6 +117,8 @@ struct ManagedVolume {
     certificate: Option<CertificateSummary>,
     /// The CertificateRequest behind `certificate` (cert-manager backend).
     request_name: Option<String>,
+    /// A progress file may exist for it (it failed since its last success, or it was reloaded).
+    progress_saved: bool,
     failures: u32,
     last_error: Option<String>,
 }
@@ -450,6 +452,7 @@ impl VolumeManager {
                 },
                 certificate: None,
                 request_name: None,
+                progress_saved: false,
                 failures: 0,
                 last_error: None,
             },
@@ -487,7 +490,7 @@ impl VolumeManager {
                 );
                 self.scheduler
                     .schedule(&volume_id, tokio::time::Instant::now() + retry_in);
-                self.save_progress(&volume);
+                self.save_progress(&mut volume);
                 *guard = Some(volume);
                 Err(error)
             }
@@ -495,7 +498,7 @@ impl VolumeManager {
                 if was_managed {
                     // Known from before a restart: keep managing it, kubelet will retry.
                     volume.last_error = Some(error.to_string());
-                    self.save_progress(&volume);
+                    self.save_progress(&mut volume);
                     *guard = Some(volume);
                 } else {
                     drop(cleanup);
@@ -568,7 +571,7 @@ impl VolumeManager {
         volume.certificate = Some(certificate);
         volume.failures = 0;
         volume.last_error = None;
-        self.save_progress(volume);
+        self.clear_progress(volume);
         Ok(())
     }
 
@@ -699,8 +702,18 @@ impl VolumeManager {
         Ok((certificate, issued.request_name))
     }
 
-    /// Saves how the volume is doing for the `status` command; failing to is only logged.
-    fn save_progress(&self, volume: &ManagedVolume) {
+    /// A healthy volume needs no progress file (`status` computes its next renewal from the
+    /// certificate), so the publish path writes nothing extra; only a volume that failed has one,
+    /// removed again by its next success.
+    fn clear_progress(&self, volume: &mut ManagedVolume) {
+        if std::mem::take(&mut volume.progress_saved) {
+            self.store.remove_progress(&volume.record.volume_id);
+        }
+    }
+
+    /// Saves how a failing volume is doing, for the `status` command; failing to is only logged.
+    fn save_progress(&self, volume: &mut ManagedVolume) {
+        volume.progress_saved = true;
         let unix = |at: SystemTime| {
             at.duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_secs())
@@ -820,7 +833,7 @@ impl VolumeManager {
                 volume.certificate = Some(certificate);
                 volume.failures = 0;
                 volume.last_error = None;
-                self.save_progress(volume);
+                self.clear_progress(volume);
             }
             Err(error) => {
                 volume.failures += 1;
@@ -1227,10 +1240,11 @@ impl VolumeManager {
                 record,
                 request,
                 certificate,
-                request_name: self
-                    .store
-                    .load_progress(&volume_id)
-                    .and_then(|p| p.request_name),
+                // Not read back at start (10,000 file reads): the metrics name the volume until
+                // its next issuance names the request.
+                request_name: None,
+                // A file from before the restart may exist; the next success removes it.
+                progress_saved: true,
                 failures: 0,
                 last_error: None,
             };

@@ -154,6 +154,11 @@ impl StateStore {
         fs::rename(&temporary, &path)
     }
 
+    /// Removes a volume's progress file (it is healthy again).
+    pub fn remove_progress(&self, volume_id: &str) {
+        let _ = fs::remove_file(self.progress_path(volume_id));
+    }
+
     /// How a volume was doing when last saved.
     pub fn load_progress(&self, volume_id: &str) -> Option<VolumeProgress> {
         let bytes = fs::read(self.progress_path(volume_id)).ok()?;
