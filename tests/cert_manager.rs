@@ -10,39 +10,16 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use cert_manager_csi_driver::driver::IssuerBackend;
 use cert_manager_csi_driver::issuer::cert_manager::request::short_hash;
-use common::{Harness, mounts_at, serial_of, verify_volume_with_openssl};
-use kube_test_server::{Signer, SignerMode, TestApiServer};
+use common::cluster::{Cluster, cluster};
+use common::{Harness, key_matches, mounts_at, serial_of, verify_volume_with_openssl};
+use kube_test_server::{SignerMode, TestApiServer};
 use serde_json::Value;
-use tempfile::TempDir;
 use tonic::{Code, Status};
 
 const CR_API: &str = "cert-manager.io/v1";
 const CRS: &str = "certificaterequests";
 const DRIVER_USER: &str = "system:serviceaccount:cert-manager:cert-manager-csi-driver";
-
-/// A test API server with a signer, and a kubeconfig for the driver.
-struct Cluster {
-    api: TestApiServer,
-    signer: Signer,
-    kubeconfig: PathBuf,
-    _dir: TempDir,
-}
-
-async fn cluster() -> Cluster {
-    let api = TestApiServer::start().await;
-    let signer = Signer::start(&api);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig, "driver-token");
-    Cluster {
-        api,
-        signer,
-        kubeconfig,
-        _dir: dir,
-    }
-}
 
 /// A driver on the cert-manager backend talking to `cluster`.
 async fn driver(cluster: &Cluster, publish_timeout: Duration) -> Harness {
@@ -54,14 +31,12 @@ async fn driver_with(
     publish_timeout: Duration,
     adjust: impl FnOnce(&mut cert_manager_csi_driver::driver::DriverConfig),
 ) -> Harness {
-    let kubeconfig = cluster.kubeconfig.clone();
-    Harness::start_with(move |config| {
-        config.issuer_backend = IssuerBackend::CertManager;
-        config.kube.kubeconfig = Some(kubeconfig);
-        config.cert_manager.publish_timeout = publish_timeout;
-        adjust(config);
-    })
-    .await
+    cluster
+        .driver(move |config| {
+            config.cert_manager.publish_timeout = publish_timeout;
+            adjust(config);
+        })
+        .await
 }
 
 fn pod(name: &str) -> SamplePod {
@@ -742,12 +717,6 @@ fn record_creation_times(
         }
     });
     created
-}
-
-fn key_matches(target: &Path) -> bool {
-    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
-    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
-    cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
 }
 
 fn quick_backoff(config: &mut cert_manager_csi_driver::driver::DriverConfig) {

@@ -4,56 +4,34 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use cert_manager_csi_driver::driver::{DriverConfig, IssuerBackend};
+use cert_manager_csi_driver::driver::DriverConfig;
 use common::Harness;
-use kube_test_server::{Signer, SignerMode, TestApiServer};
+use common::cluster::{Cluster, cluster};
+use kube_test_server::SignerMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
-struct Cluster {
-    api: TestApiServer,
-    signer: Signer,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-async fn cluster() -> Cluster {
-    let api = TestApiServer::start().await;
-    let signer = Signer::start(&api);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig, "driver-token");
-    Cluster {
-        api,
-        signer,
-        kubeconfig,
-        _dir: dir,
-    }
-}
-
 async fn driver(cluster: &Cluster, adjust: impl FnOnce(&mut DriverConfig)) -> Harness {
-    let kubeconfig = cluster.kubeconfig.clone();
-    Harness::start_with(move |config| {
-        config.issuer_backend = IssuerBackend::CertManager;
-        config.kube.kubeconfig = Some(kubeconfig);
-        config.cert_manager.publish_timeout = Duration::from_secs(10);
-        config.cert_manager.watch_error_grace = Duration::from_secs(2);
-        config.metrics_address = Some("127.0.0.1:0".parse().unwrap());
-        config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
-            initial: Duration::from_millis(300),
-            max: Duration::from_secs(1),
-        };
-        adjust(config);
-    })
-    .await
+    cluster
+        .driver(move |config| {
+            config.cert_manager.publish_timeout = Duration::from_secs(10);
+            config.cert_manager.watch_error_grace = Duration::from_secs(2);
+            config.metrics_address = Some("127.0.0.1:0".parse().unwrap());
+            config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+                initial: Duration::from_millis(300),
+                max: Duration::from_secs(1),
+            };
+            adjust(config);
+        })
+        .await
 }
 
 fn pod(name: &str) -> SamplePod {

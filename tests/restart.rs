@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::{NodeGetVolumeStatsRequest, NodeUnpublishVolumeRequest};
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use common::{is_root, mounts_at, mounts_under, serial_of, verify_volume_with_openssl};
+use common::cluster::{Cluster, cluster};
+use common::{
+    is_root, key_matches, mounts_at, mounts_under, serial_of, verify_volume_with_openssl,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
@@ -267,30 +270,33 @@ fn node_id_is_required() {
 /// A node whose driver uses the cert-manager backend against the test API server.
 struct ClusterNode {
     node: Node,
-    api: kube_test_server::TestApiServer,
-    signer: kube_test_server::Signer,
+    cluster: Cluster,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for ClusterNode {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
 }
 
 async fn cluster_node(prefix: &str) -> ClusterNode {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
-    let api = kube_test_server::TestApiServer::start().await;
-    let signer = kube_test_server::Signer::start(&api);
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig, "driver-token");
+    let cluster = cluster().await;
     ClusterNode {
         node: Node {
             dir: dir.path().to_path_buf(),
             backend: vec![
                 "--issuer-backend=cert-manager".into(),
-                format!("--kubeconfig={}", kubeconfig.display()),
+                format!("--kubeconfig={}", cluster.kubeconfig.display()),
                 "--publish-timeout=20s".into(),
                 "--renewal-backoff-initial=200ms".into(),
                 "--renewal-backoff-max=1s".into(),
             ],
         },
-        api,
-        signer,
+        cluster,
         _dir: dir,
     }
 }
@@ -300,10 +306,19 @@ fn live_requests(api: &kube_test_server::TestApiServer) -> usize {
         .len()
 }
 
-fn key_matches(target: &Path) -> bool {
-    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
-    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
-    cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
+/// Unpublishes like kubelet and checks that no mount and no record is left on the node.
+async fn unpublish_leaves_nothing(client: &CsiClient, node: &Node, volume_id: &str, target: &Path) {
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: volume_id.into(),
+            target_path: target.display().to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(mounts_under(&node.dir).is_empty());
+    assert!(node.records().is_empty());
 }
 
 async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
@@ -370,17 +385,7 @@ async fn killed_mid_publish_the_volume_is_finished_after_the_restart() {
     })
     .await;
 
-    client
-        .node
-        .clone()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: "csi-mid-publish".into(),
-            target_path: target.display().to_string(),
-        })
-        .await
-        .unwrap();
-    assert!(mounts_under(&node.dir).is_empty());
-    assert!(node.records().is_empty());
+    unpublish_leaves_nothing(&client, node, "csi-mid-publish", &target).await;
     kill_hard(&mut driver);
 }
 
@@ -446,17 +451,7 @@ async fn killed_mid_renewal_the_renewal_resumes_and_nothing_is_lost() {
     })
     .await;
 
-    client
-        .node
-        .clone()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: "csi-mid-renewal".into(),
-            target_path: target.display().to_string(),
-        })
-        .await
-        .unwrap();
-    assert!(mounts_under(&node.dir).is_empty());
-    assert!(node.records().is_empty());
+    unpublish_leaves_nothing(&client, node, "csi-mid-renewal", &target).await;
     kill_hard(&mut driver);
 }
 
@@ -508,16 +503,6 @@ async fn what_a_write_killed_half_way_leaves_is_tidied_at_restart() {
         .collect();
     assert_eq!(hidden.len(), 2, "only ..data and its set: {hidden:?}");
 
-    client
-        .node
-        .clone()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: "csi-mid-write".into(),
-            target_path: target.display().to_string(),
-        })
-        .await
-        .unwrap();
-    assert!(mounts_under(dir.path()).is_empty());
-    assert!(node.records().is_empty());
+    unpublish_leaves_nothing(&client, &node, "csi-mid-write", &target).await;
     kill_hard(&mut driver);
 }

@@ -140,18 +140,8 @@ impl StateStore {
 
     /// Saves how a volume is doing.
     pub fn save_progress(&self, progress: &VolumeProgress) -> io::Result<()> {
-        let path = self.progress_path(&progress.volume_id);
-        let temporary = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(progress).map_err(io::Error::other)?;
         // 0600 like the records: last errors may name the pod's setup.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&json)?;
-        fs::rename(&temporary, &path)
+        write_private_json(&self.progress_path(&progress.volume_id), progress)
     }
 
     /// Removes a volume's progress file (it is healthy again).
@@ -175,17 +165,7 @@ impl StateStore {
 
     /// Saves a record (mode 0600: the context may hold a keystore password).
     pub fn save(&self, record: &VolumeRecord) -> io::Result<()> {
-        let path = self.path(&record.volume_id);
-        let temporary = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&json)?;
-        fs::rename(&temporary, &path)
+        write_private_json(&self.path(&record.volume_id), record)
     }
 
     /// Removes a record; a missing one is fine.
@@ -252,6 +232,21 @@ impl StateStore {
     pub fn remove_path(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
     }
+}
+
+/// Writes `value` as JSON to `path`, mode 0600, through a temporary file and a rename so that a
+/// reader never sees half of it.
+fn write_private_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let temporary = path.with_extension("json.tmp");
+    let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(&json)?;
+    fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

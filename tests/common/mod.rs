@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -230,4 +232,11 @@ pub fn serial_of(target: &Path) -> String {
     cert_manager_csi_driver::certificate::inspect_leaf(&chain)
         .unwrap()
         .serial
+}
+
+/// Whether the volume's key is the key of its certificate.
+pub fn key_matches(target: &Path) -> bool {
+    let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
+    let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
+    cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
 }
