@@ -98,6 +98,8 @@ async fn run() -> BenchResult<()> {
             burst: 100_000,
         },
         cert_manager: Default::default(),
+        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
+        adopt_csi_lib_data_root: None,
     };
     let running = driver::start(config.clone()).await?;
     let csi = client::connect(running.socket_path()).await?;

@@ -781,6 +781,8 @@ fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         strict_attributes: false,
         kube: Default::default(),
         cert_manager: Default::default(),
+        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
+        adopt_csi_lib_data_root: None,
     }
 }
 

@@ -168,10 +168,31 @@ pub struct DriverArgs {
     /// CertificateRequests kept per volume, newest first; older ones are deleted.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub certificate_request_history: u32,
+
+    /// Certificate lifetime for volumes without a `duration` attribute. 720h is what upstream
+    /// documents; the Go driver's code leaves the field out, so cert-manager's 2160h applies there.
+    #[arg(long, default_value = "720h", value_parser = parse_lifetime)]
+    pub default_duration: std::time::Duration,
+
+    /// The Go driver's (cert-manager/csi-lib) data root, e.g. the chart's `/csi-data-dir`:
+    /// volumes it mounted are taken over at start (renewed in place, unmounted on unpublish).
+    /// Relative paths are taken from the working directory, as the Go driver did.
+    #[arg(long, value_name = "DIR")]
+    pub adopt_csi_lib_data_root: Option<PathBuf>,
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     parse_go_duration(text).map_err(|reason| format!("{text:?} {reason}"))
+}
+
+/// A certificate lifetime: a Go duration of at least one second (certificates carry whole seconds).
+fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    match parse_timeout(text)? {
+        lifetime if lifetime < std::time::Duration::from_secs(1) => {
+            Err(format!("{text:?} must be at least 1s"))
+        }
+        lifetime => Ok(lifetime),
+    }
 }
 
 /// `1048576`, `512Ki`, `1Mi`.
@@ -264,6 +285,13 @@ impl DriverArgs {
                 history_limit: self.certificate_request_history as usize,
                 use_token_request: self.use_token_request,
                 ..CertManagerSettings::default()
+            },
+            default_duration: self.default_duration,
+            adopt_csi_lib_data_root: match &self.adopt_csi_lib_data_root {
+                Some(dir) => Some(std::path::absolute(dir).map_err(|error| {
+                    format!("--adopt-csi-lib-data-root={}: {error}", dir.display())
+                })?),
+                None => None,
             },
         })
     }
@@ -390,9 +418,19 @@ mod tests {
             "--metrics-bind-address=:9402",
             "--continue-on-not-ready",
             "--log-format=json",
+            "--default-duration=2160h",
+            "--adopt-csi-lib-data-root=/csi-lib-data-dir",
         ])
         .unwrap();
         let config = cli.driver.to_config().unwrap();
+        assert_eq!(
+            config.default_duration,
+            std::time::Duration::from_secs(2160 * 3600)
+        );
+        assert_eq!(
+            config.adopt_csi_lib_data_root,
+            Some(PathBuf::from("/csi-lib-data-dir"))
+        );
         assert_eq!(config.node_id, "node-1");
         assert_eq!(config.socket_path, PathBuf::from("/csi/csi.sock"));
         assert_eq!(config.local_ca_dir, PathBuf::from("/csi-data-dir/local-ca"));
@@ -461,6 +499,33 @@ mod tests {
         assert_eq!(
             cli.driver.publish_timeout,
             crate::issuer::cert_manager::DEFAULT_PUBLISH_TIMEOUT
+        );
+        assert_eq!(
+            cli.driver.default_duration,
+            crate::attributes::DEFAULT_DURATION
+        );
+        assert_eq!(
+            with_node
+                .driver
+                .to_config()
+                .unwrap()
+                .adopt_csi_lib_data_root,
+            None
+        );
+        assert!(Cli::try_parse_from(["x", "--default-duration=500ms"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--default-duration=90d"]).is_err());
+    }
+
+    #[test]
+    fn a_relative_adoption_root_is_taken_from_the_working_directory() {
+        // The Go driver's chart runs it from / with --data-root=csi-data-dir.
+        let cli =
+            Cli::try_parse_from(["x", "--node-id=n", "--adopt-csi-lib-data-root=csi-data-dir"])
+                .unwrap();
+        let expected = std::env::current_dir().unwrap().join("csi-data-dir");
+        assert_eq!(
+            cli.driver.to_config().unwrap().adopt_csi_lib_data_root,
+            Some(expected)
         );
     }
 }

@@ -206,6 +206,8 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         strict_attributes: false,
         kube: Default::default(),
         cert_manager: Default::default(),
+        default_duration: crate::attributes::DEFAULT_DURATION,
+        adopt_csi_lib_data_root: None,
     };
     let running = driver::start(config.clone()).await?;
     let mut csi = client::connect(running.socket_path()).await?;

@@ -67,6 +67,10 @@ pub struct DriverConfig {
     pub kube: KubeSettings,
     /// The cert-manager backend's settings.
     pub cert_manager: CertManagerSettings,
+    /// Lifetime of certificates whose volume has no `duration` attribute.
+    pub default_duration: std::time::Duration,
+    /// The Go driver's data root whose volumes are taken over at start (absolute).
+    pub adopt_csi_lib_data_root: Option<PathBuf>,
 }
 
 /// Why the driver could not start.
@@ -233,6 +237,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             backoff: config.renewal_backoff,
             continue_on_not_ready: config.continue_on_not_ready,
             strict_attributes: config.strict_attributes,
+            default_duration: config.default_duration,
         },
         issuer,
         mounter,

@@ -629,7 +629,13 @@ fn check_strict_extends_lenient(
 /// Parses `context` both ways and checks both results.
 fn check_parse(context: &HashMap<String, String>) -> Result<(), String> {
     let lenient = attributes::parse_volume_context(context);
-    let strict = attributes::parse_volume_context_with(context, ParseOptions { strict: true });
+    let strict = attributes::parse_volume_context_with(
+        context,
+        ParseOptions {
+            strict: true,
+            ..ParseOptions::default()
+        },
+    );
     for result in [&lenient, &strict] {
         if let Err(error) = result {
             check_problems_name_keys(context, error)?;

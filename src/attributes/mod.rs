@@ -396,11 +396,27 @@ pub struct VolumeRequest {
     pub warnings: Vec<String>,
 }
 
-/// How strictly to read a volume context.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The certificate lifetime a volume gets without a `duration` attribute: upstream's documented
+/// 720h. (The Go driver's code actually leaves `duration` out of its request then, so cert-manager
+/// applies its own 2160h; `--default-duration=2160h` reproduces that.)
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(720 * 3600);
+
+/// How to read a volume context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
     /// Unknown `csi.cert-manager.io/*` keys are errors instead of warnings (`--strict-attributes`).
     pub strict: bool,
+    /// The lifetime of a volume without a `duration` attribute (`--default-duration`).
+    pub default_duration: Duration,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            strict: false,
+            default_duration: DEFAULT_DURATION,
+        }
+    }
 }
 
 /// One problem with one attribute.
@@ -803,7 +819,7 @@ pub fn parse_volume_context_with(
 
     let duration = reader
         .duration(key::DURATION)
-        .unwrap_or(Duration::from_secs(720 * 3600));
+        .unwrap_or(options.default_duration);
     let renew_before = reader.duration(key::RENEW_BEFORE);
     let is_ca = reader.boolean(key::IS_CA);
     let usages = parse_usages(&mut reader);
@@ -1282,7 +1298,10 @@ mod tests {
 
     #[test]
     fn strict_mode_makes_unknown_keys_errors() {
-        let strict = ParseOptions { strict: true };
+        let strict = ParseOptions {
+            strict: true,
+            ..ParseOptions::default()
+        };
         let error = parse_volume_context_with(
             &context(&[(key::DNS_NAMES, "a"), ("csi.cert-manager.io/dns-name", "b")]),
             strict,

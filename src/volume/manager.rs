@@ -40,6 +40,8 @@ pub struct ManagerConfig {
     pub continue_on_not_ready: bool,
     /// Unknown `csi.cert-manager.io/*` attributes are errors, not warnings.
     pub strict_attributes: bool,
+    /// Lifetime of certificates whose volume has no `duration` attribute.
+    pub default_duration: Duration,
 }
 
 /// A `NodePublishVolume` call, decoded.
@@ -288,6 +290,7 @@ impl VolumeManager {
     fn parse_options(&self) -> ParseOptions {
         ParseOptions {
             strict: self.config.strict_attributes,
+            default_duration: self.config.default_duration,
         }
     }
 
@@ -1220,7 +1223,11 @@ impl VolumeManager {
                 .into_iter()
                 .collect();
             // Not strict: the volume was accepted once, a flag turned on since must not orphan it.
-            let request = match parse_volume_context_with(&context, ParseOptions::default()) {
+            let lenient = ParseOptions {
+                strict: false,
+                ..self.parse_options()
+            };
+            let request = match parse_volume_context_with(&context, lenient) {
                 Ok(request) => request,
                 Err(error) => {
                     tracing::error!(%volume_id, %error, "recorded volume no longer validates; leaving its files alone");

@@ -53,6 +53,8 @@ pub fn config_in(dir: &Path) -> DriverConfig {
         strict_attributes: false,
         kube: Default::default(),
         cert_manager: Default::default(),
+        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
+        adopt_csi_lib_data_root: None,
     }
 }
 
