@@ -440,7 +440,8 @@ fn write_file_sets(
                 secret: false,
             },
         ];
-        let outcome = samples.time(|| files::write_file_set(&dir, &set, None))?;
+        let outcome =
+            samples.time(|| files::write_file_set(&dir, &set, None, files::FileModes::Driver))?;
         if outcome != files::WriteOutcome::Written {
             return Err("file-write primitive found unchanged contents; it must write".into());
         }

@@ -19,7 +19,8 @@ use crate::issuer::{Issuer, IssuerError};
 use crate::kubernetes::events::KubeEvents;
 use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
 use crate::metrics::Metrics;
-use crate::volume::manager::ResumeSummary;
+use crate::volume::csi_lib::CsiLibRoot;
+use crate::volume::manager::{AdoptionSummary, ResumeSummary};
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use crate::volume::state::StateStore;
 use crate::volume::{ManagerConfig, VolumeManager};
@@ -110,6 +111,7 @@ pub struct RunningDriver {
     stop: Option<oneshot::Sender<()>>,
     socket_path: PathBuf,
     resumed: ResumeSummary,
+    adopted: AdoptionSummary,
     endpoint: Option<JoinHandle<()>>,
     metrics_address: Option<std::net::SocketAddr>,
 }
@@ -131,6 +133,11 @@ impl RunningDriver {
     /// What the start-up reload found.
     pub fn resumed(&self) -> ResumeSummary {
         self.resumed
+    }
+
+    /// What taking over the Go driver's volumes at start did.
+    pub fn adopted(&self) -> AdoptionSummary {
+        self.adopted
     }
 
     /// Stops serving. Mounts and records stay, exactly as after a crash, so a restarted driver
@@ -238,6 +245,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             continue_on_not_ready: config.continue_on_not_ready,
             strict_attributes: config.strict_attributes,
             default_duration: config.default_duration,
+            csi_lib_root: config.adopt_csi_lib_data_root.clone(),
         },
         issuer,
         mounter,
@@ -254,6 +262,31 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         failed = resumed.failed,
         "volumes reloaded"
     );
+    let adopted = match &config.adopt_csi_lib_data_root {
+        Some(root) => {
+            let root = CsiLibRoot::new(root);
+            // Never fatal: the driver serves its own volumes whatever the Go driver left.
+            match manager.adopt(&root) {
+                Ok(summary) => {
+                    tracing::info!(
+                        csi_lib_data_root = %root.path().display(),
+                        adopted = summary.adopted,
+                        not_renewed = summary.not_renewed,
+                        cleaned_up = summary.cleaned_up,
+                        left_alone = summary.left_alone,
+                        unreadable = summary.unreadable,
+                        "took over the Go driver's volumes"
+                    );
+                    summary
+                }
+                Err(error) => {
+                    tracing::error!(csi_lib_data_root = %root.path().display(), %error, "cannot read the Go driver's data root; its volumes are not adopted");
+                    AdoptionSummary::default()
+                }
+            }
+        }
+        None => AdoptionSummary::default(),
+    };
     let listener = server::bind(&config.socket_path).map_err(io_error(format!(
         "binding {}",
         config.socket_path.display()
@@ -313,6 +346,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         stop: Some(stop),
         socket_path: config.socket_path,
         resumed,
+        adopted,
         endpoint,
         metrics_address,
     })

@@ -83,6 +83,7 @@ impl Endpoint {
             "/metrics" => {
                 let body = self.metrics.render(Gauges {
                     managed_volumes: self.manager.volume_count(),
+                    adopted_volumes: self.manager.adopted_count(),
                     managed_requests: self.manager.issuer_managed_requests(),
                 });
                 Response::builder()

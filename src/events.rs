@@ -31,6 +31,10 @@ pub mod reason {
     pub const ISSUER_UNAVAILABLE: &str = "IssuerUnavailable";
     pub const RENEWAL_FAILED: &str = "RenewalFailed";
     pub const UNKNOWN_ATTRIBUTE: &str = "UnknownAttribute";
+    /// A volume the Go driver mounted is now managed (renewed, unmounted) by this driver.
+    pub const ADOPTED: &str = "VolumeAdopted";
+    /// A volume the Go driver mounted has attributes this driver rejects: kept, not renewed.
+    pub const ADOPTED_NOT_RENEWED: &str = "AdoptedVolumeNotRenewed";
 }
 
 /// One event about one pod.

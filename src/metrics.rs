@@ -109,6 +109,8 @@ pub struct Metrics {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gauges {
     pub managed_volumes: usize,
+    /// Of the managed volumes, those taken over from the Go driver.
+    pub adopted_volumes: usize,
     pub managed_requests: usize,
 }
 
@@ -287,6 +289,17 @@ impl Metrics {
         lines.push(format!(
             "{name}{{node=\"{node}\"}} {}",
             gauges.managed_volumes
+        ));
+        flush(&mut out, &mut lines);
+        let name = header(
+            &mut out,
+            "certmanager_csi_adopted_volume_count",
+            "gauge",
+            "Managed volumes that were mounted by the Go driver and taken over at start.",
+        );
+        lines.push(format!(
+            "{name}{{node=\"{node}\"}} {}",
+            gauges.adopted_volumes
         ));
         flush(&mut out, &mut lines);
         let name = header(
@@ -494,6 +507,7 @@ mod tests {
         );
         let text = metrics.render(Gauges {
             managed_volumes: 1,
+            adopted_volumes: 1,
             managed_requests: 2,
         });
         for expected in [
@@ -505,6 +519,7 @@ mod tests {
             "certmanager_csi_certificate_request_expiration_timestamp_seconds{name=\"web-0-abc\",namespace=\"apps\",issuer_name=\"ca\",issuer_kind=\"ClusterIssuer\",issuer_group=\"cert-manager.io\"} 2000000000",
             "certmanager_csi_certificate_request_renewal_timestamp_seconds{name=\"web-0-abc\"",
             "certmanager_csi_managed_volume_count{node=\"node-1\"} 1",
+            "certmanager_csi_adopted_volume_count{node=\"node-1\"} 1",
             "certmanager_csi_managed_certificate_request_count{node=\"node-1\"} 2",
             "certmanager_csi_renewals_total{result=\"success\"} 1",
             "certmanager_csi_renewals_total{result=\"failure\"} 0",

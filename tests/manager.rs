@@ -59,6 +59,7 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
             continue_on_not_ready: false,
             strict_attributes: false,
             default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
+            csi_lib_root: None,
         },
         issuer.clone(),
         mounter,

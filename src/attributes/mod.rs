@@ -706,6 +706,18 @@ fn parse_pod(reader: &mut Reader<'_>) -> PodInfo {
     }
 }
 
+impl PodInfo {
+    /// The pod info kubelet passed, as far as it is there, without judging anything else: for
+    /// naming the pod of a volume whose attributes are rejected (Events, logs, status).
+    pub fn read_from(context: &HashMap<String, String>) -> PodInfo {
+        let mut reader = Reader {
+            context,
+            problems: Vec::new(),
+        };
+        parse_pod(&mut reader)
+    }
+}
+
 /// Reads and validates a volume context as kubelet sends it in `NodePublishVolume`.
 pub fn parse_volume_context(
     context: &HashMap<String, String>,

@@ -48,16 +48,35 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
-/// The mode a file gets: keys 0600 (0640 when a group must read them), everything else 0644.
-pub fn file_mode(secret: bool, group: Option<u32>) -> u32 {
-    match (secret, group) {
-        (true, None) => 0o600,
-        (true, Some(_)) => 0o640,
-        (false, _) => 0o644,
+/// Which modes the files of a volume get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileModes {
+    /// This driver's own: keys and keystores 0600 (0640 when a group must read them), everything
+    /// else 0644.
+    Driver,
+    /// What the Go driver (cert-manager/csi-lib) writes, kept for the volumes adopted from it so
+    /// their pods see the same permissions after a renewal: every file 0440.
+    CsiLib,
+}
+
+impl FileModes {
+    /// The mode of one file.
+    pub fn mode(self, secret: bool, group: Option<u32>) -> u32 {
+        match (self, secret, group) {
+            (FileModes::CsiLib, _, _) => 0o440,
+            (FileModes::Driver, true, None) => 0o600,
+            (FileModes::Driver, true, Some(_)) => 0o640,
+            (FileModes::Driver, false, _) => 0o644,
+        }
     }
 }
 
-fn matches_current(dir: &Path, files: &[FileToWrite<'_>], group: Option<u32>) -> bool {
+fn matches_current(
+    dir: &Path,
+    files: &[FileToWrite<'_>],
+    group: Option<u32>,
+    modes: FileModes,
+) -> bool {
     let data = dir.join(DATA_LINK);
     let Ok(entries) = fs::read_dir(&data) else {
         return false;
@@ -70,7 +89,7 @@ fn matches_current(dir: &Path, files: &[FileToWrite<'_>], group: Option<u32>) ->
         let Ok(metadata) = fs::metadata(&path) else {
             return false;
         };
-        metadata.permissions().mode() & 0o7777 == file_mode(file.secret, group)
+        metadata.permissions().mode() & 0o7777 == modes.mode(file.secret, group)
             && group.is_none_or(|gid| metadata.gid() == gid)
             && fs::read(&path).is_ok_and(|current| current == file.contents)
     })
@@ -93,8 +112,9 @@ pub fn write_file_set(
     dir: &Path,
     files: &[FileToWrite<'_>],
     group: Option<u32>,
+    modes: FileModes,
 ) -> io::Result<WriteOutcome> {
-    if matches_current(dir, files, group) {
+    if matches_current(dir, files, group, modes) {
         return Ok(WriteOutcome::Unchanged);
     }
     let new_name = unique_dir_name();
@@ -104,7 +124,7 @@ pub fn write_file_set(
     fs::set_permissions(&new_dir, fs::Permissions::from_mode(0o755))?;
     let written = (|| {
         for file in files {
-            let mode = file_mode(file.secret, group);
+            let mode = modes.mode(file.secret, group);
             let mut handle = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -250,7 +270,8 @@ mod tests {
     #[test]
     fn writes_through_data_link_with_modes() {
         let dir = tempfile::tempdir().unwrap();
-        let outcome = write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        let outcome =
+            write_file_set(dir.path(), &set(b"cert", b"key"), None, FileModes::Driver).unwrap();
         assert_eq!(outcome, WriteOutcome::Written);
         assert_eq!(fs::read(dir.path().join("tls.crt")).unwrap(), b"cert");
         assert_eq!(
@@ -272,9 +293,10 @@ mod tests {
     #[test]
     fn unchanged_content_is_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        write_file_set(dir.path(), &set(b"cert", b"key"), None, FileModes::Driver).unwrap();
         let before = current_set(dir.path()).unwrap();
-        let outcome = write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        let outcome =
+            write_file_set(dir.path(), &set(b"cert", b"key"), None, FileModes::Driver).unwrap();
         assert_eq!(outcome, WriteOutcome::Unchanged);
         assert_eq!(current_set(dir.path()).unwrap(), before);
     }
@@ -282,11 +304,11 @@ mod tests {
     #[test]
     fn rotation_swaps_the_set_and_removes_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
-        write_file_set(dir.path(), &set(b"cert1", b"key1"), None).unwrap();
+        write_file_set(dir.path(), &set(b"cert1", b"key1"), None, FileModes::Driver).unwrap();
         let old = current_set(dir.path()).unwrap();
         // A leftover of a crash mid-write is cleaned up by the next write.
         fs::create_dir(dir.path().join("..crashed_write")).unwrap();
-        write_file_set(dir.path(), &set(b"cert2", b"key2"), None).unwrap();
+        write_file_set(dir.path(), &set(b"cert2", b"key2"), None, FileModes::Driver).unwrap();
         assert_eq!(fs::read(dir.path().join("tls.key")).unwrap(), b"key2");
         assert!(!old.exists());
         assert!(!dir.path().join("..crashed_write").exists());
@@ -301,16 +323,32 @@ mod tests {
     fn group_makes_key_group_readable() {
         let dir = tempfile::tempdir().unwrap();
         let gid = rustix::process::getegid().as_raw();
-        write_file_set(dir.path(), &set(b"c", b"k"), Some(gid)).unwrap();
+        write_file_set(dir.path(), &set(b"c", b"k"), Some(gid), FileModes::Driver).unwrap();
         let metadata = fs::metadata(dir.path().join("tls.key")).unwrap();
         assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
         assert_eq!(metadata.gid(), gid);
     }
 
     #[test]
+    fn csi_lib_modes_make_every_file_read_only_for_owner_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let gid = rustix::process::getegid().as_raw();
+        write_file_set(dir.path(), &set(b"c", b"k"), Some(gid), FileModes::CsiLib).unwrap();
+        for name in ["tls.crt", "tls.key"] {
+            let metadata = fs::metadata(dir.path().join(name)).unwrap();
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o440, "{name}");
+            assert_eq!(metadata.gid(), gid);
+        }
+        // The same contents under the other mode policy are a change, not a no-op.
+        let outcome =
+            write_file_set(dir.path(), &set(b"c", b"k"), Some(gid), FileModes::Driver).unwrap();
+        assert_eq!(outcome, WriteOutcome::Written);
+    }
+
+    #[test]
     fn tidying_after_a_crash_keeps_the_current_set_only() {
         let dir = tempfile::tempdir().unwrap();
-        write_file_set(dir.path(), &set(b"cert", b"key"), None).unwrap();
+        write_file_set(dir.path(), &set(b"cert", b"key"), None, FileModes::Driver).unwrap();
         let current = current_set(dir.path()).unwrap();
         // What a crash between writing a new set and switching ..data leaves.
         fs::create_dir(dir.path().join("..2026_interrupted")).unwrap();
@@ -326,7 +364,7 @@ mod tests {
     #[test]
     fn clear_empties_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        write_file_set(dir.path(), &set(b"c", b"k"), None).unwrap();
+        write_file_set(dir.path(), &set(b"c", b"k"), None, FileModes::Driver).unwrap();
         clear(dir.path()).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }

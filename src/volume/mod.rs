@@ -1,8 +1,11 @@
 //! Step 4 of a volume's path: the volume itself. Its files ([`files`]), its mount ([`mount`],
-//! [`mountinfo`]), what survives a restart ([`state`]) and the operations kubelet asks for
-//! ([`manager`]).
+//! [`mountinfo`]), where both live ([`layout`]: this driver's own, or the Go driver's for the
+//! volumes adopted from it, [`csi_lib`]), what survives a restart ([`state`]) and the operations
+//! kubelet asks for ([`manager`]).
 
+pub mod csi_lib;
 pub mod files;
+pub mod layout;
 pub mod manager;
 pub mod mount;
 pub mod mountinfo;

@@ -43,6 +43,11 @@ pub struct VolumeRecord {
     /// kubelet's `volume_mount_group` (the pod's fsGroup), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_mount_group: Option<String>,
+    /// For a volume taken over from the Go driver: its directory on the Go driver's inmemfs
+    /// (`<csi-lib data root>/inmemfs/<volume-id>`), where its files live. Absent for this
+    /// driver's own volumes (and in every record written before adoption existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for VolumeRecord {
@@ -55,6 +60,7 @@ impl std::fmt::Debug for VolumeRecord {
                 &crate::attributes::redacted_context(&self.volume_context),
             )
             .field("volume_mount_group", &self.volume_mount_group)
+            .field("adopted_from", &self.adopted_from)
             .finish()
     }
 }
@@ -67,24 +73,26 @@ impl VolumeRecord {
             target_path: self.target_path.clone(),
             volume_context: BTreeMap::new(),
             volume_mount_group: self.volume_mount_group.clone(),
+            adopted_from: self.adopted_from.clone(),
         }
     }
 
-    pub fn new(
+    pub fn new<'a>(
         volume_id: &str,
         target_path: &Path,
-        volume_context: &std::collections::HashMap<String, String>,
+        volume_context: impl IntoIterator<Item = (&'a String, &'a String)>,
         volume_mount_group: Option<String>,
     ) -> VolumeRecord {
         VolumeRecord {
             volume_id: volume_id.to_string(),
             target_path: target_path.to_path_buf(),
             volume_context: volume_context
-                .iter()
+                .into_iter()
                 .filter(|(key, _)| key.as_str() != SERVICE_ACCOUNT_TOKENS)
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
             volume_mount_group,
+            adopted_from: None,
         }
     }
 }

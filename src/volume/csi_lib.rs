@@ -1,0 +1,483 @@
+//! The Go driver's volumes on a node (cert-manager/csi-lib v0.12, csi-driver v0.16), read so this
+//! driver can take them over without draining a workload.
+//!
+//! What the Go driver leaves under its data root:
+//!
+//! ```text
+//! <data-root>/inmemfs/                  one tmpfs (no size option) for every volume
+//! <data-root>/inmemfs/<volume-id>/
+//!     metadata.json                     volumeID, targetPath, nextIssuanceTime, volumeContext,
+//!                                       volumeMountGroup
+//!     data/                             0550; AtomicWriter layout (..<timestamp>/, ..data, and
+//!                                       a symlink per file name), files 0440
+//! ```
+//!
+//! and each pod's target path is a read-only bind mount of `<volume-id>/data`: in mountinfo its
+//! device is the inmemfs tmpfs's and its root `/<volume-id>/data`. Deciding what to do with each
+//! volume ([`judge`]) is pure and reads only the mount table; the rest are the few file
+//! operations adoption needs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::mountinfo::{self, MountEntry};
+
+/// The tmpfs the Go driver mounts under its data root.
+pub const INMEMFS: &str = "inmemfs";
+/// Each volume's record, in its directory on the inmemfs.
+pub const METADATA_FILE: &str = "metadata.json";
+/// Each volume's files, bind-mounted into the pod.
+pub const DATA_DIR: &str = "data";
+
+/// A volume's `metadata.json`, field for field as csi-lib writes it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(rename = "volumeID")]
+    pub volume_id: String,
+    #[serde(rename = "targetPath")]
+    pub target_path: PathBuf,
+    /// RFC 3339; `0001-01-01T00:00:00Z` when the Go driver ran with `--continue-on-not-ready` and
+    /// had not issued yet.
+    #[serde(
+        rename = "nextIssuanceTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_issuance_time: Option<String>,
+    /// The full NodePublishVolume context, service-account tokens included.
+    #[serde(rename = "volumeContext", default)]
+    pub volume_context: BTreeMap<String, String>,
+    #[serde(
+        rename = "volumeMountGroup",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub volume_mount_group: String,
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metadata")
+            .field("volume_id", &self.volume_id)
+            .field("target_path", &self.target_path)
+            .field("next_issuance_time", &self.next_issuance_time)
+            .field(
+                "volume_context",
+                &crate::attributes::redacted_context(&self.volume_context),
+            )
+            .field("volume_mount_group", &self.volume_mount_group)
+            .finish()
+    }
+}
+
+/// The Go driver's data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsiLibRoot {
+    root: PathBuf,
+}
+
+/// One entry of the inmemfs, as found.
+#[derive(Debug)]
+pub enum Found {
+    /// A volume directory with a readable `metadata.json`.
+    Volume {
+        /// The directory's name: the volume ID, verbatim.
+        volume_id: String,
+        metadata: Box<Metadata>,
+    },
+    /// A directory whose `metadata.json` is missing: the Go driver treats it as garbage.
+    NoMetadata(PathBuf),
+    /// A `metadata.json` that cannot be read or parsed, or that names another volume.
+    Unreadable { path: PathBuf, reason: String },
+}
+
+impl CsiLibRoot {
+    pub fn new(root: impl Into<PathBuf>) -> CsiLibRoot {
+        CsiLibRoot { root: root.into() }
+    }
+
+    /// The root a volume directory (`<root>/inmemfs/<volume-id>`) belongs to.
+    pub fn of_volume_dir(volume_dir: &Path) -> Option<CsiLibRoot> {
+        let inmemfs = volume_dir.parent()?;
+        let root = inmemfs.parent()?;
+        (inmemfs.file_name()? == INMEMFS).then(|| CsiLibRoot::new(root))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn inmemfs(&self) -> PathBuf {
+        self.root.join(INMEMFS)
+    }
+
+    pub fn volume_dir(&self, volume_id: &str) -> PathBuf {
+        self.inmemfs().join(volume_id)
+    }
+
+    /// Every entry of the inmemfs. A missing inmemfs directory is an empty list: that node never
+    /// ran the Go driver.
+    pub fn scan(&self) -> io::Result<Vec<Found>> {
+        let entries = match fs::read_dir(self.inmemfs()) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let metadata_path = path.join(METADATA_FILE);
+            let Some(volume_id) = entry.file_name().to_str().map(str::to_string) else {
+                found.push(Found::Unreadable {
+                    path: metadata_path,
+                    reason: "the directory name is not UTF-8".into(),
+                });
+                continue;
+            };
+            found.push(match read_metadata(&metadata_path) {
+                Ok(metadata) if metadata.volume_id == volume_id => Found::Volume {
+                    volume_id,
+                    metadata: Box::new(metadata),
+                },
+                Ok(metadata) => Found::Unreadable {
+                    path: metadata_path,
+                    reason: format!(
+                        "it names volume {:?}, not its directory's {volume_id:?}",
+                        metadata.volume_id
+                    ),
+                },
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Found::NoMetadata(path),
+                Err(error) => Found::Unreadable {
+                    path: metadata_path,
+                    reason: error.to_string(),
+                },
+            });
+        }
+        found.sort_by(|a, b| sort_key(a).cmp(sort_key(b)));
+        Ok(found)
+    }
+
+    /// The inmemfs mount, if it is mounted (and a tmpfs).
+    pub fn inmemfs_mount<'a>(&self, mounts: &'a [MountEntry]) -> Option<&'a MountEntry> {
+        mountinfo::find_mount(mounts, &self.inmemfs()).filter(|entry| entry.fs_type == "tmpfs")
+    }
+
+    /// Whether `target` is this volume's bind mount from the inmemfs (the mount table says so).
+    pub fn mounts_volume_at(&self, volume_id: &str, target: &Path) -> io::Result<bool> {
+        let mounts = mountinfo::read_current()?;
+        Ok(self.inmemfs_mount(&mounts).is_some_and(|inmemfs| {
+            judge(volume_id, target, &mounts, inmemfs, |_| true) == Verdict::Adopt
+        }))
+    }
+
+    /// Unmounts the inmemfs once nothing of the Go driver's needs it: no volume directory with a
+    /// `metadata.json` (readable or not) is left in it, and no bind mount from it remains in this
+    /// mount namespace. Directories without `metadata.json` are garbage to the Go driver too and go
+    /// with the tmpfs. Returns whether it unmounted.
+    pub fn release_inmemfs_if_unused(&self) -> io::Result<bool> {
+        // Two unpublishes finishing together must not both decide and unmount.
+        static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = RELEASING.lock().unwrap_or_else(|p| p.into_inner());
+        let mounts = mountinfo::read_current()?;
+        let Some(inmemfs) = self.inmemfs_mount(&mounts) else {
+            return Ok(false);
+        };
+        let in_use = self
+            .scan()?
+            .iter()
+            .any(|found| !matches!(found, Found::NoMetadata(_)))
+            || mounts
+                .iter()
+                .any(|entry| entry.device == inmemfs.device && entry.mount_id != inmemfs.mount_id);
+        if in_use {
+            return Ok(false);
+        }
+        rustix::mount::unmount(self.inmemfs(), rustix::mount::UnmountFlags::empty())?;
+        Ok(true)
+    }
+}
+
+fn sort_key(found: &Found) -> &Path {
+    match found {
+        Found::Volume { metadata, .. } => &metadata.target_path,
+        Found::NoMetadata(path) | Found::Unreadable { path, .. } => path,
+    }
+}
+
+fn read_metadata(path: &Path) -> io::Result<Metadata> {
+    let bytes = fs::read(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+/// Where a Go driver volume's files are mounted, as the mount table shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its target path is a bind mount of its `data/` directory: the pod uses it; take it over.
+    Adopt,
+    /// Nothing mounts it any more (the Go driver stopped between unmounting and removing it):
+    /// remove its directory, as the Go driver's unpublish would have.
+    Gone,
+    /// Its `data/` is mounted, but not at the target its metadata names: left alone.
+    MountedElsewhere(PathBuf),
+    /// Its target is under a kubelet pods directory this driver cannot see (that directory is
+    /// not mounted into the driver's container), so the mount table proves nothing: left alone.
+    Unknowable(PathBuf),
+}
+
+/// `/<volume-id>/data`: the root, within the inmemfs, of a volume's bind mounts.
+pub fn bind_root(volume_id: &str) -> PathBuf {
+    Path::new("/").join(volume_id).join(DATA_DIR)
+}
+
+/// What to do with one volume, given the mount table and the inmemfs mount. Pure.
+pub fn judge(
+    volume_id: &str,
+    target: &Path,
+    mounts: &[MountEntry],
+    inmemfs: &MountEntry,
+    kubelet_pods_visible: impl Fn(&Path) -> bool,
+) -> Verdict {
+    let root = bind_root(volume_id);
+    let from_volume = |entry: &MountEntry| entry.device == inmemfs.device && entry.root == root;
+    if mountinfo::find_mount(mounts, target).is_some_and(from_volume) {
+        return Verdict::Adopt;
+    }
+    if let Some(elsewhere) = mounts.iter().find(|entry| from_volume(entry)) {
+        return Verdict::MountedElsewhere(elsewhere.mount_point.clone());
+    }
+    match kubelet_pods_dir(target) {
+        Some(pods) if !kubelet_pods_visible(&pods) => Verdict::Unknowable(pods),
+        _ => Verdict::Gone,
+    }
+}
+
+/// `<kubelet>/pods` of a kubelet target path (`<kubelet>/pods/<uid>/volumes/kubernetes.io~csi/
+/// <name>/mount`); `None` for a path of another shape.
+pub fn kubelet_pods_dir(target: &Path) -> Option<PathBuf> {
+    let mut ancestors = target.ancestors();
+    let csi = ancestors.nth(2)?;
+    let pods = ancestors.nth(2)?;
+    let is_kubelet_path = csi.file_name()? == "kubernetes.io~csi"
+        && csi.parent()?.file_name()? == "volumes"
+        && pods.file_name()? == "pods"
+        && target
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    is_kubelet_path.then(|| pods.to_path_buf())
+}
+
+/// Sets `nextIssuanceTime` in a volume's `metadata.json`, keeping every other field as it is, so
+/// that a rollback to the Go driver renews when this driver would have. Written through a
+/// temporary file and a rename, mode 0600 as csi-lib writes it.
+pub fn write_next_issuance_time(volume_dir: &Path, at: SystemTime) -> io::Result<()> {
+    let path = volume_dir.join(METADATA_FILE);
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&fs::read(&path)?)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let at = time::OffsetDateTime::from(at)
+        .replace_nanosecond(0)
+        .map_err(io::Error::other)?
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(io::Error::other)?;
+    object.insert("nextIssuanceTime".into(), serde_json::Value::String(at));
+    let json = serde_json::to_vec(&object).map_err(io::Error::other)?;
+    let temporary = volume_dir.join(".metadata.json.tmp");
+    {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&json)?;
+    }
+    fs::rename(&temporary, &path)
+}
+
+/// Whether `path` is on a tmpfs: key material is written to an adopted volume only then.
+pub fn is_on_tmpfs(path: &Path) -> io::Result<bool> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let stat = rustix::fs::statfs(path)?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok(stat.f_type as i64 == TMPFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Two tmpfs mounts: the inmemfs (0:50) and an unrelated one (0:60); three bind mounts of
+    // the inmemfs at kubelet targets.
+    const MOUNTS: &str = "\
+22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+30 22 0:50 / /csi-data-dir/inmemfs rw,relatime shared:10 - tmpfs tmpfs rw
+31 22 0:50 /csi-aaa/data /var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/tls/mount ro,relatime shared:10 - tmpfs tmpfs rw
+32 22 0:50 /csi-bbb/data /somewhere/else ro,relatime shared:10 - tmpfs tmpfs rw
+33 22 0:60 / /var/lib/kubelet/pods/p3/volumes/kubernetes.io~csi/tls/mount rw,relatime - tmpfs cert-manager-csi rw
+34 22 0:50 /csi-ddd/data /var/lib/kubelet/pods/p4/volumes/kubernetes.io~csi/tls/mount ro,relatime shared:10 - tmpfs tmpfs rw
+";
+
+    fn target(pod: &str) -> PathBuf {
+        PathBuf::from(format!(
+            "/var/lib/kubelet/pods/{pod}/volumes/kubernetes.io~csi/tls/mount"
+        ))
+    }
+
+    #[test]
+    fn volumes_are_judged_by_the_bind_mount_at_their_target() {
+        let mounts = mountinfo::parse(MOUNTS);
+        let root = CsiLibRoot::new("/csi-data-dir");
+        let inmemfs = root.inmemfs_mount(&mounts).unwrap();
+        let visible = |_: &Path| true;
+        assert_eq!(
+            judge("csi-aaa", &target("p1"), &mounts, inmemfs, visible),
+            Verdict::Adopt
+        );
+        assert_eq!(
+            judge("csi-bbb", &target("p2"), &mounts, inmemfs, visible),
+            Verdict::MountedElsewhere(PathBuf::from("/somewhere/else"))
+        );
+        // p3's target holds some other tmpfs, p5's nothing: csi-ccc and csi-eee are unused.
+        assert_eq!(
+            judge("csi-ccc", &target("p3"), &mounts, inmemfs, visible),
+            Verdict::Gone
+        );
+        assert_eq!(
+            judge("csi-eee", &target("p5"), &mounts, inmemfs, visible),
+            Verdict::Gone
+        );
+        // A bind mount of another volume's data at the target is not this volume's.
+        assert_eq!(
+            judge("csi-aaa", &target("p4"), &mounts, inmemfs, visible),
+            Verdict::MountedElsewhere(target("p1"))
+        );
+    }
+
+    #[test]
+    fn nothing_is_removed_when_the_kubelet_pods_directory_is_not_visible() {
+        let mounts = mountinfo::parse(MOUNTS);
+        let root = CsiLibRoot::new("/csi-data-dir");
+        let inmemfs = root.inmemfs_mount(&mounts).unwrap();
+        assert_eq!(
+            judge("csi-eee", &target("p5"), &mounts, inmemfs, |_| false),
+            Verdict::Unknowable(PathBuf::from("/var/lib/kubelet/pods"))
+        );
+        // A mounted volume is still adopted: the mount itself is the proof.
+        assert_eq!(
+            judge("csi-aaa", &target("p1"), &mounts, inmemfs, |_| false),
+            Verdict::Adopt
+        );
+    }
+
+    #[test]
+    fn kubelet_target_paths_are_recognised() {
+        assert_eq!(
+            kubelet_pods_dir(&target("uid")),
+            Some(PathBuf::from("/var/lib/kubelet/pods"))
+        );
+        assert_eq!(kubelet_pods_dir(Path::new("/mnt/x")), None);
+        assert_eq!(
+            kubelet_pods_dir(Path::new(
+                "/var/lib/kubelet/pods/u/../x/kubernetes.io~csi/t/mount"
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn metadata_reads_what_csi_lib_writes() {
+        // As csi-lib's json.Marshal writes it (no spaces, field order of the Go struct).
+        let json = r#"{"volumeID":"csi-abc","targetPath":"/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/tls/mount","nextIssuanceTime":"2026-12-01T10:00:00.123456789Z","volumeContext":{"csi.cert-manager.io/issuer-name":"ca","csi.storage.k8s.io/serviceAccount.tokens":"{\"\":{\"token\":\"eyJ\"}}"},"volumeMountGroup":"2000"}"#;
+        let metadata: Metadata = serde_json::from_str(json).unwrap();
+        assert_eq!(metadata.volume_id, "csi-abc");
+        assert_eq!(metadata.volume_mount_group, "2000");
+        assert_eq!(
+            metadata.next_issuance_time.as_deref(),
+            Some("2026-12-01T10:00:00.123456789Z")
+        );
+        assert_eq!(metadata.volume_context.len(), 2);
+        let printed = format!("{metadata:?}");
+        assert!(!printed.contains("eyJ"), "{printed}");
+        // Optional fields may be missing.
+        let minimal: Metadata =
+            serde_json::from_str(r#"{"volumeID":"v","targetPath":"/t"}"#).unwrap();
+        assert!(minimal.volume_context.is_empty() && minimal.next_issuance_time.is_none());
+    }
+
+    #[test]
+    fn next_issuance_time_is_rewritten_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = r#"{"volumeID":"v","targetPath":"/t","volumeContext":{"a":"b"},"volumeMountGroup":"7"}"#;
+        fs::write(dir.path().join(METADATA_FILE), original).unwrap();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+        write_next_issuance_time(dir.path(), at).unwrap();
+        let metadata = read_metadata(&dir.path().join(METADATA_FILE)).unwrap();
+        assert_eq!(
+            metadata.next_issuance_time.as_deref(),
+            Some("2033-05-18T03:33:20Z")
+        );
+        assert_eq!(metadata.volume_context["a"], "b");
+        assert_eq!(metadata.volume_mount_group, "7");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn scanning_sorts_volumes_garbage_and_unreadable_metadata_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = CsiLibRoot::new(dir.path());
+        assert!(root.scan().unwrap().is_empty(), "no inmemfs: nothing");
+        let inmemfs = root.inmemfs();
+        for name in ["good", "garbage", "broken", "mismatch"] {
+            fs::create_dir_all(inmemfs.join(name)).unwrap();
+        }
+        fs::write(
+            inmemfs.join("good").join(METADATA_FILE),
+            r#"{"volumeID":"good","targetPath":"/t"}"#,
+        )
+        .unwrap();
+        fs::write(inmemfs.join("broken").join(METADATA_FILE), "{not json").unwrap();
+        fs::write(
+            inmemfs.join("mismatch").join(METADATA_FILE),
+            r#"{"volumeID":"other","targetPath":"/t"}"#,
+        )
+        .unwrap();
+        let found = root.scan().unwrap();
+        assert_eq!(found.len(), 4);
+        let volumes = found
+            .iter()
+            .filter(|f| matches!(f, Found::Volume { volume_id, .. } if volume_id == "good"))
+            .count();
+        let garbage = found
+            .iter()
+            .filter(|f| matches!(f, Found::NoMetadata(p) if p.ends_with("garbage")))
+            .count();
+        let unreadable = found
+            .iter()
+            .filter(|f| matches!(f, Found::Unreadable { .. }))
+            .count();
+        assert_eq!((volumes, garbage, unreadable), (1, 1, 2));
+    }
+
+    #[test]
+    fn volume_dirs_know_their_root() {
+        let root = CsiLibRoot::new("/csi-data-dir");
+        assert_eq!(
+            CsiLibRoot::of_volume_dir(&root.volume_dir("csi-1")),
+            Some(root)
+        );
+        assert_eq!(CsiLibRoot::of_volume_dir(Path::new("/x/y")), None);
+    }
+}

@@ -1,0 +1,327 @@
+//! One issuance, as the first publish and every renewal run it: a key and CSR (or the pending
+//! ones), the issuer's signature, the file set swapped in. [`VolumeManager::settle`] then books
+//! the outcome in one place for both: the volume's phase, its next renewal or retry (with
+//! backoff), events, metrics, logs and the progress file.
+
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::publish::effective_group;
+use super::volume::{ManagedVolume, PendingKey, Phase, Retry};
+use super::{VolumeError, VolumeManager};
+use crate::attributes::{CertRequestSpec, KeyAlgorithm};
+use crate::certificate::{CertificateSummary, inspect_leaf};
+use crate::issuer::{IssueRequest, IssuerError};
+use crate::keys::{self, KeyError, PrivateKey};
+use crate::volume::files::{self, FileToWrite, WriteOutcome};
+
+/// Why an issuance runs, for logs, events and what happens after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// The first issuance, with kubelet waiting for the answer: a failure goes back to kubelet,
+    /// which retries the call itself.
+    Publish,
+    /// A first issuance kubelet is not waiting for (`--continue-on-not-ready`, or a volume whose
+    /// publish a restart cut short): the driver retries it with backoff.
+    Issue,
+    /// Replacing the certificate in place; failures retry with backoff, the old files stay.
+    Renew,
+}
+
+impl Action {
+    /// The Event `action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Publish | Action::Issue => "Issue",
+            Action::Renew => "Renew",
+        }
+    }
+}
+
+/// A certificate written into the volume.
+pub(super) struct Issued {
+    pub certificate: CertificateSummary,
+    /// The CertificateRequest that carried it (cert-manager backend).
+    pub request_name: Option<String>,
+}
+
+/// An issuance that did not end in the volume.
+pub(super) struct Failure {
+    pub error: VolumeError,
+    /// The key of a request the issuer still has pending (it timed out or could not be reached):
+    /// the next attempt presents the same CSR.
+    pub pending_key: Option<PendingKey>,
+}
+
+impl<E: Into<VolumeError>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure {
+            error: error.into(),
+            pending_key: None,
+        }
+    }
+}
+
+impl VolumeManager {
+    /// Makes a key and CSR, gets it signed, and swaps the files in. The old files stay until the
+    /// complete new set is written. `permit` is a node-work permit the caller already holds; it is
+    /// let go while waiting on a remote issuer (and not taken again once it answers), and kept
+    /// through a local one, whose signing is node work itself (keeping it lets a burst of volumes
+    /// finish in arrival order).
+    pub(super) async fn issue_and_write(
+        &self,
+        volume: &mut ManagedVolume,
+        permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<Issued, Failure> {
+        let Some(request) = volume.request() else {
+            return Err(VolumeError::Internal(format!(
+                "volume {} has rejected attributes and is never issued",
+                volume.id()
+            ))
+            .into());
+        };
+        let spec = request.spec.clone();
+        let pod = request.pod.clone();
+        let files_dir = volume.files_dir();
+        let volume_id = volume.id().to_string();
+        let (key, csr_pem, resuming) = match volume.take_pending_key(&spec) {
+            Some(pending) => (pending.key, pending.csr_pem, true),
+            None => {
+                let reused = if spec.reuse_private_key {
+                    read_reusable_key(&files_dir, &spec.files.private_key, &volume_id)
+                } else {
+                    None
+                };
+                let (key, csr_pem) = make_key_and_csr(&spec, reused).await?;
+                (key, csr_pem, false)
+            }
+        };
+
+        self.metrics.issue_attempted(&volume_id);
+        let issue_request = IssueRequest {
+            volume_id: volume_id.clone(),
+            pod,
+            issuer: spec.issuer.clone(),
+            csr_pem,
+            duration: spec.duration,
+            is_ca: spec.is_ca,
+            usages: spec.usages.clone(),
+            annotations: spec.annotations.clone(),
+            token: volume.token.clone(),
+            resuming,
+        };
+        // After a remote issuer answers, what is left (checking and writing a few small files)
+        // is too light to queue for a permit behind other volumes' key generation: a volume
+        // whose certificate has arrived finishes at once.
+        let (outcome, _permit) = if self.issuer.signs_on_this_node() {
+            (self.issuer.issue(&issue_request).await, Some(permit))
+        } else {
+            drop(permit);
+            (self.issuer.issue(&issue_request).await, None)
+        };
+        let issued = match outcome {
+            Ok(issued) => issued,
+            Err(error) => {
+                let pending_key = matches!(
+                    error,
+                    IssuerError::TimedOut(_) | IssuerError::Unavailable(_)
+                )
+                .then(|| PendingKey::new(&spec, key, issue_request.csr_pem));
+                return Err(Failure {
+                    error: error.into(),
+                    pending_key,
+                });
+            }
+        };
+        let certificate = inspect_leaf(&issued.chain_pem)
+            .map(|info| CertificateSummary::from(&info))
+            .map_err(|e| {
+                IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
+            })?;
+
+        let key_pem = key.to_pem(spec.key.encoding)?;
+        let group = effective_group(spec.fs_group, volume.record.volume_mount_group.as_deref());
+        let keystore = match &spec.pkcs12 {
+            Some(keystore) => Some(keys::pkcs12::build_keystore(
+                &key,
+                &issued.chain_pem,
+                &issued.ca_pem,
+                &keystore.password.0,
+                keystore.profile,
+            )?),
+            None => None,
+        };
+        let mut file_set = vec![
+            FileToWrite {
+                name: &spec.files.private_key,
+                contents: key_pem.as_bytes(),
+                secret: true,
+            },
+            FileToWrite {
+                name: &spec.files.certificate,
+                contents: issued.chain_pem.as_bytes(),
+                secret: false,
+            },
+            FileToWrite {
+                name: &spec.files.ca,
+                contents: issued.ca_pem.as_bytes(),
+                secret: false,
+            },
+        ];
+        if let (Some(keystore_spec), Some(bytes)) = (&spec.pkcs12, &keystore) {
+            file_set.push(FileToWrite {
+                name: &keystore_spec.file_name,
+                contents: bytes,
+                secret: true,
+            });
+        }
+        // Key material goes to memory or nowhere.
+        volume
+            .layout
+            .check_in_memory(volume.target(), self.mounter.as_ref())
+            .map_err(VolumeError::io(format!("checking {}", files_dir.display())))?;
+        let outcome =
+            files::write_file_set(&files_dir, &file_set, group, volume.layout.file_modes())
+                .map_err(VolumeError::io(format!(
+                    "writing files into {}",
+                    files_dir.display()
+                )))?;
+        if outcome == WriteOutcome::Unchanged {
+            tracing::debug!(%volume_id, "files unchanged");
+        }
+        volume
+            .layout
+            .after_write(group, self.renewal_time_of(&spec, &certificate));
+        self.record_request_metrics(volume, issued.request_name.clone(), &certificate);
+        Ok(Issued {
+            certificate,
+            request_name: issued.request_name,
+        })
+    }
+
+    /// Books an issuance's outcome. On success the volume is `Ready` and its renewal scheduled;
+    /// on failure it keeps whatever certificate it has, remembers the failure (and a pending
+    /// key), and — unless kubelet is waiting for the answer and retries itself — is retried with
+    /// backoff.
+    pub(super) fn settle(
+        &self,
+        volume: &mut ManagedVolume,
+        action: Action,
+        outcome: Result<Issued, Failure>,
+    ) -> Result<(), VolumeError> {
+        match outcome {
+            Ok(issued) => {
+                if action == Action::Renew {
+                    self.metrics.renewal_finished(true);
+                }
+                self.report_success(volume, action, &issued.certificate);
+                let spec = volume.request().map(|request| &request.spec);
+                tracing::info!(
+                    volume_id = %volume.id(),
+                    pod = %volume.pod_label(),
+                    issuer = %spec.map_or("", |spec| spec.issuer.name.as_str()),
+                    serial = %issued.certificate.serial,
+                    adopted = volume.layout.is_adopted(),
+                    "{}",
+                    match action {
+                        Action::Renew => "certificate renewed",
+                        Action::Publish | Action::Issue => "certificate issued and mounted",
+                    }
+                );
+                self.schedule_renewal(volume, &issued.certificate);
+                volume.request_name = issued.request_name;
+                volume.phase = Phase::Ready(issued.certificate);
+                self.clear_progress(volume);
+                Ok(())
+            }
+            Err(Failure { error, pending_key }) => {
+                let retry = Retry {
+                    failures: volume.failures() + 1,
+                    last_error: Some(error.to_string()),
+                    pending_key,
+                };
+                volume.phase = match volume.certificate().cloned() {
+                    Some(certificate) => Phase::Failing(certificate, retry),
+                    None => Phase::Issuing(retry),
+                };
+                self.report_failure(volume, action, &error);
+                if action != Action::Publish {
+                    self.retry_later(volume);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Schedules the next attempt of a failing volume with backoff, and saves its progress.
+    pub(super) fn retry_later(&self, volume: &mut ManagedVolume) {
+        let retry_in = self.config.backoff.delay(volume.failures().max(1));
+        let expires_in = volume
+            .certificate()
+            .and_then(|c| c.not_after.duration_since(SystemTime::now()).ok());
+        tracing::warn!(
+            volume_id = %volume.id(),
+            pod = %volume.pod_label(),
+            failures = volume.failures(),
+            retry_in = ?retry_in,
+            expires_in = ?expires_in,
+            error = volume.last_error().as_deref().unwrap_or(""),
+            "{}",
+            if volume.certificate().is_some() {
+                "renewal failed; keeping the current certificate"
+            } else {
+                "issuance failed on a volume kubelet considers published; retrying"
+            }
+        );
+        self.scheduler
+            .schedule(volume.id(), tokio::time::Instant::now() + retry_in);
+        self.save_progress(volume);
+    }
+}
+
+/// The key (new, or the reused one) and its CSR. RSA generation takes tens to hundreds of
+/// milliseconds, so it runs on the blocking pool; ECDSA and Ed25519 take microseconds, less than
+/// the hand-off to another thread would cost, so they run inline.
+async fn make_key_and_csr(
+    spec: &CertRequestSpec,
+    reused: Option<PrivateKey>,
+) -> Result<(PrivateKey, String), VolumeError> {
+    let work = move |spec: &CertRequestSpec| -> Result<(PrivateKey, String), KeyError> {
+        let key = match reused {
+            Some(key) => key,
+            None => keys::generate(&spec.key)?,
+        };
+        let csr = keys::build_csr(spec, &key)?;
+        Ok((key, csr))
+    };
+    if spec.key.algorithm == KeyAlgorithm::Rsa {
+        let spec = spec.clone();
+        Ok(tokio::task::spawn_blocking(move || work(&spec))
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))??)
+    } else {
+        Ok(work(spec)?)
+    }
+}
+
+/// The key currently in the volume, for reuse-private-key; `None` (with the reason logged) when it
+/// cannot be read, so a fresh key is made instead.
+fn read_reusable_key(files_dir: &Path, name: &str, volume_id: &str) -> Option<PrivateKey> {
+    let bytes = match files::read_current(files_dir, name) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            tracing::warn!(%volume_id, %error, "cannot read the current key to reuse it; generating a new one");
+            return None;
+        }
+    };
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    match PrivateKey::from_pem(&text) {
+        Ok(key) => Some(key),
+        Err(error) => {
+            tracing::warn!(%volume_id, %error, "current key is unusable; generating a new one");
+            None
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The operations on volumes: publish, issue, renew, unpublish, resume (and adopt). Each volume is
+//! guarded by its own lock, so concurrent calls for one volume queue up instead of racing
+//! (upstream #636: a second publish of a volume still being issued reported success on an empty
+//! directory).
+//!
+//! One file per operation: [`publish`](VolumeManager::publish) in `publish.rs`; the issuance that
+//! both the first publish and every renewal run, and `settle`, where its outcome is booked (phase,
+//! next renewal or retry, events, metrics, logs), in `issue.rs`; `renew.rs` (the renewal queue);
+//! `unpublish.rs`; `resume.rs` (this driver's records after a restart, and the volumes adopted
+//! from the Go driver); `report.rs` (events, metrics, progress files); `inspect.rs` (status and
+//! volume condition). `volume.rs` is what is held per volume.
+
+mod inspect;
+mod issue;
+mod publish;
+mod renew;
+mod report;
+mod resume;
+mod unpublish;
+mod volume;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use self::inspect::VolumeStatus;
+pub use self::publish::{PublishPlan, plan_publish};
+pub use self::resume::{AdoptionSummary, ResumeSummary};
+use self::volume::{ManagedVolume, ParkedKeys};
+use super::mount::Mounter;
+use super::state::StateStore;
+use crate::attributes::{InvalidAttributes, ParseOptions, redacted_context};
+use crate::events::PodEvents;
+use crate::issuer::{Issuer, IssuerError};
+use crate::keys::KeyError;
+use crate::metrics::Metrics;
+use crate::renewal::{self, Scheduler};
+
+/// Settings of the volume manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Size cap of each volume's tmpfs.
+    pub volume_size_bytes: u64,
+    /// How many renewals may run at once.
+    pub renewal_concurrency: usize,
+    /// How failed renewals are retried.
+    pub backoff: renewal::Backoff,
+    /// `--continue-on-not-ready`: report a publish as done once the volume is mounted, and
+    /// issue in the background (for pods that wait for their files themselves, e.g. with a
+    /// readiness gate, or that need to start before a certificate can be issued).
+    pub continue_on_not_ready: bool,
+    /// Unknown `csi.cert-manager.io/*` attributes are errors, not warnings.
+    pub strict_attributes: bool,
+    /// Lifetime of certificates whose volume has no `duration` attribute.
+    pub default_duration: Duration,
+    /// The Go driver's data root (`--adopt-csi-lib-data-root`): its volumes are taken over at
+    /// start, and an unpublish of one of its volumes that could not be adopted is still carried
+    /// out.
+    pub csi_lib_root: Option<PathBuf>,
+}
+
+/// A `NodePublishVolume` call, decoded.
+#[derive(Clone)]
+pub struct PublishRequest {
+    pub volume_id: String,
+    pub target_path: PathBuf,
+    pub volume_context: HashMap<String, String>,
+    /// kubelet's `volume_mount_group` (the pod's fsGroup).
+    pub volume_mount_group: Option<String>,
+}
+
+impl std::fmt::Debug for PublishRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishRequest")
+            .field("volume_id", &self.volume_id)
+            .field("target_path", &self.target_path)
+            .field("volume_context", &redacted_context(&self.volume_context))
+            .field("volume_mount_group", &self.volume_mount_group)
+            .finish()
+    }
+}
+
+/// Why a volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The volume's attributes are invalid.
+    #[error(transparent)]
+    InvalidAttributes(#[from] InvalidAttributes),
+    /// Some other field of the call is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The volume is already published somewhere else.
+    #[error("volume {volume_id} is already published at {existing}, not at {requested}")]
+    TargetConflict {
+        volume_id: String,
+        existing: String,
+        requested: String,
+    },
+    /// The key or CSR could not be made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The issuer did not sign.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// A file or mount operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The volume is not managed by this driver.
+    #[error("volume {0} is not managed by this driver")]
+    NotFound(String),
+    /// A bug: a task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl VolumeError {
+    fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> VolumeError {
+        let context = context.into();
+        move |source| VolumeError::Io { context, source }
+    }
+}
+
+/// One volume ID's place in the manager: its lock, and the volume while it is managed.
+type Slot = Arc<tokio::sync::Mutex<Option<ManagedVolume>>>;
+
+/// Owns every volume on the node.
+pub struct VolumeManager {
+    config: ManagerConfig,
+    issuer: Arc<dyn Issuer>,
+    mounter: Arc<dyn Mounter>,
+    store: StateStore,
+    events: Arc<dyn PodEvents>,
+    metrics: Arc<Metrics>,
+    scheduler: Scheduler,
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Keys of requests still pending for volumes whose first publish gave up waiting.
+    parked_keys: ParkedKeys,
+    /// How many managed volumes were adopted from the Go driver (for metrics).
+    adopted: AtomicUsize,
+    /// Bounds the node-side work (key, CSR, mount, file writes) to one task per core. Under a
+    /// burst, volumes then finish in arrival order instead of all advancing together and all
+    /// finishing late; waiting on the issuer is outside it.
+    node_work: tokio::sync::Semaphore,
+}
+
+impl VolumeManager {
+    pub fn new(
+        config: ManagerConfig,
+        issuer: Arc<dyn Issuer>,
+        mounter: Arc<dyn Mounter>,
+        store: StateStore,
+        events: Arc<dyn PodEvents>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<VolumeManager> {
+        Arc::new(VolumeManager {
+            config,
+            issuer,
+            mounter,
+            store,
+            events,
+            metrics,
+            scheduler: Scheduler::new(),
+            slots: Mutex::new(HashMap::new()),
+            parked_keys: ParkedKeys::default(),
+            adopted: AtomicUsize::new(0),
+            node_work: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+            ),
+        })
+    }
+
+    pub fn issuer_backend(&self) -> &'static str {
+        self.issuer.backend_name()
+    }
+
+    /// Whether the issuer backend can issue now (for `/readyz`).
+    pub async fn issuer_readiness(&self) -> Result<(), String> {
+        self.issuer.readiness().await
+    }
+
+    /// CertificateRequests the issuer backend knows of (for metrics).
+    pub fn issuer_managed_requests(&self) -> usize {
+        self.issuer.managed_requests()
+    }
+
+    pub fn mounter_kind(&self) -> &'static str {
+        self.mounter.kind()
+    }
+
+    /// Number of volumes currently managed.
+    pub fn volume_count(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Number of managed volumes that were adopted from the Go driver.
+    pub fn adopted_count(&self) -> usize {
+        self.adopted.load(Ordering::Relaxed)
+    }
+
+    fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            strict: self.config.strict_attributes,
+            default_duration: self.config.default_duration,
+        }
+    }
+
+    /// For volumes the driver did not publish itself in this process (reloaded, adopted): not
+    /// strict, as a flag turned on since must not orphan a volume that was accepted once.
+    fn lenient_parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            strict: false,
+            ..self.parse_options()
+        }
+    }
+
+    async fn node_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, VolumeError> {
+        self.node_work
+            .acquire()
+            .await
+            .map_err(|e| VolumeError::Internal(e.to_string()))
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn slot(&self, volume_id: &str) -> Slot {
+        self.slots()
+            .entry(volume_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn existing_slot(&self, volume_id: &str) -> Option<Slot> {
+        self.slots().get(volume_id).cloned()
+    }
+
+    /// Puts a volume the driver takes up without a publish (resumed, adopted) in its slot.
+    fn insert_managed(&self, volume: ManagedVolume) {
+        if volume.layout.is_adopted() {
+            self.adopted.fetch_add(1, Ordering::Relaxed);
+        }
+        self.slots().insert(
+            volume.id().to_string(),
+            Arc::new(tokio::sync::Mutex::new(Some(volume))),
+        );
+    }
+
+    /// Drops an empty slot nobody else is waiting on.
+    fn release_slot_if_idle(&self, volume_id: &str) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get(volume_id)
+            && Arc::strong_count(slot) == 1
+            && slot.try_lock().is_ok_and(|volume| volume.is_none())
+        {
+            slots.remove(volume_id);
+        }
+    }
+
+    /// Whether a pending key is held for the volume (for tests and status).
+    pub fn has_pending_key(&self, volume_id: &str) -> bool {
+        if self.parked_keys.contains(volume_id) {
+            return true;
+        }
+        self.existing_slot(volume_id).is_some_and(|slot| {
+            slot.try_lock()
+                .is_ok_and(|volume| volume.as_ref().is_some_and(ManagedVolume::has_pending_key))
+        })
+    }
+}
+
+fn rfc3339(at: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// `3d4h`, `2h5m`, `4m10s`, `12s`: how long is left, for people.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (days, hours, minutes, seconds) = (
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}

@@ -1,0 +1,418 @@
+//! `NodePublishVolume`: validate, then mount a tmpfs at the target, issue and write the first
+//! certificate. Idempotent; a republish of a published volume touches nothing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::issue::Action;
+use super::volume::{Attributes, ManagedVolume, Phase, Retry};
+use super::{PublishRequest, VolumeError, VolumeManager};
+use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context_with};
+use crate::events::{PodEvent, reason};
+use crate::kubernetes::{ServiceAccountToken, token};
+use crate::volume::layout::Layout;
+use crate::volume::state::VolumeRecord;
+
+/// What a publish must do, given what the driver already holds for the volume.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PublishPlan {
+    /// Already published here with its files: report success, touch nothing.
+    AlreadyPublished,
+    /// Published under another target path.
+    Conflict { existing: PathBuf },
+    /// Issue a certificate and write it (mounting first if needed).
+    Issue,
+}
+
+/// Decides what a publish does. Pure.
+pub fn plan_publish(
+    existing_target: Option<&Path>,
+    requested_target: &Path,
+    has_certificate_files: bool,
+) -> PublishPlan {
+    match existing_target {
+        Some(existing) if existing != requested_target => PublishPlan::Conflict {
+            existing: existing.to_path_buf(),
+        },
+        Some(_) if has_certificate_files => PublishPlan::AlreadyPublished,
+        _ => PublishPlan::Issue,
+    }
+}
+
+/// Destroys a freshly published volume when dropped while armed; disarmed once the publish
+/// succeeds.
+struct FailedPublishCleanup<'a> {
+    manager: &'a VolumeManager,
+    volume_id: &'a str,
+    target: &'a Path,
+    armed: bool,
+}
+
+impl Drop for FailedPublishCleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.manager.destroy(self.volume_id, self.target);
+        }
+    }
+}
+
+impl VolumeManager {
+    /// Publishes a volume: validates, then issues and writes its certificate into a tmpfs at the
+    /// target path. Idempotent. The work runs in its own task, so a caller that gives up (kubelet's
+    /// deadline) never leaves a half-published volume behind.
+    pub async fn publish(self: &Arc<Self>, request: PublishRequest) -> Result<(), VolumeError> {
+        if request.volume_id.is_empty() {
+            return Err(VolumeError::InvalidArgument("volume_id is required".into()));
+        }
+        if !request.target_path.is_absolute() {
+            return Err(VolumeError::InvalidArgument(format!(
+                "target_path {:?} must be an absolute path",
+                request.target_path
+            )));
+        }
+        let parsed = match parse_volume_context_with(&request.volume_context, self.parse_options())
+        {
+            Ok(parsed) => parsed,
+            Err(invalid) => return self.republish_rejected(&request, invalid).await,
+        };
+        parse_group(request.volume_mount_group.as_deref())?;
+        let token = if self.issuer.needs_pod_token() {
+            match token::from_volume_context(&request.volume_context) {
+                // A republish (kubelet's `requiresRepublish`) comes here with a fresh token.
+                Ok(token) => Some(token),
+                // A republish must not fail in a way that makes kubelet unmount a working volume
+                // (kubernetes #121271): keep the previous token and carry on.
+                Err(error) if self.existing_slot(&request.volume_id).is_some() => {
+                    tracing::warn!(
+                        volume_id = %request.volume_id,
+                        pod = %pod_label(&parsed),
+                        %error,
+                        "republish without a usable token; keeping the previous one"
+                    );
+                    None
+                }
+                Err(error) => return Err(VolumeError::InvalidArgument(error.to_string())),
+            }
+        } else {
+            None
+        };
+        for warning in &parsed.warnings {
+            tracing::warn!(
+                volume_id = %request.volume_id,
+                pod = %pod_label(&parsed),
+                "{warning}"
+            );
+        }
+        if !parsed.unknown_keys.is_empty() {
+            self.events.record(
+                &parsed.pod,
+                PodEvent::warning(
+                    reason::UNKNOWN_ATTRIBUTE,
+                    Action::Publish.as_str(),
+                    format!(
+                        "volume {}: {}",
+                        request.volume_id,
+                        parsed.warnings.join("; ")
+                    ),
+                ),
+            );
+        }
+        let this = Arc::clone(self);
+        let (mounted, on_mounted) = tokio::sync::oneshot::channel();
+        let mounted = self.config.continue_on_not_ready.then_some(mounted);
+        let mut task =
+            tokio::spawn(async move { this.publish_locked(request, parsed, token, mounted).await });
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            // `--continue-on-not-ready`: mounted is enough; the task finishes the issuance.
+            Ok(()) = on_mounted => return Ok(()),
+        };
+        joined.map_err(|e| VolumeError::Internal(e.to_string()))?
+    }
+
+    /// A publish whose attributes this driver rejects. For a volume it already manages at that
+    /// target — one adopted from the Go driver, which accepted them, or one recorded before a rule
+    /// was tightened — this is kubelet's periodic republish of a mounted volume: it succeeds, as
+    /// failing it could make kubelet unmount what the pod uses (kubernetes #121271). Anything else
+    /// gets the problems.
+    async fn republish_rejected(
+        &self,
+        request: &PublishRequest,
+        invalid: InvalidAttributes,
+    ) -> Result<(), VolumeError> {
+        if let Some(slot) = self.existing_slot(&request.volume_id) {
+            let guard = slot.lock().await;
+            if let Some(volume) = guard.as_ref()
+                && volume.target() == request.target_path
+                && volume.certificate().is_some()
+                && self.mounter.is_mounted(volume.target()).unwrap_or(false)
+            {
+                tracing::warn!(
+                    volume_id = %request.volume_id,
+                    pod = %volume.pod_label(),
+                    %invalid,
+                    "republish of a mounted volume whose attributes this driver rejects; keeping it as it is"
+                );
+                return Ok(());
+            }
+        }
+        Err(invalid.into())
+    }
+
+    /// `mounted`, when given, is told as soon as the volume is mounted (`--continue-on-not-ready`).
+    async fn publish_locked(
+        &self,
+        request: PublishRequest,
+        parsed: VolumeRequest,
+        token: Option<ServiceAccountToken>,
+        mut mounted: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), VolumeError> {
+        let action = if mounted.is_some() {
+            Action::Issue
+        } else {
+            Action::Publish
+        };
+        let volume_id = request.volume_id.clone();
+        let slot = self.slot(&volume_id);
+        let mut guard = slot.lock().await;
+        if let (Some(volume), Some(token)) = (guard.as_mut(), &token) {
+            volume.token = Some(token.clone());
+        }
+        let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
+        let has_files = guard.as_ref().is_some_and(|v| v.certificate().is_some())
+            && self
+                .mounter
+                .is_mounted(&request.target_path)
+                .unwrap_or(false);
+        match plan_publish(existing_target.as_deref(), &request.target_path, has_files) {
+            PublishPlan::AlreadyPublished => {
+                tracing::debug!(%volume_id, "already published");
+                return Ok(());
+            }
+            PublishPlan::Conflict { existing } => {
+                return Err(VolumeError::TargetConflict {
+                    volume_id,
+                    existing: existing.display().to_string(),
+                    requested: request.target_path.display().to_string(),
+                });
+            }
+            PublishPlan::Issue => {}
+        }
+
+        let record = VolumeRecord::new(
+            &volume_id,
+            &request.target_path,
+            &request.volume_context,
+            request.volume_mount_group.clone(),
+        );
+        let was_managed = guard.is_some();
+        // Known from before a restart: its record is on disk already.
+        let to_save = (!was_managed).then_some(&record);
+        let mut volume = match guard.take() {
+            Some(volume) => volume,
+            None => {
+                let pending_key = self.parked_keys.take(&volume_id, &parsed.spec);
+                ManagedVolume {
+                    record: record.without_context(),
+                    layout: Layout::OwnTmpfs,
+                    // Warnings were logged and reported above; they need no memory from now on.
+                    attributes: Attributes::Valid(VolumeRequest {
+                        warnings: Vec::new(),
+                        unknown_keys: Vec::new(),
+                        ..parsed
+                    }),
+                    phase: Phase::Issuing(Retry {
+                        pending_key,
+                        ..Retry::default()
+                    }),
+                    request_name: None,
+                    progress_saved: false,
+                    token,
+                }
+            }
+        };
+        if volume.request().is_none() {
+            // Taken up with attributes this driver rejects (yet this publish's validate: a rule
+            // changed in between). It has no usable files, and nothing may be issued from what
+            // it recorded: say so rather than report an empty volume.
+            let message = volume.last_error().unwrap_or_default();
+            *guard = Some(volume);
+            return Err(VolumeError::InvalidArgument(format!(
+                "volume {volume_id}: {message}"
+            )));
+        }
+        // A fresh volume that fails, even by a panic, is taken down again: no mount, directory or
+        // record is left for a volume kubelet never heard succeed.
+        let mut cleanup = FailedPublishCleanup {
+            manager: self,
+            volume_id: &volume_id,
+            target: &request.target_path,
+            armed: !was_managed,
+        };
+        let result = self
+            .first_issuance(&mut volume, action, to_save, &mut mounted)
+            .await;
+        // kubelet was already told the volume is published: it stays, and issuance is retried.
+        let reported = action == Action::Issue && mounted.is_none();
+        match result {
+            Ok(()) => {
+                cleanup.armed = false;
+                *guard = Some(volume);
+                Ok(())
+            }
+            Err(error) if reported || was_managed => {
+                // Published as far as kubelet knows (reported, or known from before a restart):
+                // keep managing it and retry.
+                cleanup.armed = false;
+                if action == Action::Publish {
+                    self.retry_later(&mut volume);
+                }
+                *guard = Some(volume);
+                Err(error)
+            }
+            Err(error) => {
+                // kubelet retries with the same volume ID: a request still pending keeps its key.
+                let pending_key = volume.take_any_pending_key();
+                drop(cleanup);
+                if let Some(pending_key) = pending_key {
+                    self.parked_keys.park(&volume_id, pending_key);
+                }
+                drop(guard);
+                drop(slot);
+                self.release_slot_if_idle(&volume_id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Saves the record (when given), mounts, issues, writes, schedules.
+    async fn first_issuance(
+        &self,
+        volume: &mut ManagedVolume,
+        action: Action,
+        record: Option<&VolumeRecord>,
+        mounted: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), VolumeError> {
+        let target = volume.target().to_path_buf();
+        let permit = self.node_permit().await?;
+        if let Some(record) = record {
+            self.store
+                .save(record)
+                .map_err(VolumeError::io("saving volume state"))?;
+        }
+        match std::fs::create_dir(&target) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(VolumeError::Io {
+                    context: format!("creating target path {}", target.display()),
+                    source: error,
+                });
+            }
+            _ => {}
+        }
+        if !self
+            .mounter
+            .is_mounted(&target)
+            .map_err(VolumeError::io("checking the target mount"))?
+        {
+            self.mounter
+                .mount_tmpfs(&target, self.config.volume_size_bytes)
+                .map_err(VolumeError::io(format!(
+                    "mounting tmpfs at {}",
+                    target.display()
+                )))?;
+        }
+        if let Some(mounted) = mounted.take() {
+            let _ = mounted.send(());
+        }
+        let outcome = self.issue_and_write(volume, permit).await;
+        self.settle(volume, action, outcome)
+    }
+}
+
+pub(super) fn pod_label(request: &VolumeRequest) -> String {
+    format!("{}/{}", request.pod.namespace, request.pod.name)
+}
+
+/// The group that owns the files: the `fs-group` attribute, else the pod's fsGroup from kubelet.
+pub(super) fn effective_group(
+    fs_group: Option<u32>,
+    volume_mount_group: Option<&str>,
+) -> Option<u32> {
+    fs_group.or_else(|| parse_group(volume_mount_group).ok().flatten())
+}
+
+fn parse_group(volume_mount_group: Option<&str>) -> Result<Option<u32>, VolumeError> {
+    match volume_mount_group.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => raw.parse::<u32>().map(Some).map_err(|_| {
+            VolumeError::InvalidArgument(format!(
+                "volume_capability.mount.volume_mount_group={raw:?} is not a numeric group ID"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn publish_plan_follows_what_is_held() {
+        let target = Path::new("/pods/a/mount");
+        assert_eq!(plan_publish(None, target, false), PublishPlan::Issue);
+        assert_eq!(
+            plan_publish(Some(target), target, true),
+            PublishPlan::AlreadyPublished
+        );
+        // Known but no files yet (e.g. killed mid-publish): never report success on it.
+        assert_eq!(
+            plan_publish(Some(target), target, false),
+            PublishPlan::Issue
+        );
+        assert_eq!(
+            plan_publish(Some(Path::new("/other")), target, true),
+            PublishPlan::Conflict {
+                existing: PathBuf::from("/other")
+            }
+        );
+    }
+
+    #[test]
+    fn debug_output_redacts_tokens_and_passwords() {
+        let request = PublishRequest {
+            volume_id: "csi-1".into(),
+            target_path: PathBuf::from("/t"),
+            volume_context: [
+                (
+                    "csi.storage.k8s.io/serviceAccount.tokens",
+                    "{\"\":{\"token\":\"eyJtoken\"}}",
+                ),
+                ("csi.cert-manager.io/pkcs12-password", "hunter2"),
+                ("csi.cert-manager.io/issuer-name", "ca"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
+            volume_mount_group: None,
+        };
+        let printed = format!("{request:?}");
+        assert!(
+            !printed.contains("eyJtoken") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("<redacted>") && printed.contains("issuer-name"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn group_comes_from_attribute_then_kubelet() {
+        assert_eq!(effective_group(Some(2000), Some("3000")), Some(2000));
+        assert_eq!(effective_group(None, Some("3000")), Some(3000));
+        assert_eq!(effective_group(None, None), None);
+        assert!(parse_group(Some("staff")).is_err());
+    }
+}

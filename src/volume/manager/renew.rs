@@ -1,0 +1,120 @@
+//! Renewal: one deadline queue for every volume, served by one task, at most
+//! `renewal_concurrency` renewals at once. A failed renewal keeps the current files and is
+//! retried with backoff (booked by `settle`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::task::JoinHandle;
+
+use super::issue::Action;
+use super::volume::ManagedVolume;
+use super::{Slot, VolumeManager};
+use crate::attributes::CertRequestSpec;
+use crate::certificate::CertificateSummary;
+use crate::renewal;
+
+impl VolumeManager {
+    /// Renews one volume's certificate. On failure the current files stay and a retry is
+    /// scheduled with backoff.
+    pub async fn renew(&self, volume_id: &str) {
+        let Some(slot) = self.existing_slot(volume_id) else {
+            return;
+        };
+        self.renew_slot(&slot).await;
+        drop(slot);
+        self.release_slot_if_idle(volume_id);
+    }
+
+    async fn renew_slot(&self, slot: &Slot) {
+        let mut guard = slot.lock().await;
+        let Some(volume) = guard.as_mut() else {
+            return;
+        };
+        if volume.request().is_none() {
+            return;
+        }
+        // A volume without a certificate yet (a publish cut short by a restart, or one reported
+        // early with --continue-on-not-ready) is still on its first issuance.
+        let action = if volume.certificate().is_some() {
+            Action::Renew
+        } else {
+            Action::Issue
+        };
+        tracing::info!(
+            volume_id = %volume.id(),
+            pod = %volume.pod_label(),
+            adopted = volume.layout.is_adopted(),
+            "{}",
+            match action {
+                Action::Renew => "renewing certificate",
+                Action::Publish | Action::Issue => "retrying the first issuance",
+            }
+        );
+        let Ok(permit) = self.node_permit().await else {
+            return;
+        };
+        let outcome = self.issue_and_write(volume, permit).await;
+        // A failure is logged, reported and rescheduled there; nobody waits for this answer.
+        let _ = self.settle(volume, action, outcome);
+    }
+
+    /// Serves the renewal queue: one task for all volumes, at most `renewal_concurrency`
+    /// renewals at once.
+    pub fn spawn_renewal_loop(self: &Arc<Self>) -> JoinHandle<()> {
+        let this = Arc::clone(self);
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.config.renewal_concurrency.max(1),
+        ));
+        tokio::spawn(async move {
+            loop {
+                let volume_id = this.scheduler.next_due().await;
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let worker = Arc::clone(&this);
+                tokio::spawn(async move {
+                    worker.renew(&volume_id).await;
+                    drop(permit);
+                });
+            }
+        })
+    }
+
+    /// When a certificate is due for renewal, before jitter: `notAfter − renew-before`, or two
+    /// thirds of its lifetime; never sooner than a moment from now, so an issuer that hands out
+    /// certificates already due (or expired) cannot make a volume renew in a tight loop.
+    pub(super) fn renewal_time_of(
+        &self,
+        spec: &CertRequestSpec,
+        certificate: &CertificateSummary,
+    ) -> SystemTime {
+        renewal::renewal_time(
+            certificate.not_before,
+            certificate.not_after,
+            spec.renew_before,
+        )
+        .max(SystemTime::now() + renewal::MINIMUM_INTERVAL)
+    }
+
+    /// Schedules the volume's next renewal from its certificate.
+    pub(super) fn schedule_renewal(
+        &self,
+        volume: &ManagedVolume,
+        certificate: &CertificateSummary,
+    ) {
+        let Some(request) = volume.request() else {
+            return;
+        };
+        let at = renewal::renewal_time(
+            certificate.not_before,
+            certificate.not_after,
+            request.spec.renew_before,
+        );
+        let at = renewal::with_jitter(at, certificate.lifetime());
+        let at = at.max(SystemTime::now() + renewal::MINIMUM_INTERVAL);
+        self.scheduler
+            .schedule(volume.id(), renewal::instant_at(at));
+        self.metrics.set_renewal_time(volume.id(), at);
+    }
+}

@@ -1,0 +1,128 @@
+//! `NodeUnpublishVolume`: stop renewing, unmount, delete the files, the target directory and the
+//! record — for this driver's volumes and the ones adopted from the Go driver alike.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::{VolumeError, VolumeManager};
+use crate::volume::csi_lib::CsiLibRoot;
+use crate::volume::layout::Layout;
+
+impl VolumeManager {
+    /// Unpublishes: stops renewal, unmounts, deletes the files, the target directory and the
+    /// record. A target that does not exist is success.
+    pub async fn unpublish(&self, volume_id: &str, target: &Path) -> Result<(), VolumeError> {
+        if volume_id.is_empty() {
+            return Err(VolumeError::InvalidArgument("volume_id is required".into()));
+        }
+        if !target.is_absolute() {
+            return Err(VolumeError::InvalidArgument(format!(
+                "target_path {target:?} must be an absolute path"
+            )));
+        }
+        let slot = self.existing_slot(volume_id);
+        let mut guard = match &slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
+        let held = guard.as_ref().and_then(|guard| guard.as_ref());
+        if let Some(volume) = held
+            && volume.target() != target
+        {
+            return Err(VolumeError::NotFound(format!(
+                "{volume_id} at {} (it is published at {})",
+                target.display(),
+                volume.target().display()
+            )));
+        }
+        let layout = held.map(|volume| volume.layout.clone());
+        let result = self.destroy_checked(volume_id, target, layout.as_ref());
+        // Only a volume that is really gone stops being managed: if the unmount failed, it keeps
+        // its renewals and kubelet's retry tries again.
+        if result.is_ok() {
+            self.scheduler.cancel(volume_id);
+            self.metrics.forget_volume(volume_id);
+            if let Some(guard) = guard.as_mut()
+                && let Some(volume) = guard.take()
+                && volume.layout.is_adopted()
+            {
+                self.adopted.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        drop(guard);
+        drop(slot);
+        self.release_slot_if_idle(volume_id);
+        if result.is_ok() {
+            tracing::info!(
+                %volume_id,
+                target = %target.display(),
+                adopted = layout.as_ref().is_some_and(Layout::is_adopted),
+                "volume unpublished"
+            );
+        }
+        result
+    }
+
+    /// Takes a volume down. `layout` is `None` for a volume the driver does not manage: a mount at
+    /// the target is then only touched if it is recognisably a volume — one of this driver's
+    /// tmpfs mounts (a publish that died half-way), or the Go driver's bind mount of this very
+    /// volume (one adoption left alone, e.g. for an unreadable metadata.json).
+    pub(super) fn destroy_checked(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        layout: Option<&Layout>,
+    ) -> Result<(), VolumeError> {
+        let checking = || VolumeError::io("checking the target mount");
+        let (layout, ours) = match layout {
+            Some(layout) => (layout.clone(), true),
+            None if self.mounter.holds_volume(target).map_err(checking())? => {
+                (Layout::OwnTmpfs, true)
+            }
+            None => match self.csi_lib_volume_at(volume_id, target)? {
+                Some(volume_dir) => {
+                    tracing::info!(%volume_id, volume_dir = %volume_dir.display(), "unpublishing a volume the Go driver mounted");
+                    (Layout::CsiLib { volume_dir }, true)
+                }
+                None => (Layout::OwnTmpfs, false),
+            },
+        };
+        layout
+            .tear_down(target, ours, self.mounter.as_ref())
+            .map_err(VolumeError::io(format!(
+                "tearing down {}",
+                target.display()
+            )))?;
+        self.store
+            .remove(volume_id)
+            .map_err(VolumeError::io("removing volume state"))
+    }
+
+    /// The Go driver's directory of this volume, if its bind mount is what is at `target`.
+    fn csi_lib_volume_at(
+        &self,
+        volume_id: &str,
+        target: &Path,
+    ) -> Result<Option<std::path::PathBuf>, VolumeError> {
+        let Some(root) = &self.config.csi_lib_root else {
+            return Ok(None);
+        };
+        let root = CsiLibRoot::new(root);
+        let mounted = root
+            .mounts_volume_at(volume_id, target)
+            .map_err(VolumeError::io("reading the mount table"))?;
+        Ok(mounted.then(|| root.volume_dir(volume_id)))
+    }
+
+    /// Best-effort cleanup after a failed first publish.
+    pub(super) fn destroy(&self, volume_id: &str, target: &Path) {
+        self.scheduler.cancel(volume_id);
+        // kubelet does not unpublish a volume whose publish failed, and each new pod brings a new
+        // volume ID: keeping its series would grow them without bound. The failure stays visible
+        // in the gRPC call counts and the pod's Events.
+        self.metrics.forget_volume(volume_id);
+        if let Err(error) = self.destroy_checked(volume_id, target, Some(&Layout::OwnTmpfs)) {
+            tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What the manager holds for one volume. A [`ManagedVolume`] owns everything about it — where its
+//! files live, its attributes, its phase, the key of a request still pending, the pod's token —
+//! so dropping it (unpublish) drops them all.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::super::layout::Layout;
+use super::super::state::VolumeRecord;
+use crate::attributes::{CertRequestSpec, PodInfo, VolumeRequest};
+use crate::certificate::CertificateSummary;
+use crate::keys::PrivateKey;
+use crate::kubernetes::ServiceAccountToken;
+
+/// A volume the driver manages.
+pub(super) struct ManagedVolume {
+    /// Its record, without the volume context: that is on disk, and `attributes` is what the
+    /// driver works from (at 10,000 volumes the raw contexts alone would be ~25 MiB).
+    pub record: VolumeRecord,
+    pub layout: Layout,
+    pub attributes: Attributes,
+    pub phase: Phase,
+    /// The CertificateRequest behind the current certificate (cert-manager backend).
+    pub request_name: Option<String>,
+    /// A progress file may exist for it (it failed since its last success, or it was reloaded).
+    pub progress_saved: bool,
+    /// The pod's service-account token (`--use-token-request`), refreshed by every (re)publish.
+    /// Memory only.
+    pub token: Option<ServiceAccountToken>,
+}
+
+/// A volume's attributes, as this driver reads them.
+// Almost every volume is `Valid`: boxing it would add an allocation per volume to save nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Attributes {
+    Valid(VolumeRequest),
+    /// Attributes this driver rejects on a volume it did not publish itself: one adopted from the
+    /// Go driver, which accepted them, or one of its own recorded before a rule was tightened. Its
+    /// files stay and are served as they are, never renewed, until the pod goes.
+    Rejected {
+        pod: PodInfo,
+        problems: String,
+    },
+}
+
+/// Where a volume is in its life.
+pub(super) enum Phase {
+    /// No certificate yet: the first issuance is running or will be retried.
+    Issuing(Retry),
+    /// A certificate is in place and its renewal is scheduled.
+    Ready(CertificateSummary),
+    /// A certificate is in place, but the latest attempts to replace it failed.
+    Failing(CertificateSummary, Retry),
+}
+
+/// What the failed attempts since the last success left.
+#[derive(Default)]
+pub(super) struct Retry {
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// The key of a request still with the issuer after an attempt gave up waiting.
+    pub pending_key: Option<PendingKey>,
+}
+
+/// A key whose request is still with the issuer after an attempt gave up waiting. The next
+/// attempt for the volume presents the same CSR, so a remote issuer resumes the pending request
+/// instead of getting a new one (upstream #47: request storms on slow issuers).
+pub(super) struct PendingKey {
+    pub spec: CertRequestSpec,
+    pub key: PrivateKey,
+    pub csr_pem: String,
+    pub since: Instant,
+}
+
+/// A pending key unused this long is dropped (its pod is most likely gone without an unpublish).
+pub(super) const PENDING_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+impl PendingKey {
+    pub fn new(spec: &CertRequestSpec, key: PrivateKey, csr_pem: String) -> PendingKey {
+        PendingKey {
+            spec: spec.clone(),
+            key,
+            csr_pem,
+            since: Instant::now(),
+        }
+    }
+
+    /// Usable for an attempt with `spec`: made for the same spec, and not too old.
+    fn fits(&self, spec: &CertRequestSpec) -> bool {
+        self.spec == *spec && self.since.elapsed() < PENDING_KEY_LIFETIME
+    }
+}
+
+impl ManagedVolume {
+    pub fn id(&self) -> &str {
+        &self.record.volume_id
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.record.target_path
+    }
+
+    /// Where the file set is written.
+    pub fn files_dir(&self) -> PathBuf {
+        self.layout.files_dir(self.target())
+    }
+
+    pub fn pod(&self) -> &PodInfo {
+        match &self.attributes {
+            Attributes::Valid(request) => &request.pod,
+            Attributes::Rejected { pod, .. } => pod,
+        }
+    }
+
+    /// `namespace/name`, for logs.
+    pub fn pod_label(&self) -> String {
+        let pod = self.pod();
+        format!("{}/{}", pod.namespace, pod.name)
+    }
+
+    /// The parsed attributes; `None` for a volume whose attributes are rejected.
+    pub fn request(&self) -> Option<&VolumeRequest> {
+        match &self.attributes {
+            Attributes::Valid(request) => Some(request),
+            Attributes::Rejected { .. } => None,
+        }
+    }
+
+    pub fn certificate(&self) -> Option<&CertificateSummary> {
+        match &self.phase {
+            Phase::Issuing(_) => None,
+            Phase::Ready(certificate) | Phase::Failing(certificate, _) => Some(certificate),
+        }
+    }
+
+    fn retry(&self) -> Option<&Retry> {
+        match &self.phase {
+            Phase::Issuing(retry) | Phase::Failing(_, retry) => Some(retry),
+            Phase::Ready(_) => None,
+        }
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.retry().map_or(0, |retry| retry.failures)
+    }
+
+    /// The last failure's message; for a volume with rejected attributes, why it is not renewed.
+    pub fn last_error(&self) -> Option<String> {
+        match &self.attributes {
+            Attributes::Rejected { problems, .. } => Some(format!(
+                "not renewed: this driver rejects its attributes ({problems}); its files are \
+                 kept as they are until the pod goes"
+            )),
+            Attributes::Valid(_) => self.retry().and_then(|retry| retry.last_error.clone()),
+        }
+    }
+
+    /// The pending key kept from an attempt that gave up waiting, if it fits `spec`.
+    pub fn take_pending_key(&mut self, spec: &CertRequestSpec) -> Option<PendingKey> {
+        let retry = match &mut self.phase {
+            Phase::Issuing(retry) | Phase::Failing(_, retry) => retry,
+            Phase::Ready(_) => return None,
+        };
+        retry
+            .pending_key
+            .take()
+            .filter(|pending| pending.fits(spec))
+    }
+
+    /// The pending key, whatever it was made for (to park it when the volume is dropped).
+    pub fn take_any_pending_key(&mut self) -> Option<PendingKey> {
+        match &mut self.phase {
+            Phase::Issuing(retry) | Phase::Failing(_, retry) => retry.pending_key.take(),
+            Phase::Ready(_) => None,
+        }
+    }
+
+    pub fn has_pending_key(&self) -> bool {
+        self.retry()
+            .is_some_and(|retry| retry.pending_key.is_some())
+    }
+}
+
+/// Keys kept for volumes whose first publish gave up waiting on the issuer. Such a volume is not
+/// managed — nothing is mounted or recorded for it — but kubelet retries the publish with the
+/// same volume ID, and the retry takes the key up again (memory only; never on disk).
+#[derive(Default)]
+pub(super) struct ParkedKeys(Mutex<HashMap<String, PendingKey>>);
+
+impl ParkedKeys {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingKey>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn park(&self, volume_id: &str, pending: PendingKey) {
+        let mut keys = self.keys();
+        keys.retain(|_, kept| kept.since.elapsed() < PENDING_KEY_LIFETIME);
+        keys.insert(volume_id.to_string(), pending);
+    }
+
+    /// The key parked for this volume, if it fits `spec`; an unfit one is dropped.
+    pub fn take(&self, volume_id: &str, spec: &CertRequestSpec) -> Option<PendingKey> {
+        let mut keys = self.keys();
+        keys.retain(|_, kept| kept.since.elapsed() < PENDING_KEY_LIFETIME);
+        keys.remove(volume_id).filter(|pending| pending.fits(spec))
+    }
+
+    pub fn contains(&self, volume_id: &str) -> bool {
+        self.keys().contains_key(volume_id)
+    }
+}
