@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use cert_manager_csi_driver::issuer::cert_manager::request::short_hash;
 use common::cluster::{Cluster, cluster};
 use common::{Harness, key_matches, mounts_at, serial_of, verify_volume_with_openssl};
-use kube_test_server::{SignerMode, TestApiServer};
+use kube_test_server::{IGNORED_ISSUER, SignerMode, TestApiServer};
 use serde_json::Value;
 use tonic::{Code, Status};
 
@@ -136,6 +135,89 @@ fn csr_of(request: &Value) -> String {
     String::from_utf8(bytes.0).unwrap()
 }
 
+const NODE_ID_HASH: &str = "csi.cert-manager.io/node-id-hash";
+const VOLUME_ID_HASH: &str = "csi.cert-manager.io/volume-id-hash";
+
+/// The Go driver's label value, computed here independently of the driver: 32-bit FNV-1 of the
+/// ID (multiply, then XOR), in decimal, each digit mapped by apimachinery's
+/// `rand.SafeEncodeString`.
+fn go_label_hash(id: &str) -> String {
+    let mut hash: u64 = 0x811c_9dc5;
+    for byte in id.as_bytes() {
+        hash = (hash * 0x0100_0193) & 0xffff_ffff;
+        hash ^= u64::from(*byte);
+    }
+    let alphabet: Vec<char> = "bcdfghjklmnpqrstvwxz2456789".chars().collect();
+    hash.to_string()
+        .chars()
+        .map(|digit| alphabet[digit as usize % alphabet.len()])
+        .collect()
+}
+
+/// The label value earlier versions of this driver wrote: the first 16 hex digits of SHA-256.
+fn legacy_label_hash(id: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+    digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A request another driver left in `namespace`, with these labels and annotations and a CSR of
+/// some other key. It names the issuer the signer ignores, so it stays as made: pending, or
+/// issued if `issued`.
+fn leftover_request(
+    api: &TestApiServer,
+    namespace: &str,
+    name: &str,
+    labels: Value,
+    annotations: Option<Value>,
+    issued: bool,
+) {
+    let mut metadata = serde_json::json!({"name": name, "labels": labels});
+    if let Some(annotations) = annotations {
+        metadata["annotations"] = annotations;
+    }
+    let mut object = serde_json::json!({
+        "apiVersion": CR_API,
+        "kind": "CertificateRequest",
+        "metadata": metadata,
+        "spec": {
+            // base64 of "-----BEGIN CERTIFICATE REQUEST-----\n", of no key this driver holds.
+            "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K",
+            "issuerRef": {"name": IGNORED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        },
+    });
+    if issued {
+        object["status"] = serde_json::json!({
+            "conditions": [
+                {"type": "Approved", "status": "True", "reason": "cert-manager.io"},
+                {"type": "Ready", "status": "True", "reason": "Issued"},
+            ],
+            // base64 of "an old certificate".
+            "certificate": "YW4gb2xkIGNlcnRpZmljYXRl",
+        });
+    }
+    api.create_object(CR_API, CRS, namespace, object);
+}
+
+/// Annotations as this driver writes them, for a request of `volume_id` made at `requested_at`.
+fn our_annotations(pod: &SamplePod, volume_id: &str, requested_at: &str) -> Value {
+    serde_json::json!({
+        "csi.cert-manager.io/pod-name": pod.name,
+        "csi.cert-manager.io/pod-uid": pod.uid,
+        "csi.cert-manager.io/volume-id": volume_id,
+        "csi.cert-manager.io/node-id": "test-node",
+        "csi.cert-manager.io/requested-at": requested_at,
+    })
+}
+
+fn request_names(api: &TestApiServer) -> Vec<String> {
+    let mut names: Vec<String> = requests(api).iter().map(name_of).collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn issues_end_to_end_with_the_specified_request() {
     let cluster = cluster().await;
@@ -170,11 +252,11 @@ async fn issues_end_to_end_with_the_specified_request() {
     assert_eq!(metadata["namespace"], "apps");
     assert_eq!(
         metadata["labels"]["csi.cert-manager.io/node-id-hash"],
-        short_hash("test-node")
+        go_label_hash("test-node")
     );
     assert_eq!(
         metadata["labels"]["csi.cert-manager.io/volume-id-hash"],
-        short_hash("csi-e2e")
+        go_label_hash("csi-e2e")
     );
     let annotations = &metadata["annotations"];
     assert_eq!(annotations["csi.cert-manager.io/pod-name"], "web-0");
@@ -222,6 +304,242 @@ async fn issues_end_to_end_with_the_specified_request() {
 
     harness.unpublish("csi-e2e", &target).await.unwrap();
     assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn requests_carry_the_go_drivers_label_values() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+        config.node_id = "node-1".into();
+    })
+    .await;
+    let target = harness.target("web-20");
+    let volume_id = "csi-0123456789abcdef";
+    publish(&harness, volume_id, &target, &pod("web-20"), &[])
+        .await
+        .unwrap();
+    let all = requests(&cluster.api);
+    assert_eq!(all.len(), 1);
+    let labels = &all[0]["metadata"]["labels"];
+    // As the Go driver labelled its requests on a real API server.
+    assert_eq!(labels[NODE_ID_HASH], "9bd6bbf5f");
+    assert_eq!(labels[VOLUME_ID_HASH], "747dc7849");
+    assert_eq!(labels[NODE_ID_HASH], go_label_hash("node-1"));
+    assert_eq!(labels[VOLUME_ID_HASH], go_label_hash(volume_id));
+    assert_eq!(labels.as_object().unwrap().len(), 2, "{labels}");
+    harness.unpublish(volume_id, &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_an_earlier_version_labelled_are_still_handled_after_an_upgrade() {
+    let cluster = cluster().await;
+    let web = pod("web-21");
+    let volume_id = "csi-upgraded";
+    let legacy_labels = serde_json::json!({
+        NODE_ID_HASH: legacy_label_hash("test-node"),
+        VOLUME_ID_HASH: legacy_label_hash(volume_id),
+    });
+    // What the earlier version left: an issued request, and a pending one whose key died with it.
+    leftover_request(
+        &cluster.api,
+        "apps",
+        "web-21-issued",
+        legacy_labels.clone(),
+        Some(our_annotations(&web, volume_id, "2025-01-01T10:00:00.5Z")),
+        true,
+    );
+    leftover_request(
+        &cluster.api,
+        "apps",
+        "web-21-pending",
+        legacy_labels,
+        Some(our_annotations(&web, volume_id, "2025-01-02T10:00:00.5Z")),
+        false,
+    );
+
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let target = harness.target("web-21");
+    publish(&harness, volume_id, &target, &web, &[])
+        .await
+        .unwrap();
+    verify_volume_with_openssl(&target);
+    // The stale pending one was deleted, the issued one pruned by the history limit of 1.
+    let all = requests(&cluster.api);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(name_of(&all[0]).starts_with("web-21-"));
+    assert!(!["web-21-issued", "web-21-pending"].contains(&name_of(&all[0]).as_str()));
+    assert_eq!(
+        all[0]["metadata"]["labels"][VOLUME_ID_HASH],
+        go_label_hash(volume_id),
+        "only the new hash is written"
+    );
+    assert_eq!(creates(&cluster.api), 1);
+    harness.unpublish(volume_id, &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_go_drivers_requests_are_never_resumed_and_count_as_history() {
+    let cluster = cluster().await;
+    let web = pod("web-22");
+    let volume_id = "csi-from-go";
+    let go_labels = serde_json::json!({
+        NODE_ID_HASH: go_label_hash("test-node"),
+        VOLUME_ID_HASH: go_label_hash(volume_id),
+    });
+    // What the Go driver left on the node: requests named by UUID, without annotations.
+    let (old, new, pending, elsewhere) = (
+        "0c6f2d9e-8c1b-4f0e-9a57-3d2b1e4c5a01",
+        "5e8a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a02",
+        "9a7b6c5d-4e3f-4a21-9b0c-d1e2f3a4b503",
+        "d4c3b2a1-0f9e-4d8c-8b7a-695847362504",
+    );
+    leftover_request(&cluster.api, "apps", old, go_labels.clone(), None, true);
+    // Creation times have whole seconds: make the second one newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    leftover_request(&cluster.api, "apps", new, go_labels.clone(), None, true);
+    leftover_request(
+        &cluster.api,
+        "apps",
+        pending,
+        go_labels.clone(),
+        None,
+        false,
+    );
+    // The same labels in another namespace: another pod's, whatever the hash says.
+    leftover_request(&cluster.api, "other", elsewhere, go_labels, None, false);
+
+    // Slow signing: the first publish times out and kubelet's retries resume the driver's own
+    // request.
+    cluster
+        .signer
+        .set_mode(SignerMode::Delay(Duration::from_millis(1500)));
+    let harness = driver_with(&cluster, Duration::from_secs(1), |config| {
+        config.cert_manager.history_limit = 2;
+    })
+    .await;
+    let target = harness.target("web-22");
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match publish(&harness, volume_id, &target, &web, &[]).await {
+            Ok(()) => break,
+            Err(error) if error.code() == Code::DeadlineExceeded && attempts < 10 => {}
+            Err(error) => panic!("publish failed: {error:?}"),
+        }
+    }
+    assert!(attempts >= 2, "the first publish was to time out");
+    verify_volume_with_openssl(&target);
+    assert_eq!(creates(&cluster.api), 1, "resumed, never duplicated");
+    // The pending one (its key died with the Go driver) is gone; of the issued ones, the newest
+    // is kept beside the driver's own (history 2).
+    let ours = requests(&cluster.api)
+        .iter()
+        .map(name_of)
+        .find(|name| name.starts_with("web-22-"))
+        .expect("the driver's request");
+    let mut expected = vec![ours, new.to_string(), elsewhere.to_string()];
+    expected.sort();
+    assert_eq!(request_names(&cluster.api), expected);
+    harness.unpublish(volume_id, &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_whose_hash_collides_but_names_another_volume_is_never_touched() {
+    let cluster = cluster().await;
+    let web = pod("web-23");
+    let volume_id = "csi-mine";
+    let labels = serde_json::json!({
+        NODE_ID_HASH: go_label_hash("test-node"),
+        VOLUME_ID_HASH: go_label_hash(volume_id),
+    });
+    let someone_else = our_annotations(&web, "csi-someone-else", "2025-01-01T10:00:00.5Z");
+    leftover_request(
+        &cluster.api,
+        "apps",
+        "collision-pending",
+        labels.clone(),
+        Some(someone_else.clone()),
+        false,
+    );
+    leftover_request(
+        &cluster.api,
+        "apps",
+        "collision-issued",
+        labels,
+        Some(someone_else),
+        true,
+    );
+    // Unannotated with this volume's legacy hash: the Go driver never wrote that; nobody's.
+    leftover_request(
+        &cluster.api,
+        "apps",
+        "legacy-unannotated",
+        serde_json::json!({
+            NODE_ID_HASH: legacy_label_hash("test-node"),
+            VOLUME_ID_HASH: legacy_label_hash(volume_id),
+        }),
+        None,
+        false,
+    );
+
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    let target = harness.target("web-23");
+    publish(&harness, volume_id, &target, &web, &[])
+        .await
+        .unwrap();
+    // Renew once, so that the history limit (1) prunes for this volume with a finished request.
+    harness.unpublish(volume_id, &target).await.unwrap();
+    publish(&harness, volume_id, &target, &web, &[])
+        .await
+        .unwrap();
+    let names = request_names(&cluster.api);
+    assert_eq!(names.len(), 4, "{names:?}");
+    for untouched in [
+        "collision-issued",
+        "collision-pending",
+        "legacy-unannotated",
+    ] {
+        assert!(names.iter().any(|name| name == untouched), "{names:?}");
+    }
+    let deletes = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|entry| entry.method == "DELETE" && entry.path.contains(CRS))
+        .count();
+    assert!(deletes >= 1, "the driver's own first request was pruned");
+    harness.unpublish(volume_id, &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_volume_without_a_duration_gets_the_default_duration() {
+    async fn requested_duration(default_duration: Option<Duration>) -> Value {
+        let cluster = cluster().await;
+        let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+            if let Some(duration) = default_duration {
+                config.default_duration = duration;
+            }
+        })
+        .await;
+        let web = pod("web-24");
+        let target = harness.target("web-24");
+        let mut context = context_for(&web, &[]);
+        context.remove(key::DURATION);
+        publish_context(&harness, "csi-default-duration", &target, context)
+            .await
+            .unwrap();
+        let duration = requests(&cluster.api)[0]["spec"]["duration"].clone();
+        harness
+            .unpublish("csi-default-duration", &target)
+            .await
+            .unwrap();
+        duration
+    }
+    assert_eq!(requested_duration(None).await, "720h0m0s");
+    assert_eq!(
+        requested_duration(Some(Duration::from_secs(2160 * 3600))).await,
+        "2160h0m0s"
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::driver::IssuerBackend;
 use cert_manager_csi_driver::issuer::cert_manager::request::{
-    CertificateRequest, label, short_hash,
+    CertificateRequest, label, label_hash,
 };
 use common::{Harness, verify_volume_with_openssl};
 use k8s_openapi::api::core::v1::Pod;
@@ -121,7 +121,7 @@ async fn requests_for_volume(
     api.list(&ListParams::default().labels(&format!(
         "{}={}",
         label::VOLUME_ID_HASH,
-        short_hash(volume_id)
+        label_hash(volume_id)
     )))
     .await
     .unwrap()

@@ -164,10 +164,20 @@ impl LabelParser<'_> {
         Ok(key)
     }
 
-    /// A label value; may be empty (`k=` selects an empty value).
+    /// A label value; may be empty (`k=` selects an empty value). Checked as the API server
+    /// checks label values: at most 63 characters, and alphanumeric at both ends.
     fn value(&mut self) -> Result<String, SelectorError> {
         self.skip_spaces();
-        Ok(self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        let value = self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let alphanumeric_ends = value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if value.len() > 63 || !(value.is_empty() || alphanumeric_ends) {
+            return Err(self.error(&format!(
+                "invalid label value {value:?}: at most 63 characters, beginning and ending \
+                 with an alphanumeric character"
+            )));
+        }
+        Ok(value)
     }
 
     fn integer(&mut self) -> Result<i64, SelectorError> {
@@ -177,7 +187,8 @@ impl LabelParser<'_> {
             .map_err(|_| self.error(&format!("expected an integer, found '{text}'")))
     }
 
-    /// `( v1, v2, ... )` with at least one value.
+    /// `( v1, v2, ... )`. As on the API server, any value may be empty, and so may the whole
+    /// set: `k in ()` is `k in ("")`, selecting an empty value.
     fn value_set(&mut self) -> Result<Vec<String>, SelectorError> {
         self.skip_spaces();
         if !self.eat("(") {
@@ -194,9 +205,6 @@ impl LabelParser<'_> {
                 return Err(self.error("expected ',' or ')' in a value set"));
             }
         }
-        if values == [""] {
-            return Err(self.error("a value set needs at least one value"));
-        }
         Ok(values)
     }
 
@@ -211,8 +219,9 @@ impl LabelParser<'_> {
         rest[..len].to_string()
     }
 
+    /// Whitespace as the API server's lexer knows it.
     fn skip_spaces(&mut self) {
-        self.take_while(|c| c == ' ');
+        self.take_while(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
     }
 
     fn peek(&self) -> Option<char> {
@@ -339,7 +348,11 @@ mod tests {
         for bad in [
             "a in b",
             "a in (b",
-            "a in ()",
+            "a in (b c)",
+            "a in (b)c",
+            "a in (-b)",
+            "a in (b.)",
+            "a=b/c",
             "a ~ b",
             "a=b c=d",
             "=b",
@@ -354,6 +367,58 @@ mod tests {
                 "{bad:?} should not parse"
             );
         }
+    }
+
+    #[test]
+    fn set_based_selectors_parse_as_the_api_server_parses_them() {
+        let parsed = LabelSelector::parse(
+            "csi.cert-manager.io/node-id-hash in (9bd6bbf5f,35971be6e9bb024a)",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.requirements,
+            vec![req(
+                "csi.cert-manager.io/node-id-hash",
+                LabelOp::In(strings(&["9bd6bbf5f", "35971be6e9bb024a"]))
+            )]
+        );
+        // Tabs and newlines separate tokens too; `in` needs no space before its set.
+        assert_eq!(
+            LabelSelector::parse("a\tin(\nx ,\r\ny\t)").unwrap(),
+            LabelSelector::parse("a in (x,y)").unwrap()
+        );
+        // Empty values are values: `()` is the set of the empty value.
+        for (selector, values) in [
+            ("a in ()", vec![""]),
+            ("a in (,x)", vec!["", "x"]),
+            ("a in (x,)", vec!["x", ""]),
+            ("a notin ()", vec![""]),
+        ] {
+            let op = &LabelSelector::parse(selector).unwrap().requirements[0].op;
+            match op {
+                LabelOp::In(set) | LabelOp::NotIn(set) => {
+                    assert_eq!(set, &strings(&values), "{selector}")
+                }
+                other => panic!("{selector} parsed as {other:?}"),
+            }
+        }
+        assert!(LabelSelector::parse(&format!("a in (x,{})", "v".repeat(63))).is_ok());
+        assert!(LabelSelector::parse(&format!("a in (x,{})", "v".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn a_set_selects_any_of_its_values() {
+        let selector = LabelSelector::parse("hash in (new,old)").unwrap();
+        let labelled = |value: &str| json!({"metadata": {"labels": {"hash": value}}});
+        assert!(selector.matches_object(&labelled("new")));
+        assert!(selector.matches_object(&labelled("old")));
+        assert!(!selector.matches_object(&labelled("other")));
+        assert!(!selector.matches_object(&labelled("")));
+        assert!(!selector.matches_object(&json!({"metadata": {}})));
+        let empty = LabelSelector::parse("hash in ()").unwrap();
+        assert!(empty.matches_object(&labelled("")));
+        assert!(!empty.matches_object(&labelled("new")));
+        assert!(!empty.matches_object(&json!({"metadata": {}})));
     }
 
     #[test]

@@ -365,6 +365,58 @@ async fn watcher_sees_adds_modifies_and_deletes() {
 }
 
 #[tokio::test]
+async fn watcher_with_a_set_based_selector_sees_every_value_of_the_set() {
+    let server = TestApiServer::start().await;
+    let hash = "example.com/hash";
+    let labelled = |name: &str, value: &str| json!({"metadata": {"name": name, "labels": {"example.com/hash": value}}});
+    server.create_object("v1", "pods", "ns", labelled("new-1", "9bd6bbf5f"));
+    server.create_object("v1", "pods", "ns", labelled("old-1", "35971be6e9bb024a"));
+    server.create_object("v1", "pods", "ns", labelled("other", "f56fd9f8b"));
+    let pods: Api<Pod> = Api::all(client(&server, DRIVER_TOKEN).await);
+    let selector = format!("{hash} in (9bd6bbf5f,35971be6e9bb024a)");
+    let mut events: PodEvents =
+        watcher(pods.clone(), watcher::Config::default().labels(&selector)).boxed();
+    assert_eq!(next(&mut events).await, "Init");
+    let mut listed = vec![next(&mut events).await, next(&mut events).await];
+    listed.sort();
+    assert_eq!(listed, ["InitApply new-1", "InitApply old-1"]);
+    assert_eq!(next(&mut events).await, "InitDone");
+
+    server.create_object("v1", "pods", "ns", labelled("other-2", "f56fd9f8b"));
+    server.create_object("v1", "pods", "ns", labelled("old-2", "35971be6e9bb024a"));
+    assert_eq!(next(&mut events).await, "Apply old-2");
+    label(&server, "other", hash, "9bd6bbf5f");
+    assert_eq!(next(&mut events).await, "Apply other");
+    label(&server, "old-1", hash, "f56fd9f8b");
+    assert_eq!(next(&mut events).await, "Delete old-1");
+
+    // The selector travels URL-encoded, and a list applies it as the watch does.
+    let watch = server.requests().into_iter().find(|r| r.watch).unwrap();
+    assert!(
+        watch
+            .query
+            .contains("labelSelector=example.com%2Fhash+in+%289bd6bbf5f%2C35971be6e9bb024a%29"),
+        "{}",
+        watch.query
+    );
+    let mut names: Vec<String> = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["new-1", "old-2", "other"]);
+    let invalid = api_error(
+        pods.list(&ListParams::default().labels(&format!("{hash} in (-x)")))
+            .await,
+    );
+    assert_eq!(invalid.code, 400);
+}
+
+#[tokio::test]
 async fn watcher_survives_dropped_watches_and_expired_history() {
     let server = TestApiServer::start().await;
     let pods: Api<Pod> = Api::namespaced(client(&server, DRIVER_TOKEN).await, "ns");

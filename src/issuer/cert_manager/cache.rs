@@ -124,12 +124,13 @@ impl RequestCache {
         self.view().entries.get(key)?.borrow().clone()
     }
 
-    /// Every known request carrying this volume-id-hash label.
-    pub fn for_volume(&self, volume_hash: &str) -> Vec<Arc<CertificateRequest>> {
+    /// Every known request carrying one of these volume-id-hash label values (a volume's
+    /// requests may carry the current or the legacy hash).
+    pub fn for_volume(&self, volume_hashes: &[impl AsRef<str>]) -> Vec<Arc<CertificateRequest>> {
         let view = self.view();
-        view.by_volume
-            .get(volume_hash)
-            .into_iter()
+        volume_hashes
+            .iter()
+            .filter_map(|hash| view.by_volume.get(hash.as_ref()))
             .flatten()
             .filter_map(|key| view.entries.get(key)?.borrow().clone())
             .collect()
@@ -218,12 +219,12 @@ impl RequestCache {
         }
     }
 
-    /// Runs the watch for this node's requests until the process ends. Reconnects with backoff
-    /// after errors; kube's watcher re-lists after `410 Gone`.
-    pub async fn run_watch(self: Arc<Self>, client: kube::Client, node_hash: String) {
+    /// Runs the watch for this node's requests (`label_selector`: see
+    /// [`super::request::node_selector`]) until the process ends. Reconnects with backoff after
+    /// errors; kube's watcher re-lists after `410 Gone`.
+    pub async fn run_watch(self: Arc<Self>, client: kube::Client, label_selector: String) {
         let api: kube::Api<CertificateRequest> = kube::Api::all(client);
-        let config =
-            watcher::Config::default().labels(&format!("{}={node_hash}", label::NODE_ID_HASH));
+        let config = watcher::Config::default().labels(&label_selector);
         let mut events = watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
@@ -272,11 +273,11 @@ mod tests {
         cache.handle(watcher::Event::Apply(request("a", "v1", "1")));
         waiter.changed().await.unwrap();
         assert_eq!(waiter.borrow_and_update().as_ref().unwrap().name(), "a");
-        assert_eq!(cache.for_volume("v1").len(), 1);
+        assert_eq!(cache.for_volume(&["v1"]).len(), 1);
         cache.handle(watcher::Event::Delete(request("a", "v1", "2")));
         waiter.changed().await.unwrap();
         assert!(waiter.borrow_and_update().is_none());
-        assert!(cache.for_volume("v1").is_empty());
+        assert!(cache.for_volume(&["v1"]).is_empty());
     }
 
     #[tokio::test]
@@ -314,8 +315,8 @@ mod tests {
         assert!(b.has_changed().unwrap());
         assert!(b.borrow_and_update().is_none());
         assert!(c.has_changed().unwrap());
-        assert!(cache.for_volume("v2").is_empty());
-        assert_eq!(cache.for_volume("v3").len(), 1);
+        assert!(cache.for_volume(&["v2"]).is_empty());
+        assert_eq!(cache.for_volume(&["v3"]).len(), 1);
 
         // A re-list with nothing new wakes nobody.
         cache.handle(watcher::Event::Init);
@@ -323,6 +324,23 @@ mod tests {
         cache.handle(watcher::Event::InitApply(request("c", "v3", "6")));
         cache.handle(watcher::Event::InitDone);
         assert!(!a.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_volume_is_found_under_each_of_its_hashes() {
+        let cache = RequestCache::new();
+        cache.handle(watcher::Event::Apply(request("current", "new-hash", "1")));
+        cache.handle(watcher::Event::Apply(request("legacy", "old-hash", "2")));
+        cache.handle(watcher::Event::Apply(request("other", "other-hash", "3")));
+        let mut found: Vec<String> = cache
+            .for_volume(&["new-hash", "old-hash"])
+            .iter()
+            .map(|cr| cr.name().to_string())
+            .collect();
+        found.sort();
+        assert_eq!(found, ["current", "legacy"]);
+        assert_eq!(cache.for_volume(&["new-hash"]).len(), 1);
+        assert!(cache.for_volume(&[] as &[&str]).is_empty());
     }
 
     #[test]

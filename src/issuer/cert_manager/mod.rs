@@ -7,6 +7,11 @@
 //! key died with a previous driver process; otherwise create one. Then prune the volume's history
 //! to the newest N, and wait — woken by the watch, never polling — until the request is issued,
 //! denied, failed, or the publish deadline passes.
+//!
+//! A volume's requests include those the Go driver left behind on a node this driver took over:
+//! they carry the same labels (see [`request::label_hash`]), but no volume-id annotation. Their
+//! keys died with the Go driver, so they are never resumed: pending ones are deleted as stale,
+//! finished ones count as history.
 
 pub mod cache;
 pub mod request;
@@ -19,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::cache::{RequestCache, RequestKey, Updates};
-use self::request::{CertificateRequest, RequestState, annotation, evaluate, short_hash};
+use self::request::{CertificateRequest, RequestState, evaluate};
 use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
 use crate::kubernetes::{KubeConnection, api_status, is_transient};
 
@@ -76,8 +81,9 @@ impl CertManagerIssuer {
         settings: CertManagerSettings,
     ) -> CertManagerIssuer {
         let cache = RequestCache::new();
-        let watch =
-            tokio::spawn(Arc::clone(&cache).run_watch(connection.client(), short_hash(node_id)));
+        let watch = tokio::spawn(
+            Arc::clone(&cache).run_watch(connection.client(), request::node_selector(node_id)),
+        );
         CertManagerIssuer {
             connection,
             cache,
@@ -109,21 +115,20 @@ impl CertManagerIssuer {
         let namespace = &request.pod.namespace;
         let volume_requests: Vec<Arc<CertificateRequest>> = self
             .cache
-            .for_volume(&short_hash(&request.volume_id))
+            .for_volume(&request::label_hashes(&request.volume_id))
             .into_iter()
-            .filter(|cr| {
-                cr.namespace() == namespace
-                    && cr.annotation(annotation::VOLUME_ID) == Some(request.volume_id.as_str())
-            })
+            .filter(|cr| request::belongs_to_volume(cr, namespace, &request.volume_id))
             .collect();
 
         // A request with this very CSR is resumed while still pending (kubelet's retry after a
         // timeout; or, with reuse-private-key, the same key after a driver restart). An issued one
         // is taken only when the manager says this attempt continues one that gave up waiting:
         // otherwise it is the previous certificate's request (a reused RSA or Ed25519 key gives a
-        // byte-identical CSR), and a renewal must get a new certificate.
+        // byte-identical CSR), and a renewal must get a new certificate. The Go driver's requests
+        // are never this driver's to resume.
         let resumable = volume_requests.iter().find(|cr| {
-            cr.has_csr(&request.csr_pem)
+            !request::is_go_drivers(cr)
+                && cr.has_csr(&request.csr_pem)
                 && match evaluate(cr) {
                     RequestState::Pending { .. } => true,
                     RequestState::Issued { .. } => request.resuming,
@@ -149,10 +154,12 @@ impl CertManagerIssuer {
                     .iter()
                     .filter(|cr| matches!(evaluate(cr), RequestState::Pending { .. }))
                 {
-                    // Its key is gone (a previous driver process held it): it can never be used.
+                    // Its key is gone (a previous driver process, or the Go driver, held it): it
+                    // can never be used.
                     tracing::info!(
                         volume_id = %request.volume_id,
                         request = %stale.reference(),
+                        made_by_go_driver = request::is_go_drivers(stale),
                         "deleting a pending CertificateRequest whose private key was lost"
                     );
                     self.delete(stale, deadline).await;

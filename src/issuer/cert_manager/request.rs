@@ -158,14 +158,66 @@ impl CertificateRequest {
     }
 }
 
-/// A short stable hash for label values (which are limited to 63 characters): the first 16 hex
-/// digits of SHA-256.
-pub fn short_hash(value: &str) -> String {
+/// The value of the node-id-hash and volume-id-hash labels, byte for byte what the Go driver
+/// writes, so that tooling selecting on them (and this driver, after taking a node over from the
+/// Go driver) finds every request whichever driver made it. The Go driver's algorithm: the 32-bit
+/// FNV-1 hash of the ID's bytes (offset basis 2166136261; per byte, multiply by the prime
+/// 16777619, then XOR the byte — FNV-1, not FNV-1a), written as an unsigned decimal number, each
+/// digit then mapped through Kubernetes' `rand.SafeEncodeString` (the character at the digit's
+/// ASCII code modulo 27 in `bcdfghjklmnpqrstvwxz2456789`), e.g. `node-1` → `9bd6bbf5f`.
+pub fn label_hash(value: &str) -> String {
+    /// `rand.SafeEncodeString`'s alphabet: no vowels (no words) and no look-alike characters.
+    const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let hash = value.bytes().fold(2_166_136_261u32, |hash, byte| {
+        hash.wrapping_mul(16_777_619) ^ u32::from(byte)
+    });
+    hash.to_string()
+        .bytes()
+        .map(|digit| char::from(SAFE_ALPHABET[usize::from(digit) % SAFE_ALPHABET.len()]))
+        .collect()
+}
+
+/// The label value earlier versions of this driver wrote (the first 16 hex digits of SHA-256).
+/// Read only, so that their requests are still found after an upgrade; never written.
+pub fn legacy_label_hash(value: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
     digest.as_ref()[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// Every hash label value a request about this ID may carry: the one written now, then the
+/// legacy one still read.
+pub fn label_hashes(value: &str) -> [String; 2] {
+    [label_hash(value), legacy_label_hash(value)]
+}
+
+/// The label selector of the node's watch: requests labelled with this node under either hash,
+/// so requests made by earlier versions (and by the Go driver) are seen too.
+pub fn node_selector(node_id: &str) -> String {
+    let [current, legacy] = label_hashes(node_id);
+    format!("{} in ({current},{legacy})", label::NODE_ID_HASH)
+}
+
+/// Whether a request belongs to this volume of a pod in `namespace`. This driver's requests say
+/// so in their volume-id annotation, which must match exactly: FNV-32 hashes of different IDs can
+/// collide. The Go driver's requests carry no such annotation; one in the pod's namespace whose
+/// volume-id-hash is the volume's (the Go driver's hash, never the legacy one) is the volume's.
+pub fn belongs_to_volume(request: &CertificateRequest, namespace: &str, volume_id: &str) -> bool {
+    if request.namespace() != namespace {
+        return false;
+    }
+    match request.annotation(annotation::VOLUME_ID) {
+        Some(annotated) => annotated == volume_id,
+        None => request.label(label::VOLUME_ID_HASH) == Some(label_hash(volume_id).as_str()),
+    }
+}
+
+/// Whether the Go driver made this request: every request of this driver carries the volume-id
+/// annotation, the Go driver's never do. Its private key lived only in the Go driver's memory.
+pub fn is_go_drivers(request: &CertificateRequest) -> bool {
+    request.annotation(annotation::VOLUME_ID).is_none()
 }
 
 /// A fresh, unique request name that still says whose it is: the pod's name (shortened) and a
@@ -204,10 +256,10 @@ pub fn build(request: &IssueRequest, name: &str, node_id: &str) -> CertificateRe
             .unwrap_or_default(),
     );
     let labels = BTreeMap::from([
-        (label::NODE_ID_HASH.to_string(), short_hash(node_id)),
+        (label::NODE_ID_HASH.to_string(), label_hash(node_id)),
         (
             label::VOLUME_ID_HASH.to_string(),
-            short_hash(&request.volume_id),
+            label_hash(&request.volume_id),
         ),
     ]);
     let owner_references = (!request.pod.uid.is_empty()).then(|| {
@@ -419,8 +471,8 @@ mod tests {
         assert_eq!(json["metadata"]["namespace"], "apps");
         assert_eq!(json["metadata"]["name"], "web-7d9f8-abc");
         let labels = &json["metadata"]["labels"];
-        assert_eq!(labels[label::NODE_ID_HASH], short_hash("node-1"));
-        assert_eq!(labels[label::VOLUME_ID_HASH], short_hash("csi-0123"));
+        assert_eq!(labels[label::NODE_ID_HASH], "9bd6bbf5f");
+        assert_eq!(labels[label::VOLUME_ID_HASH], label_hash("csi-0123"));
         let annotations = &json["metadata"]["annotations"];
         assert_eq!(annotations[annotation::POD_NAME], "web-7d9f8");
         assert_eq!(annotations[annotation::POD_UID], "9c1c3b0e-uid");
@@ -465,11 +517,61 @@ mod tests {
     }
 
     #[test]
-    fn hashes_are_short_stable_label_values() {
-        assert_eq!(short_hash("node-1"), short_hash("node-1"));
-        assert_ne!(short_hash("node-1"), short_hash("node-2"));
-        assert_eq!(short_hash("x").len(), 16);
-        assert!(short_hash("x").chars().all(|c| c.is_ascii_hexdigit()));
+    fn label_hashes_are_the_go_drivers() {
+        // Read off the Go driver's requests on a real API server.
+        assert_eq!(label_hash("node-1"), "9bd6bbf5f");
+        assert_eq!(label_hash("csi-0123456789abcdef"), "747dc7849");
+        // The empty ID hashes to the offset basis, 2166136261.
+        assert_eq!(label_hash(""), "65bb57b6b5");
+        assert!(
+            label_hash("x")
+                .chars()
+                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+        );
+    }
+
+    #[test]
+    fn legacy_label_hashes_are_what_earlier_versions_wrote() {
+        assert_eq!(legacy_label_hash("node-1"), "35971be6e9bb024a");
+        assert_eq!(
+            label_hashes("node-1"),
+            ["9bd6bbf5f".to_string(), "35971be6e9bb024a".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_node_watch_selects_both_hashes() {
+        assert_eq!(
+            node_selector("node-1"),
+            "csi.cert-manager.io/node-id-hash in (9bd6bbf5f,35971be6e9bb024a)"
+        );
+    }
+
+    #[test]
+    fn a_volumes_requests_are_ours_by_annotation_or_the_go_drivers_by_hash() {
+        let ours = build(&issue_request(), "ours", "node");
+        assert!(belongs_to_volume(&ours, "apps", "csi-0123"));
+        assert!(!belongs_to_volume(&ours, "other", "csi-0123"));
+        assert!(!belongs_to_volume(&ours, "apps", "csi-4567"));
+        assert!(!is_go_drivers(&ours));
+
+        // The Go driver's: the hash label, no annotations.
+        let mut go = build(&issue_request(), "0b5c2f6e-uuid", "node");
+        go.metadata.annotations = None;
+        assert!(is_go_drivers(&go));
+        assert!(belongs_to_volume(&go, "apps", "csi-0123"));
+        assert!(!belongs_to_volume(&go, "other", "csi-0123"));
+        assert!(!belongs_to_volume(&go, "apps", "csi-4567"));
+        // Unannotated with only the legacy hash: nobody's.
+        let labels = go.metadata.labels.as_mut().unwrap();
+        labels.insert(label::VOLUME_ID_HASH.into(), legacy_label_hash("csi-0123"));
+        assert!(!belongs_to_volume(&go, "apps", "csi-0123"));
+
+        // Ours for another volume whose hash collides with this one's: never this volume's.
+        let mut colliding = build(&issue_request(), "colliding", "node");
+        let annotations = colliding.metadata.annotations.as_mut().unwrap();
+        annotations.insert(annotation::VOLUME_ID.into(), "csi-4567".into());
+        assert!(!belongs_to_volume(&colliding, "apps", "csi-0123"));
     }
 
     #[test]
