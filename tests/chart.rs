@@ -177,6 +177,24 @@ impl Rendered {
             .unwrap_or_else(|| panic!("no volume {volume}"))
     }
 
+    fn has_volume(&self, volume: &str) -> bool {
+        self.pod_spec()["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["name"] == volume)
+    }
+
+    /// Whether any container mounts `volume`.
+    fn mounted_anywhere(&self, volume: &str) -> bool {
+        self.pod_spec()["containers"]
+            .as_array()
+            .expect("containers")
+            .iter()
+            .flat_map(|c| c["volumeMounts"].as_array().into_iter().flatten())
+            .any(|m| m["name"] == volume)
+    }
+
     fn mount<'a>(&'a self, container: &str, volume: &str) -> &'a Value {
         self.container(container)["volumeMounts"]
             .as_array()
@@ -346,6 +364,8 @@ fn rendered_objects_are_valid_kubernetes_objects() {
         "metrics.enabled=false",
         "--set",
         "app.driver.continueOnNotReady=true",
+        "--set",
+        "app.driver.adoptUpstreamVolumes=false",
     ]));
 }
 
@@ -413,7 +433,8 @@ fn driver_container_runs_with_the_default_flags() {
             "--driver-name=csi.cert-manager.io",
             "--node-id=$(NODE_ID)",
             "--endpoint=$(CSI_ENDPOINT)",
-            "--data-root=/csi-data-dir",
+            "--data-root=/var/lib/cert-manager-csi-driver",
+            "--adopt-csi-lib-data-root=/csi-data-dir",
             "--kube-api-qps=50",
             "--kube-api-burst=100",
             "--metrics-bind-address=:9402",
@@ -445,6 +466,8 @@ fn rendered_driver_flags_are_flags_the_binary_accepts() {
             "metrics.enabled=false",
             "--set",
             "app.driver.kubernetesAPIQPS=7.5",
+            "--set",
+            "app.driver.adoptUpstreamVolumes=false",
         ][..],
     ] {
         let rendered = render(flags);
@@ -474,6 +497,29 @@ fn rendered_driver_flags_are_flags_the_binary_accepts() {
             !flags.contains(&"metrics.enabled=false"),
             "{args:?}"
         );
+        // Both directories are where the chart mounts them.
+        assert_eq!(
+            config.data_root,
+            Path::new(
+                rendered.mount("cert-manager-csi-driver", "data-root")["mountPath"]
+                    .as_str()
+                    .unwrap()
+            ),
+            "{args:?}"
+        );
+        if flags.contains(&"app.driver.adoptUpstreamVolumes=false") {
+            assert_eq!(config.adopt_csi_lib_data_root, None, "{args:?}");
+        } else {
+            assert_eq!(
+                config.adopt_csi_lib_data_root.as_deref(),
+                Some(Path::new(
+                    rendered.mount("cert-manager-csi-driver", "csi-data-dir")["mountPath"]
+                        .as_str()
+                        .unwrap()
+                )),
+                "{args:?}"
+            );
+        }
     }
 }
 
@@ -583,7 +629,7 @@ fn metrics_disabled_binds_nothing_and_drops_the_port_and_readiness_probe() {
 }
 
 #[test]
-fn volumes_propagate_mounts_only_where_kubelet_needs_them() {
+fn volumes_propagate_mounts_only_where_kubelet_or_adoption_needs_them() {
     let rendered = render(&[]);
     let pods = rendered.mount("cert-manager-csi-driver", "pods-mount-dir");
     assert_eq!(pods["mountPath"], "/var/lib/kubelet/pods");
@@ -600,17 +646,104 @@ fn volumes_propagate_mounts_only_where_kubelet_needs_them() {
         rendered.volume("registration-dir")["hostPath"],
         json!({ "path": "/var/lib/kubelet/plugins_registry", "type": "Directory" })
     );
-    // Only the driver, and only for the pods directory, propagates mounts.
-    for container in rendered.pod_spec()["containers"].as_array().unwrap() {
-        for mount in container["volumeMounts"].as_array().unwrap() {
-            let propagated = mount.get("mountPropagation").and_then(Value::as_str);
-            if container["name"] == "cert-manager-csi-driver" && mount["name"] == "pods-mount-dir" {
-                continue;
+    // The driver unmounts the Go driver's mounts in its data dir; those unmounts must reach the host.
+    assert_eq!(
+        rendered.mount("cert-manager-csi-driver", "csi-data-dir")["mountPropagation"],
+        "Bidirectional"
+    );
+    // Only the driver, and only for the pods directory and the Go driver's data dir, propagates
+    // mounts; without adoption, only for the pods directory.
+    for (rendered, propagating) in [
+        (rendered, &["pods-mount-dir", "csi-data-dir"][..]),
+        (
+            render(&["--set", "app.driver.adoptUpstreamVolumes=false"]),
+            &["pods-mount-dir"][..],
+        ),
+    ] {
+        let mut propagated_mounts = Vec::new();
+        for container in rendered.pod_spec()["containers"].as_array().unwrap() {
+            for mount in container["volumeMounts"].as_array().unwrap() {
+                let propagated = mount.get("mountPropagation").and_then(Value::as_str);
+                if propagated.is_none() || propagated == Some("None") {
+                    continue;
+                }
+                assert_eq!(
+                    container["name"], "cert-manager-csi-driver",
+                    "{} mounts {} with {propagated:?}",
+                    container["name"], mount["name"]
+                );
+                propagated_mounts.push(mount["name"].as_str().unwrap().to_owned());
             }
+        }
+        assert_eq!(propagated_mounts, propagating);
+    }
+}
+
+#[test]
+fn data_root_default_is_on_the_node_but_not_under_tmp() {
+    let rendered = render(&[]);
+    assert_eq!(
+        rendered.volume("data-root")["hostPath"],
+        json!({ "path": "/var/lib/cert-manager-csi-driver", "type": "DirectoryOrCreate" })
+    );
+    // The driver's --data-root is where that volume is mounted, which is the binary's default
+    // --data-root, so `status` in the container needs no flag.
+    let mount = rendered.mount("cert-manager-csi-driver", "data-root");
+    assert_eq!(
+        mount["mountPath"],
+        cert_manager_csi_driver::cli::DEFAULT_DATA_ROOT
+    );
+    assert_eq!(
+        flag(&rendered.args("cert-manager-csi-driver"), "--data-root"),
+        Some(cert_manager_csi_driver::cli::DEFAULT_DATA_ROOT)
+    );
+    assert!(mount.get("mountPropagation").is_none(), "{mount}");
+}
+
+/// The DaemonSet mounts this driver's data root (from `data_root`, no propagation, `--data-root`)
+/// and the Go driver's data dir (from `go_data_dir`, at upstream's `/csi-data-dir`, Bidirectional,
+/// `--adopt-csi-lib-data-root`).
+fn assert_mounts_both_data_dirs(rendered: &Rendered, data_root: &str, go_data_dir: &str) {
+    assert_eq!(
+        rendered.volume("data-root")["hostPath"],
+        json!({ "path": data_root, "type": "DirectoryOrCreate" })
+    );
+    assert_eq!(
+        rendered.volume("csi-data-dir")["hostPath"],
+        json!({ "path": go_data_dir, "type": "DirectoryOrCreate" })
+    );
+    let ours = rendered.mount("cert-manager-csi-driver", "data-root");
+    assert_eq!(
+        ours,
+        &json!({ "name": "data-root", "mountPath": "/var/lib/cert-manager-csi-driver" })
+    );
+    let go = rendered.mount("cert-manager-csi-driver", "csi-data-dir");
+    assert_eq!(
+        go,
+        &json!({
+            "name": "csi-data-dir",
+            "mountPath": "/csi-data-dir",
+            "mountPropagation": "Bidirectional",
+        })
+    );
+    let args = rendered.args("cert-manager-csi-driver");
+    assert_eq!(
+        flag(&args, "--data-root"),
+        Some("/var/lib/cert-manager-csi-driver")
+    );
+    assert_eq!(
+        flag(&args, "--adopt-csi-lib-data-root"),
+        Some("/csi-data-dir")
+    );
+    // Only the driver container sees either directory.
+    for sidecar in ["node-driver-registrar", "liveness-probe"] {
+        for mount in rendered.container(sidecar)["volumeMounts"]
+            .as_array()
+            .unwrap()
+        {
             assert!(
-                propagated.is_none() || propagated == Some("None"),
-                "{} mounts {} with {propagated:?}",
-                container["name"],
+                mount["name"] != "data-root" && mount["name"] != "csi-data-dir",
+                "{sidecar} mounts {}",
                 mount["name"]
             );
         }
@@ -618,27 +751,123 @@ fn volumes_propagate_mounts_only_where_kubelet_needs_them() {
 }
 
 #[test]
-fn data_root_default_is_on_the_node_but_not_under_tmp() {
-    let rendered = render(&[]);
-    let host_path = rendered.volume("csi-data-dir")["hostPath"]["path"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(host_path, "/var/lib/cert-manager-csi-driver");
-    assert!(!host_path.starts_with("/tmp"), "{host_path}");
-    assert_eq!(
-        rendered.volume("csi-data-dir")["hostPath"]["type"],
-        "DirectoryOrCreate"
+fn default_values_mount_our_data_root_and_the_go_drivers_data_dir_for_adoption() {
+    assert_mounts_both_data_dirs(
+        &render(&[]),
+        "/var/lib/cert-manager-csi-driver",
+        "/tmp/cert-manager-csi-driver",
     );
-    // The driver's --data-root is where that volume is mounted.
-    let mount_path = rendered.mount("cert-manager-csi-driver", "csi-data-dir")["mountPath"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        flag(&rendered.args("cert-manager-csi-driver"), "--data-root"),
-        Some(mount_path.as_str())
+}
+
+#[test]
+fn upstream_values_adopt_from_their_csi_data_dir_and_keep_our_data_root_out_of_tmp() {
+    assert_mounts_both_data_dirs(
+        &render(&["-f", UPSTREAM_VALUES]),
+        "/var/lib/cert-manager-csi-driver",
+        "/tmp/cert-manager-csi-driver",
     );
+    assert_mounts_both_data_dirs(
+        &render(&[
+            "-f",
+            UPSTREAM_VALUES,
+            "--set",
+            "app.driver.csiDataDir=/var/lib/csi-lib",
+        ]),
+        "/var/lib/cert-manager-csi-driver",
+        "/var/lib/csi-lib",
+    );
+}
+
+#[test]
+fn adopt_upstream_volumes_false_drops_the_go_data_dir_and_the_flag() {
+    for flags in [&[][..], &["-f", UPSTREAM_VALUES][..]] {
+        let mut flags = flags.to_vec();
+        flags.extend(["--set", "app.driver.adoptUpstreamVolumes=false"]);
+        let rendered = render(&flags);
+        assert!(!rendered.has_volume("csi-data-dir"), "{flags:?}");
+        assert!(!rendered.mounted_anywhere("csi-data-dir"), "{flags:?}");
+        let args = rendered.args("cert-manager-csi-driver");
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.starts_with("--adopt-csi-lib-data-root")),
+            "{args:?}"
+        );
+        // Our own data root stays.
+        assert_eq!(
+            rendered.volume("data-root")["hostPath"]["path"],
+            "/var/lib/cert-manager-csi-driver"
+        );
+        assert_eq!(
+            flag(&args, "--data-root"),
+            Some("/var/lib/cert-manager-csi-driver")
+        );
+    }
+}
+
+#[test]
+fn data_root_value_moves_our_host_path_only() {
+    let rendered = render(&["--set", "app.driver.dataRoot=/srv/x"]);
+    assert_mounts_both_data_dirs(&rendered, "/srv/x", "/tmp/cert-manager-csi-driver");
+}
+
+#[test]
+fn data_root_under_tmp_is_refused() {
+    for data_root in [
+        "/tmp",
+        "/tmp/",
+        "/tmp/cert-manager-csi-driver-state",
+        "/var/tmp/x",
+    ] {
+        let error = render_error(&[
+            "--set",
+            &format!("app.driver.dataRoot={data_root}"),
+            "--set",
+            "app.driver.adoptUpstreamVolumes=false",
+        ]);
+        assert!(error.contains("systemd-tmpfiles"), "{data_root}: {error}");
+    }
+    // A name that only starts with "tmp" is fine.
+    render(&["--set", "app.driver.dataRoot=/tmpfs-state"]);
+}
+
+#[test]
+fn data_root_overlapping_the_go_data_dir_is_refused_while_adopting() {
+    for (data_root, go_data_dir) in [
+        // Upstream users who moved csiDataDir out of /tmp to our default data root.
+        (
+            "/var/lib/cert-manager-csi-driver",
+            "/var/lib/cert-manager-csi-driver",
+        ),
+        (
+            "/var/lib/cert-manager-csi-driver",
+            "/var/lib/cert-manager-csi-driver/",
+        ),
+        ("/var/lib/cert-manager-csi-driver", "/var/lib"),
+        ("/var/lib/csi", "/var/lib/csi/go"),
+    ] {
+        let flags = [
+            "--set".to_owned(),
+            format!("app.driver.dataRoot={data_root}"),
+            "--set".to_owned(),
+            format!("app.driver.csiDataDir={go_data_dir}"),
+        ];
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let error = render_error(&flags);
+        assert!(
+            error.contains("overlap"),
+            "{data_root} / {go_data_dir}: {error}"
+        );
+        // Without adoption the Go driver's data dir is not mounted, so nothing overlaps.
+        let mut without_adoption = flags.clone();
+        without_adoption.extend(["--set", "app.driver.adoptUpstreamVolumes=false"]);
+        render(&without_adoption);
+    }
+    // Siblings do not overlap.
+    render(&[
+        "--set",
+        "app.driver.csiDataDir=/var/lib/cert-manager-csi-driver-go",
+    ]);
 }
 
 #[test]
@@ -901,10 +1130,23 @@ fn upstream_values_land_where_upstreams_chart_puts_them() {
         json!([{ "audience": "" }])
     );
     assert_eq!(name(rendered.one("CSIDriver")), "csi.example.io");
-    // A data dir kept from upstream's values is honoured (the driver warns about /tmp).
+    // upstream's csiDataDir is the Go driver's data dir, adopted from where upstream's chart
+    // mounts it; our own data root stays out of /tmp.
     assert_eq!(
         rendered.volume("csi-data-dir")["hostPath"]["path"],
         "/tmp/cert-manager-csi-driver"
+    );
+    assert_eq!(
+        rendered.mount("cert-manager-csi-driver", "csi-data-dir")["mountPath"],
+        "/csi-data-dir"
+    );
+    assert_eq!(
+        flag(&args, "--adopt-csi-lib-data-root"),
+        Some("/csi-data-dir")
+    );
+    assert_eq!(
+        rendered.volume("data-root")["hostPath"]["path"],
+        "/var/lib/cert-manager-csi-driver"
     );
     assert_eq!(
         flag(&rendered.args("liveness-probe"), "--health-port"),

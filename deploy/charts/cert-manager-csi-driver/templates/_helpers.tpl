@@ -63,3 +63,28 @@ Call with (list <image values> <default tag>).
 true
 {{- end -}}
 {{- end -}}
+
+{{/* Whether the driver adopts the Go driver's volumes: "true" or empty. */}}
+{{- define "csi-driver.adoptUpstreamVolumes" -}}
+{{- if .Values.app.driver.adoptUpstreamVolumes -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Fails on a data root that would lose the driver's volume records: one under /tmp or /var/tmp
+(systemd-tmpfiles empties them), or, while adopting, one that is, contains or lies inside the Go
+driver's data directory (whose contents the driver takes over and unmounts).
+*/}}
+{{- define "csi-driver.checkDataDirs" -}}
+{{- $dataRoot := clean .Values.app.driver.dataRoot -}}
+{{- range list "/tmp" "/var/tmp" -}}
+{{- if or (eq $dataRoot .) (hasPrefix (printf "%s/" .) $dataRoot) -}}
+{{- fail (printf "app.driver.dataRoot=%s is under %s, which systemd-tmpfiles may empty, losing the driver's volume records: choose a directory such as /var/lib/cert-manager-csi-driver" $.Values.app.driver.dataRoot .) -}}
+{{- end -}}
+{{- end -}}
+{{- if include "csi-driver.adoptUpstreamVolumes" . -}}
+{{- $goDataDir := clean .Values.app.driver.csiDataDir -}}
+{{- if or (eq $dataRoot $goDataDir) (hasPrefix (printf "%s/" (trimSuffix "/" $goDataDir)) $dataRoot) (hasPrefix (printf "%s/" (trimSuffix "/" $dataRoot)) $goDataDir) -}}
+{{- fail (printf "app.driver.dataRoot=%s and app.driver.csiDataDir=%s overlap: csiDataDir is the Go driver's data directory, whose volumes this driver adopts; move app.driver.dataRoot out of it, e.g. to /var/lib/cert-manager-csi-driver-state (or set app.driver.adoptUpstreamVolumes=false once no node has the Go driver's volumes)" .Values.app.driver.dataRoot .Values.app.driver.csiDataDir) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
