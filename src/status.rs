@@ -7,10 +7,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::attributes::{ParseOptions, parse_volume_context_with};
+use std::collections::HashMap;
+
+use crate::attributes::{ParseOptions, PodInfo, key, parse_volume_context_with};
 use crate::certificate::inspect_leaf;
 use crate::volume::files;
+use crate::volume::layout::Layout;
 use crate::volume::state::StateStore;
+
+/// Whether the Go driver's record of an adopted volume holds a service-account token.
+fn metadata_has_token(volume_dir: &Path) -> bool {
+    std::fs::read(volume_dir.join(crate::volume::csi_lib::METADATA_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<crate::volume::csi_lib::Metadata>(&bytes).ok())
+        .is_some_and(|metadata| {
+            metadata
+                .volume_context
+                .contains_key(key::SERVICE_ACCOUNT_TOKENS)
+        })
+}
 
 /// One managed volume, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,8 +45,14 @@ pub struct VolumeReport {
     pub last_error: Option<String>,
     /// The CertificateRequest of the last failed attempt (cert-manager backend).
     pub certificate_request: Option<String>,
-    /// `ok`, `expired`, `no certificate`, `not mounted`, `unreadable record`.
+    /// `ok`, `expired`, `no certificate`, `not mounted`, `not renewed` (attributes this driver
+    /// rejects), `unreadable record`.
     pub state: String,
+    /// Taken over from the Go driver: its files are in the Go driver's data directory.
+    pub adopted: bool,
+    /// What else an operator should know about this volume.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Reads every volume record under `data_root`.
@@ -54,30 +75,63 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                     last_error: Some(reason),
                     certificate_request: None,
                     state: "unreadable record".into(),
+                    adopted: false,
+                    notes: Vec::new(),
                 });
                 continue;
             }
         };
-        let context = record.volume_context.clone().into_iter().collect();
-        let parsed = parse_volume_context_with(&context, ParseOptions::default()).ok();
+        let context: HashMap<String, String> = record.volume_context.clone().into_iter().collect();
+        let parsed = parse_volume_context_with(&context, ParseOptions::default());
         let progress = store.load_progress(&record.volume_id);
-        let certificate = parsed.as_ref().and_then(|request| {
-            let bytes =
-                files::read_current(&record.target_path, &request.spec.files.certificate).ok()?;
-            inspect_leaf(&String::from_utf8_lossy(&bytes)).ok()
-        });
+        // An adopted volume's files are in the Go driver's data directory (the target is a bind
+        // mount of it); this driver's own are in the target's tmpfs.
+        let layout = match &record.adopted_from {
+            Some(volume_dir) => Layout::CsiLib {
+                volume_dir: volume_dir.clone(),
+            },
+            None => Layout::OwnTmpfs,
+        };
+        let files_dir = layout.files_dir(&record.target_path);
+        let certificate_file = match &parsed {
+            Ok(request) => request.spec.files.certificate.clone(),
+            Err(_) => context
+                .get(key::CERTIFICATE_FILE)
+                .cloned()
+                .unwrap_or_else(|| "tls.crt".into()),
+        };
+        let certificate = files::read_current(&files_dir, &certificate_file)
+            .ok()
+            .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());
         let state = match (&certificate, record.target_path.is_dir()) {
             (_, false) => "not mounted",
+            _ if parsed.is_err() => "not renewed",
             (None, true) => "no certificate",
             (Some(certificate), true) if certificate.not_after <= SystemTime::now() => "expired",
             (Some(_), true) => "ok",
         };
+        let mut notes = Vec::new();
+        if let Some(volume_dir) = &record.adopted_from {
+            notes.push(format!(
+                "adopted from the Go driver; its files are in {}",
+                volume_dir.join(crate::volume::csi_lib::DATA_DIR).display()
+            ));
+            if metadata_has_token(volume_dir) {
+                notes.push(
+                    "with --use-token-request, renewals use the pod token the Go driver recorded \
+                     (it may have expired) until kubelet's next republish brings a fresh one"
+                        .into(),
+                );
+            }
+        }
+        let rejected = parsed.as_ref().err().map(|invalid| {
+            format!("not renewed: this driver rejects its attributes ({invalid}); its files are kept as they are until the pod goes")
+        });
+        let parsed = parsed.ok();
+        let pod = PodInfo::read_from(&context);
         reports.push(VolumeReport {
             volume_id: record.volume_id.clone(),
-            pod: parsed.as_ref().map_or_else(
-                || "?".into(),
-                |r| format!("{}/{}", r.pod.namespace, r.pod.name),
-            ),
+            pod: format!("{}/{}", pod.namespace, pod.name),
             issuer: parsed.as_ref().map_or_else(
                 || "?".into(),
                 |r| {
@@ -109,9 +163,14 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                 })
                 .map(rfc3339),
             failures: progress.as_ref().map_or(0, |p| p.failures),
-            last_error: progress.as_ref().and_then(|p| p.last_error.clone()),
+            last_error: progress
+                .as_ref()
+                .and_then(|p| p.last_error.clone())
+                .or(rejected),
             certificate_request: progress.and_then(|p| p.request_name),
             state: state.into(),
+            adopted: record.adopted_from.is_some(),
+            notes,
         });
     }
     reports.sort_by(|a, b| a.pod.cmp(&b.pod).then(a.volume_id.cmp(&b.volume_id)));
@@ -154,7 +213,11 @@ pub fn render_table(reports: &[VolumeReport]) -> String {
                 } else {
                     r.dns_names.join(",")
                 },
-                r.state.clone(),
+                if r.adopted {
+                    format!("{} (adopted)", r.state)
+                } else {
+                    r.state.clone()
+                },
                 r.not_after.clone().unwrap_or_else(|| "-".into()),
                 r.next_renewal.clone().unwrap_or_else(|| "-".into()),
                 r.failures.to_string(),

@@ -381,3 +381,29 @@ fn every_pkcs12_profile_opens_with_the_password_and_holds_key_and_chain() {
         );
     }
 }
+
+#[test]
+fn sec1_ec_keys_as_the_go_driver_writes_them_are_read() {
+    // The Go driver's default key encoding (PKCS1) writes ECDSA keys as SEC1 "EC PRIVATE KEY";
+    // an adopted volume with reuse-private-key must be able to keep its key.
+    let dir = tempfile::tempdir().unwrap();
+    for (curve, size) in [("prime256v1", 256), ("secp384r1", 384), ("secp521r1", 521)] {
+        let path = dir.path().join(format!("{curve}.key"));
+        let path = path.to_str().unwrap();
+        openssl(&["ecparam", "-genkey", "-noout", "-name", curve, "-out", path]);
+        let sec1 = std::fs::read_to_string(path).unwrap();
+        assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{sec1}");
+        let key = keys::PrivateKey::from_pem(&sec1).expect("SEC1 key is read");
+        assert_eq!(key.size(), size);
+        // The same key: openssl derives the same public key from what the driver re-encodes.
+        let pkcs8 = key
+            .to_pem(cert_manager_csi_driver::attributes::KeyEncoding::Pkcs8)
+            .unwrap();
+        let reencoded = dir.path().join(format!("{curve}.pkcs8"));
+        std::fs::write(&reencoded, pkcs8.as_bytes()).unwrap();
+        assert_eq!(
+            openssl(&["pkey", "-in", path, "-pubout"]),
+            openssl(&["pkey", "-in", reencoded.to_str().unwrap(), "-pubout"])
+        );
+    }
+}

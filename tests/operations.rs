@@ -12,10 +12,9 @@ use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::driver::DriverConfig;
-use common::Harness;
 use common::cluster::{Cluster, cluster};
+use common::{Harness, http_get as get};
 use kube_test_server::SignerMode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
@@ -61,27 +60,6 @@ async fn publish(
         .node_publish_volume(publish_request(volume_id, target, context))
         .await
         .map(|_| ())
-}
-
-/// A plain HTTP/1.0 GET: status code and body.
-async fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The value of the one sample line that starts with `prefix`.

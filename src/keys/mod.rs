@@ -173,6 +173,9 @@ impl PrivateKey {
             )
             .to_der()
             .map_err(|e| unreadable(&e))?,
+            // SEC1 (RFC 5915): what the Go driver writes for ECDSA keys with its default PKCS1
+            // encoding, so a volume adopted from it can reuse its key.
+            "EC PRIVATE KEY" => sec1_to_pkcs8(block.contents())?,
             other => {
                 return Err(KeyError::Unreadable(format!(
                     "unexpected PEM block {other}"
@@ -262,6 +265,26 @@ impl PrivateKey {
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8
     }
+}
+
+/// A SEC1 `ECPrivateKey` (it names its curve) as PKCS#8, the form the driver keeps keys in.
+fn sec1_to_pkcs8(sec1: &[u8]) -> Result<Vec<u8>, KeyError> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+        ECDSA_P521_SHA512_ASN1_SIGNING, EcdsaKeyPair,
+    };
+    [
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+        &ECDSA_P521_SHA512_ASN1_SIGNING,
+    ]
+    .into_iter()
+    .find_map(|curve| EcdsaKeyPair::from_private_key_der(curve, sec1).ok())
+    .and_then(|pair| pair.to_pkcs8v1().ok())
+    .map(|document| document.as_ref().to_vec())
+    .ok_or_else(|| {
+        KeyError::Unreadable("an EC PRIVATE KEY on a curve other than P-256/384/521".into())
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod go_driver;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -241,4 +242,26 @@ pub fn key_matches(target: &Path) -> bool {
     let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
     let chain = std::fs::read_to_string(target.join("tls.crt")).unwrap();
     cert_manager_csi_driver::certificate::key_matches_certificate(&key, &chain).unwrap()
+}
+
+/// A plain HTTP/1.0 GET: status code and body.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -1,0 +1,396 @@
+//! Taking a live node over from the Go driver: the volumes it mounted (its layout built byte for
+//! byte by `common::go_driver`) are adopted at start, renewed in place through the pods' existing
+//! bind mounts, shown in status and metrics, and torn down by unpublish, the Go driver's tmpfs
+//! last. Needs root for the real tmpfs and bind mounts (CI runs as root).
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cert_manager_csi_driver::attributes::key;
+use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
+use cert_manager_csi_driver::demo::publish_request;
+use cert_manager_csi_driver::volume::mountinfo;
+use common::go_driver::{GoDriverNode, GoVolume};
+use common::{
+    Harness, http_get, is_root, key_matches, mounts_at, serial_of, verify_volume_with_openssl,
+};
+
+async fn driver_adopting(go: &GoDriverNode) -> Harness {
+    let root = go.root();
+    Harness::start_with(move |config| {
+        config.adopt_csi_lib_data_root = Some(root);
+        config.metrics_address = Some("127.0.0.1:0".parse().unwrap());
+        config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+        };
+    })
+    .await
+}
+
+async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn metadata_json(go: &GoDriverNode, volume_id: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(go.volume_dir(volume_id).join("metadata.json")).unwrap())
+        .unwrap()
+}
+
+macro_rules! needs_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root for real tmpfs and bind mounts (CI runs as root)");
+            return;
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_the_go_driver_mounted_is_renewed_in_place_through_its_bind_mount() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    // 6 s certificates renew 4 s after issuance.
+    let volume = GoVolume::new("csi-go-renewed", "go-renewed").with(key::DURATION, "6s");
+    let target = go.publish(&volume);
+    let first = serial_of(&target);
+    let bind = mountinfo::find_mount(&mountinfo::read_current().unwrap(), &target)
+        .unwrap()
+        .clone();
+
+    let harness = driver_adopting(&go).await;
+    assert_eq!(harness.driver().adopted().adopted, 1);
+    let status = harness
+        .driver()
+        .manager()
+        .status("csi-go-renewed")
+        .await
+        .expect("the adopted volume is managed");
+    assert!(status.adopted);
+    assert_eq!(status.pod, "default/go-renewed");
+    assert_eq!(&*status.certificate.unwrap().serial, first);
+    assert!(status.next_renewal.is_some(), "its renewal is scheduled");
+    assert_eq!(harness.state_records(), 1, "remembered across restarts");
+
+    wait_for(
+        "the adopted certificate was renewed",
+        Duration::from_secs(15),
+        || serial_of(&target) != first,
+    )
+    .await;
+    // The pod sees the new pair through the bind mount it already has.
+    verify_volume_with_openssl(&target);
+    assert!(key_matches(&target));
+    let now = mountinfo::find_mount(&mountinfo::read_current().unwrap(), &target)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (now.mount_id, &now.root, &now.device),
+        (bind.mount_id, &bind.root, &bind.device),
+        "the same bind mount"
+    );
+    assert!(now.mount_options.split(',').any(|o| o == "ro"));
+    // csi-lib's layout and modes, kept.
+    let data = go.volume_dir("csi-go-renewed").join("data");
+    assert_eq!(mode(&data), 0o550);
+    for name in ["tls.crt", "tls.key", "ca.crt"] {
+        assert_eq!(mode(&data.join("..data").join(name)), 0o440, "{name}");
+        assert_eq!(
+            std::fs::read_link(data.join(name)).unwrap(),
+            Path::new("..data").join(name)
+        );
+    }
+    let hidden: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".."))
+        .collect();
+    assert_eq!(hidden.len(), 2, "..data and one set: {hidden:?}");
+    // A rollback to the Go driver renews when this driver would have.
+    let recorded = metadata_json(&go, "csi-go-renewed");
+    assert_ne!(
+        recorded["nextIssuanceTime"], "2026-12-01T10:00:00.123456789Z",
+        "{recorded}"
+    );
+    assert_eq!(recorded["volumeID"], "csi-go-renewed");
+
+    harness.unpublish("csi-go-renewed", &target).await.unwrap();
+    assert_eq!(mounts_at(&target), 0);
+    assert!(!target.exists());
+    assert!(!go.volume_dir("csi-go-renewed").exists());
+    assert_eq!(
+        mounts_at(&go.inmemfs()),
+        0,
+        "the last adopted volume took the Go driver's tmpfs with it"
+    );
+    assert_eq!(harness.state_records(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_drivers_tmpfs_stays_until_its_last_volume_is_unpublished() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let first = go.publish(&GoVolume::new("csi-go-a", "go-a"));
+    let second = go.publish(&GoVolume::new("csi-go-b", "go-b"));
+    let harness = driver_adopting(&go).await;
+    assert_eq!(harness.driver().adopted().adopted, 2);
+
+    // A republish (kubelet's requiresRepublish) is a no-op success.
+    let serial = serial_of(&first);
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-go-a",
+            &first,
+            GoVolume::new("csi-go-a", "go-a").context(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(serial_of(&first), serial);
+    assert_eq!(mounts_at(&first), 1, "nothing stacked on the bind mount");
+
+    harness.unpublish("csi-go-a", &first).await.unwrap();
+    assert_eq!(mounts_at(&first), 0);
+    assert_eq!(mounts_at(&go.inmemfs()), 1, "still needed by csi-go-b");
+    verify_volume_with_openssl(&second);
+    // A repeated unpublish (kubelet retries) is success.
+    harness.unpublish("csi-go-a", &first).await.unwrap();
+
+    harness.unpublish("csi-go-b", &second).await.unwrap();
+    assert_eq!(mounts_at(&go.inmemfs()), 0);
+    assert!(
+        go.inmemfs().is_dir(),
+        "the directory stays, as the Go driver's chart made it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopted_volumes_show_in_status_and_metrics() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let target = go.publish(&GoVolume::new("csi-go-seen", "go-seen"));
+    let harness = driver_adopting(&go).await;
+    let address = harness.driver().metrics_address().unwrap();
+    let (_, metrics) = http_get(address, "/metrics").await;
+    for line in [
+        "certmanager_csi_managed_volume_count{node=\"test-node\"} 1",
+        "certmanager_csi_adopted_volume_count{node=\"test-node\"} 1",
+        "certmanager_csi_certificate_request_expiration_timestamp_seconds{name=\"csi-go-seen\"",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    let reports = cert_manager_csi_driver::status::collect(&harness.config.data_root).unwrap();
+    assert_eq!(reports.len(), 1);
+    let report = &reports[0];
+    assert_eq!(report.volume_id, "csi-go-seen");
+    assert!(report.adopted);
+    assert_eq!(report.state, "ok");
+    assert_eq!(report.pod, "default/go-seen");
+    assert!(report.not_after.is_some());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("adopted from the Go driver")),
+        "{:?}",
+        report.notes
+    );
+    let table = cert_manager_csi_driver::status::render_table(&reports);
+    assert!(table.contains("ok (adopted)"), "{table}");
+
+    harness.unpublish("csi-go-seen", &target).await.unwrap();
+    let (_, metrics) = http_get(address, "/metrics").await;
+    assert!(metrics.contains("certmanager_csi_adopted_volume_count{node=\"test-node\"} 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_volume_with_attributes_this_driver_rejects_is_kept_and_not_renewed() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    // The Go driver accepts PKCS1 for ECDSA keys (writing SEC1); this driver rejects it.
+    let volume = GoVolume::new("csi-go-rejected", "go-rejected")
+        .with(key::DURATION, "4s")
+        .recording(key::KEY_ENCODING, "PKCS1");
+    let target = go.publish(&volume);
+    let serial = serial_of(&target);
+    let harness = driver_adopting(&go).await;
+    let adopted = harness.driver().adopted();
+    assert_eq!((adopted.adopted, adopted.not_renewed), (1, 1));
+    let status = harness
+        .driver()
+        .manager()
+        .status("csi-go-rejected")
+        .await
+        .unwrap();
+    let why = status.last_error.unwrap();
+    assert!(
+        why.contains("not renewed") && why.contains("key-encoding"),
+        "{why}"
+    );
+    // Its renewal time (about 2.7 s) passes: nothing is issued, the files stay as they were.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(serial_of(&target), serial);
+    assert!(key_matches(&target));
+    // kubelet's republish (same attributes) must not fail and unmount it.
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-go-rejected",
+            &target,
+            volume.context(),
+        ))
+        .await
+        .expect("republish of a kept volume succeeds");
+    // The condition kubelet polls names the reason.
+    let stats = harness
+        .client
+        .node
+        .clone()
+        .node_get_volume_stats(NodeGetVolumeStatsRequest {
+            volume_id: "csi-go-rejected".into(),
+            volume_path: target.display().to_string(),
+            staging_target_path: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let condition = stats.volume_condition.unwrap();
+    assert!(condition.abnormal && condition.message.contains("key-encoding"));
+    let reports = cert_manager_csi_driver::status::collect(&harness.config.data_root).unwrap();
+    assert_eq!(reports[0].state, "not renewed");
+    assert_eq!(reports[0].pod, "default/go-rejected");
+
+    harness.unpublish("csi-go-rejected", &target).await.unwrap();
+    assert_eq!(mounts_at(&target), 0);
+    assert!(!go.volume_dir("csi-go-rejected").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_adopted_is_reported_and_left_alone_and_unused_volumes_are_removed() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let live = go.publish(&GoVolume::new("csi-go-live", "go-live"));
+    // The Go driver died between unmounting this one and removing its directory.
+    let gone_volume = GoVolume::new("csi-go-gone", "go-gone");
+    let gone = go.publish(&gone_volume);
+    rustix::mount::unmount(&gone, rustix::mount::UnmountFlags::empty()).unwrap();
+    // A metadata.json that does not parse, on a volume still mounted.
+    let broken_volume = GoVolume::new("csi-go-broken", "go-broken");
+    let broken = go.publish(&broken_volume);
+    let broken_metadata = go.volume_dir("csi-go-broken").join("metadata.json");
+    std::fs::write(&broken_metadata, b"{\"volumeID\": truncated").unwrap();
+    // Not a volume at all: no metadata.json.
+    let stray = go.inmemfs().join("not-a-volume");
+    std::fs::create_dir(&stray).unwrap();
+    std::fs::write(stray.join("file"), b"x").unwrap();
+
+    let harness = driver_adopting(&go).await;
+    let adopted = harness.driver().adopted();
+    assert_eq!(adopted.adopted, 1);
+    assert_eq!(adopted.cleaned_up, 1);
+    assert_eq!(adopted.unreadable, 1);
+    assert!(
+        !go.volume_dir("csi-go-gone").exists(),
+        "the unused volume is removed"
+    );
+    assert_eq!(
+        std::fs::read(&broken_metadata).unwrap(),
+        b"{\"volumeID\": truncated",
+        "an unreadable metadata.json is left alone"
+    );
+    verify_volume_with_openssl(&broken);
+    assert!(stray.join("file").exists(), "nothing else is touched");
+    assert!(
+        harness
+            .driver()
+            .manager()
+            .status("csi-go-broken")
+            .await
+            .is_none(),
+        "not adopted"
+    );
+
+    // kubelet unpublishes the unadopted volume when its pod goes: its bind mount is still
+    // recognised as the Go driver's, so the pod does not hang in Terminating.
+    harness.unpublish("csi-go-broken", &broken).await.unwrap();
+    assert_eq!(mounts_at(&broken), 0);
+    assert!(!go.volume_dir("csi-go-broken").exists());
+    assert_eq!(mounts_at(&go.inmemfs()), 1, "csi-go-live still uses it");
+
+    harness.unpublish("csi-go-live", &live).await.unwrap();
+    assert_eq!(
+        mounts_at(&go.inmemfs()),
+        0,
+        "only garbage was left in the Go driver's tmpfs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_volume_keeps_its_fs_group_through_renewals() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    // The pod's fsGroup, as kubelet passed it to the Go driver (recorded in metadata.json).
+    let volume = GoVolume::new("csi-go-group", "go-group")
+        .with(key::DURATION, "6s")
+        .mount_group("3000");
+    let target = go.publish(&volume);
+    let first = serial_of(&target);
+    let data = go.volume_dir("csi-go-group").join("data");
+    assert_eq!(std::fs::metadata(&data).unwrap().gid(), 3000);
+
+    let _harness = driver_adopting(&go).await;
+    wait_for("renewed", Duration::from_secs(15), || {
+        serial_of(&target) != first
+    })
+    .await;
+    for name in ["tls.crt", "tls.key", "ca.crt"] {
+        let file = std::fs::metadata(data.join("..data").join(name)).unwrap();
+        assert_eq!(file.gid(), 3000, "{name}");
+        assert_eq!(file.permissions().mode() & 0o777, 0o440, "{name}");
+    }
+    assert_eq!(std::fs::metadata(&data).unwrap().gid(), 3000);
+    assert!(key_matches(&target));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_driver_still_knows_its_adopted_volumes() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let target = go.publish(&GoVolume::new("csi-go-kept", "go-kept").with(key::DURATION, "6s"));
+    let mut harness = driver_adopting(&go).await;
+    assert_eq!(harness.driver().adopted().adopted, 1);
+    harness.restart().await;
+    // Resumed from this driver's own record, not adopted a second time.
+    assert_eq!(harness.driver().resumed().resumed, 1);
+    assert_eq!(harness.driver().adopted().adopted, 0);
+    let status = harness
+        .driver()
+        .manager()
+        .status("csi-go-kept")
+        .await
+        .unwrap();
+    assert!(status.adopted);
+    let first = serial_of(&target);
+    wait_for("renewed after the restart", Duration::from_secs(15), || {
+        serial_of(&target) != first
+    })
+    .await;
+    verify_volume_with_openssl(&target);
+    harness.unpublish("csi-go-kept", &target).await.unwrap();
+    assert_eq!(mounts_at(&go.inmemfs()), 0);
+}
