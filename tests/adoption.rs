@@ -7,16 +7,21 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
-use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
+use cert_manager_csi_driver::csi::client::CsiClient;
+use cert_manager_csi_driver::csi::proto::{NodeGetVolumeStatsRequest, NodeUnpublishVolumeRequest};
 use cert_manager_csi_driver::demo::publish_request;
 use cert_manager_csi_driver::volume::mountinfo;
+use common::binary::{BinaryNode, cert_manager_backend, kill_hard, wait_for};
+use common::cluster::{Cluster, cluster, event_with_reason};
 use common::go_driver::{GoDriverNode, GoVolume};
 use common::{
-    Harness, http_get, is_root, key_matches, mounts_at, serial_of, verify_volume_with_openssl,
+    Harness, http_get, is_root, key_matches, mounts_at, mounts_under, serial_of,
+    verify_volume_with_openssl,
 };
+use kube_test_server::SignerMode;
 
 async fn driver_adopting(go: &GoDriverNode) -> Harness {
     let root = go.root();
@@ -29,14 +34,6 @@ async fn driver_adopting(go: &GoDriverNode) -> Harness {
         };
     })
     .await
-}
-
-async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn mode(path: &Path) -> u32 {
@@ -393,4 +390,301 @@ async fn a_restarted_driver_still_knows_its_adopted_volumes() {
     verify_volume_with_openssl(&target);
     harness.unpublish("csi-go-kept", &target).await.unwrap();
     assert_eq!(mounts_at(&go.inmemfs()), 0);
+}
+
+/// A driver on the cert-manager backend (the test API server), adopting from `go`.
+async fn cluster_driver_adopting(
+    cluster: &Cluster,
+    go: &GoDriverNode,
+    adjust: impl FnOnce(&mut cert_manager_csi_driver::driver::DriverConfig),
+) -> Harness {
+    let root = go.root();
+    cluster
+        .driver(move |config| {
+            config.adopt_csi_lib_data_root = Some(root);
+            config.cert_manager.publish_timeout = Duration::from_secs(10);
+            config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+                initial: Duration::from_millis(200),
+                max: Duration::from_secs(1),
+            };
+            adjust(config);
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_is_reported_on_each_pod() {
+    needs_root!();
+    let cluster = cluster().await;
+    let go = GoDriverNode::create();
+    let renewed = go.publish(&GoVolume::new("csi-go-told", "go-told"));
+    let kept = go.publish(
+        &GoVolume::new("csi-go-kept-told", "go-kept-told").recording(key::KEY_SIZE, "1024"),
+    );
+    let harness = cluster_driver_adopting(&cluster, &go, |_| {}).await;
+    let adopted = event_with_reason(&cluster.api, "go-told", "VolumeAdopted").await;
+    assert_eq!(adopted["type"], "Normal");
+    let note = adopted["note"].as_str().unwrap();
+    assert!(
+        note.contains("csi-go-told") && note.contains("renewed in place"),
+        "{note}"
+    );
+    let warned = event_with_reason(&cluster.api, "go-kept-told", "AdoptedVolumeNotRenewed").await;
+    assert_eq!(warned["type"], "Warning");
+    let note = warned["note"].as_str().unwrap();
+    assert!(
+        note.contains("key-size") && note.contains("1024") && note.contains("will not be renewed"),
+        "{note}"
+    );
+    harness.unpublish("csi-go-told", &renewed).await.unwrap();
+    harness.unpublish("csi-go-kept-told", &kept).await.unwrap();
+    assert_eq!(mounts_at(&go.inmemfs()), 0);
+}
+
+fn tokens(token: &str) -> String {
+    serde_json::json!({"": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_request_mode_renews_with_the_recorded_token_then_the_republished_one() {
+    needs_root!();
+    let cluster = cluster().await;
+    let pod_user = "system:serviceaccount:default:go-token";
+    cluster.api.add_token("token-the-go-driver-saw", pod_user);
+    cluster.api.add_token("token-from-a-republish", pod_user);
+    let go = GoDriverNode::create();
+    let volume = GoVolume::new("csi-go-token", "go-token")
+        .with(key::DURATION, "6s")
+        .tokens(&tokens("token-the-go-driver-saw"));
+    let target = go.publish(&volume);
+    let first = serial_of(&target);
+    let harness = cluster_driver_adopting(&cluster, &go, |config| {
+        config.cert_manager.use_token_request = true;
+    })
+    .await;
+    let reports = cert_manager_csi_driver::status::collect(&harness.config.data_root).unwrap();
+    assert!(
+        reports[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("pod token the Go driver recorded")),
+        "{:?}",
+        reports[0].notes
+    );
+
+    // The first renewal is made with the token from the Go driver's metadata.json.
+    wait_for("renewed", Duration::from_secs(15), || {
+        serial_of(&target) != first
+    })
+    .await;
+    verify_volume_with_openssl(&target);
+    let created_by = |api: &kube_test_server::TestApiServer| -> Vec<Option<String>> {
+        api.list_objects("cert-manager.io/v1", "certificaterequests")
+            .iter()
+            .map(|cr| {
+                api.created_by(
+                    "cert-manager.io/v1",
+                    "certificaterequests",
+                    "default",
+                    cr["metadata"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(created_by(&cluster.api), vec![Some(pod_user.to_string())]);
+
+    // That token expires; renewals fail (the current pair stays) until kubelet's republish
+    // brings a fresh one, which the next attempt uses.
+    cluster.api.reject_token("token-the-go-driver-saw");
+    let second = serial_of(&target);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        serial_of(&target),
+        second,
+        "no renewal without a valid token"
+    );
+    assert!(key_matches(&target));
+    let status = harness
+        .driver()
+        .manager()
+        .status("csi-go-token")
+        .await
+        .unwrap();
+    assert!(status.failures > 0, "{status:?}");
+    let republished = GoVolume::new("csi-go-token", "go-token")
+        .with(key::DURATION, "6s")
+        .tokens(&tokens("token-from-a-republish"));
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-go-token",
+            &target,
+            republished.context(),
+        ))
+        .await
+        .unwrap();
+    wait_for(
+        "renewed with the fresh token",
+        Duration::from_secs(15),
+        || serial_of(&target) != second,
+    )
+    .await;
+    verify_volume_with_openssl(&target);
+    harness.unpublish("csi-go-token", &target).await.unwrap();
+    assert_eq!(mounts_at(&go.inmemfs()), 0);
+}
+
+/// Every volume is known to the driver behind `client` and healthy.
+async fn all_managed_and_healthy(client: &CsiClient, volumes: &[(String, std::path::PathBuf)]) {
+    for (volume_id, target) in volumes {
+        let condition = client
+            .node
+            .clone()
+            .node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: volume_id.clone(),
+                volume_path: target.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{volume_id}: {error:?}"))
+            .into_inner()
+            .volume_condition
+            .unwrap();
+        assert!(!condition.abnormal, "{volume_id}: {}", condition.message);
+    }
+}
+
+async fn unpublish_all(client: &CsiClient, volumes: &[(String, std::path::PathBuf)]) {
+    for (volume_id, target) in volumes {
+        client
+            .node
+            .clone()
+            .node_unpublish_volume(NodeUnpublishVolumeRequest {
+                volume_id: volume_id.clone(),
+                target_path: target.display().to_string(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_half_way_through_adoption_loses_nothing() {
+    needs_root!();
+    let dir = tempfile::Builder::new()
+        .prefix("csi-adopt-kill-")
+        .tempdir()
+        .unwrap();
+    let go = GoDriverNode::create_in(dir.path());
+    let volumes: Vec<(String, std::path::PathBuf)> = (0..24)
+        .map(|n| {
+            let volume = GoVolume::new(&format!("csi-go-{n:02}"), &format!("go-{n:02}"));
+            let target = go.publish(&volume);
+            (volume.volume_id, target)
+        })
+        .collect();
+    let mut node = BinaryNode::new(dir.path(), Vec::new());
+    node.extra_args = vec![format!("--adopt-csi-lib-data-root={}", go.root().display())];
+
+    // Killed as soon as adoption has recorded its first volume (polled every millisecond:
+    // adopting all 24 takes tens of milliseconds).
+    let mut driver = node.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while node.records().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was recorded");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kill_hard(&mut driver);
+    let recorded = node.records().len();
+    eprintln!(
+        "killed with {recorded} of {} volumes recorded",
+        volumes.len()
+    );
+    // And the worst case, whatever the timing: a kill after some records, one mid-write.
+    for name in node.records().iter().skip(volumes.len() / 2) {
+        std::fs::remove_file(node.dir.join("state/volumes").join(name)).unwrap();
+    }
+    std::fs::write(
+        node.dir.join("state/volumes/csi-go-23.json.tmp"),
+        b"{\"volume_id\":\"csi-go-2",
+    )
+    .unwrap();
+    // The pods never noticed.
+    for (_, target) in &volumes {
+        assert_eq!(mounts_at(target), 1);
+        verify_volume_with_openssl(target);
+    }
+
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    all_managed_and_healthy(&client, &volumes).await;
+    assert_eq!(node.records().len(), volumes.len(), "{:?}", node.records());
+    for (volume_id, _) in &volumes {
+        assert!(go.volume_dir(volume_id).join("metadata.json").exists());
+    }
+    unpublish_all(&client, &volumes).await;
+    assert!(
+        mounts_under(dir.path()).is_empty(),
+        "{:?}",
+        mounts_under(dir.path())
+    );
+    assert!(node.records().is_empty());
+    kill_hard(&mut driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_adopted_renewal_keeps_the_pair_and_renews_after_the_restart() {
+    needs_root!();
+    let cluster = cluster().await;
+    let dir = tempfile::Builder::new()
+        .prefix("csi-adopt-renewal-")
+        .tempdir()
+        .unwrap();
+    let go = GoDriverNode::create_in(dir.path());
+    let volume = GoVolume::new("csi-go-mid-renewal", "go-mid-renewal").with(key::DURATION, "6s");
+    let target = go.publish(&volume);
+    let first = serial_of(&target);
+    let mut backend = cert_manager_backend(&cluster.kubeconfig);
+    backend.push(format!("--adopt-csi-lib-data-root={}", go.root().display()));
+    let node = BinaryNode::new(dir.path(), backend);
+    // The renewal's request stays unanswered: the driver dies while it waits.
+    cluster.signer.set_mode(SignerMode::Ignore);
+    let mut driver = node.spawn();
+    wait_for(
+        "the renewal's request was created",
+        Duration::from_secs(15),
+        || {
+            !cluster
+                .api
+                .list_objects("cert-manager.io/v1", "certificaterequests")
+                .is_empty()
+        },
+    )
+    .await;
+    kill_hard(&mut driver);
+    assert_eq!(serial_of(&target), first);
+    assert!(key_matches(&target));
+    assert_eq!(mounts_at(&target), 1);
+
+    cluster.signer.set_mode(SignerMode::Approve);
+    let mut driver = node.spawn();
+    let client = node.connect().await;
+    wait_for("renewed after the restart", Duration::from_secs(20), || {
+        serial_of(&target) != first
+    })
+    .await;
+    verify_volume_with_openssl(&target);
+    let volumes = vec![("csi-go-mid-renewal".to_string(), target.clone())];
+    all_managed_and_healthy(&client, &volumes).await;
+    unpublish_all(&client, &volumes).await;
+    assert!(
+        mounts_under(dir.path()).is_empty(),
+        "{:?}",
+        mounts_under(dir.path())
+    );
+    assert!(node.records().is_empty());
+    kill_hard(&mut driver);
 }

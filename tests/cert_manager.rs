@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use common::cluster::{Cluster, cluster};
+use common::cluster::{Cluster, cluster, event_with_reason, events_for};
 use common::{Harness, key_matches, mounts_at, serial_of, verify_volume_with_openssl};
 use kube_test_server::{IGNORED_ISSUER, SignerMode, TestApiServer};
 use serde_json::Value;
@@ -92,31 +92,6 @@ fn creates(api: &TestApiServer) -> usize {
 
 fn name_of(object: &Value) -> String {
     object["metadata"]["name"].as_str().unwrap().to_string()
-}
-
-/// Events about `pod`, as the API server stores them.
-fn events_for(api: &TestApiServer, pod: &str) -> Vec<Value> {
-    api.list_objects("events.k8s.io/v1", "events")
-        .into_iter()
-        .filter(|event| event["regarding"]["name"] == pod)
-        .collect()
-}
-
-/// Waits (up to 10 s) for an event with this reason about `pod`.
-async fn event_with_reason(api: &TestApiServer, pod: &str, reason: &str) -> Value {
-    for _ in 0..200 {
-        if let Some(event) = events_for(api, pod)
-            .into_iter()
-            .find(|event| event["reason"] == reason)
-        {
-            return event;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "no {reason} event for {pod}; events: {:#?}",
-        events_for(api, pod)
-    );
 }
 
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {

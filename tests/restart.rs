@@ -3,83 +3,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cert_manager_csi_driver::csi::client::{self, CsiClient};
+use cert_manager_csi_driver::csi::client::CsiClient;
 use cert_manager_csi_driver::csi::proto::{NodeGetVolumeStatsRequest, NodeUnpublishVolumeRequest};
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use common::binary::{BINARY, BinaryNode as Node, cert_manager_backend, kill_hard, wait_for};
 use common::cluster::{Cluster, cluster};
 use common::{
     is_root, key_matches, mounts_at, mounts_under, serial_of, verify_volume_with_openssl,
 };
-
-const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
-
-struct Node {
-    dir: PathBuf,
-    /// How the driver gets certificates; the embedded CA when empty.
-    backend: Vec<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        common::unmount_all_under(&self.dir);
-    }
-}
-
-impl Node {
-    fn socket(&self) -> PathBuf {
-        self.dir.join("plugin/csi.sock")
-    }
-
-    fn spawn(&self) -> Child {
-        Command::new(BINARY)
-            .arg("--node-id=restart-node")
-            .arg(format!("--endpoint=unix://{}", self.socket().display()))
-            .arg(format!("--data-root={}", self.dir.join("state").display()))
-            .args(if self.backend.is_empty() {
-                vec![
-                    "--issuer-backend=local-ca".to_string(),
-                    format!("--local-ca-dir={}", self.dir.join("ca").display()),
-                ]
-            } else {
-                self.backend.clone()
-            })
-            .arg("-v=2")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("driver binary starts")
-    }
-
-    async fn connect(&self) -> CsiClient {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(client) = client::connect(&self.socket()).await {
-                return client;
-            }
-            assert!(Instant::now() < deadline, "driver socket never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn target(&self, pod: &str) -> PathBuf {
-        let parent = self
-            .dir
-            .join(format!("kubelet/pods/{pod}/volumes/kubernetes.io~csi/tls"));
-        std::fs::create_dir_all(&parent).unwrap();
-        parent.join("mount")
-    }
-
-    fn records(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.join("state/volumes"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
-    }
-}
 
 async fn publish(client: &CsiClient, volume_id: &str, target: &Path, overrides: &[(&str, &str)]) {
     let pod = target
@@ -118,12 +53,6 @@ async fn abnormal(
     Ok(response.into_inner().volume_condition.unwrap().abnormal)
 }
 
-fn kill_hard(child: &mut Child) {
-    // Child::kill sends SIGKILL: no chance to clean up, like an OOM kill or a node agent crash.
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
     if !is_root() {
@@ -134,10 +63,7 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
         .prefix("csi-restart-")
         .tempdir()
         .unwrap();
-    let node = Node {
-        dir: dir.path().to_path_buf(),
-        backend: Vec::new(),
-    };
+    let node = Node::new(dir.path(), Vec::new());
     let mut driver = node.spawn();
     let client = node.connect().await;
 
@@ -286,16 +212,7 @@ async fn cluster_node(prefix: &str) -> ClusterNode {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let cluster = cluster().await;
     ClusterNode {
-        node: Node {
-            dir: dir.path().to_path_buf(),
-            backend: vec![
-                "--issuer-backend=cert-manager".into(),
-                format!("--kubeconfig={}", cluster.kubeconfig.display()),
-                "--publish-timeout=20s".into(),
-                "--renewal-backoff-initial=200ms".into(),
-                "--renewal-backoff-max=1s".into(),
-            ],
-        },
+        node: Node::new(dir.path(), cert_manager_backend(&cluster.kubeconfig)),
         cluster,
         _dir: dir,
     }
@@ -319,14 +236,6 @@ async fn unpublish_leaves_nothing(client: &CsiClient, node: &Node, volume_id: &s
         .unwrap();
     assert!(mounts_under(&node.dir).is_empty());
     assert!(node.records().is_empty());
-}
-
-async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,10 +374,7 @@ async fn what_a_write_killed_half_way_leaves_is_tidied_at_restart() {
         .prefix("csi-crash-write-")
         .tempdir()
         .unwrap();
-    let node = Node {
-        dir: dir.path().to_path_buf(),
-        backend: Vec::new(),
-    };
+    let node = Node::new(dir.path(), Vec::new());
     let mut driver = node.spawn();
     let client = node.connect().await;
     let target = node.target("mid-write");

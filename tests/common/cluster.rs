@@ -2,9 +2,11 @@
 //! signer, and a kubeconfig that points the driver at them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use cert_manager_csi_driver::driver::{DriverConfig, IssuerBackend};
 use kube_test_server::{Signer, TestApiServer};
+use serde_json::Value;
 use tempfile::TempDir;
 
 use super::Harness;
@@ -42,4 +44,29 @@ impl Cluster {
         })
         .await
     }
+}
+
+/// Events about `pod`, as the API server stores them.
+pub fn events_for(api: &TestApiServer, pod: &str) -> Vec<Value> {
+    api.list_objects("events.k8s.io/v1", "events")
+        .into_iter()
+        .filter(|event| event["regarding"]["name"] == pod)
+        .collect()
+}
+
+/// Waits (up to 10 s) for an event with this reason about `pod`.
+pub async fn event_with_reason(api: &TestApiServer, pod: &str, reason: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(event) = events_for(api, pod)
+            .into_iter()
+            .find(|event| event["reason"] == reason)
+        {
+            return event;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no {reason} event for {pod}; events: {:#?}",
+        events_for(api, pod)
+    );
 }
