@@ -301,26 +301,45 @@ impl VolumeManager {
                 .save(record)
                 .map_err(VolumeError::io("saving volume state"))?;
         }
-        match std::fs::create_dir(&target) {
-            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(VolumeError::Io {
-                    context: format!("creating target path {}", target.display()),
-                    source: error,
-                });
-            }
-            _ => {}
-        }
-        if !self
-            .mounter
-            .is_mounted(&target)
-            .map_err(VolumeError::io("checking the target mount"))?
-        {
+        let mounted_now = || {
             self.mounter
-                .mount_tmpfs(&target, self.config.volume_size_bytes)
-                .map_err(VolumeError::io(format!(
-                    "mounting tmpfs at {}",
-                    target.display()
-                )))?;
+                .is_mounted(&target)
+                .map_err(VolumeError::io("checking the target mount"))
+        };
+        match &volume.layout {
+            Layout::OwnTmpfs => {
+                match std::fs::create_dir(&target) {
+                    Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(VolumeError::Io {
+                            context: format!("creating target path {}", target.display()),
+                            source: error,
+                        });
+                    }
+                    _ => {}
+                }
+                if !mounted_now()? {
+                    self.mounter
+                        .mount_tmpfs(&target, self.config.volume_size_bytes)
+                        .map_err(VolumeError::io(format!(
+                            "mounting tmpfs at {}",
+                            target.display()
+                        )))?;
+                }
+            }
+            // An adopted volume is only ever served through the Go driver's bind mount; a tmpfs
+            // of this driver's at its target would hide the files from the pod.
+            Layout::CsiLib { volume_dir } => {
+                if !mounted_now()? {
+                    return Err(VolumeError::Io {
+                        context: format!(
+                            "{} (adopted from the Go driver, files in {}) is no longer mounted",
+                            target.display(),
+                            volume_dir.display()
+                        ),
+                        source: io::Error::from(io::ErrorKind::NotFound),
+                    });
+                }
+            }
         }
         if let Some(mounted) = mounted.take() {
             let _ = mounted.send(());
