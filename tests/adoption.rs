@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::CsiClient;
-use cert_manager_csi_driver::csi::proto::{NodeGetVolumeStatsRequest, NodeUnpublishVolumeRequest};
+use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
 use cert_manager_csi_driver::demo::publish_request;
 use cert_manager_csi_driver::volume::mountinfo;
-use common::binary::{BinaryNode, cert_manager_backend, kill_hard, wait_for};
+use common::binary::{BinaryNode, cert_manager_backend, kill_hard, unpublish, wait_for};
 use common::cluster::{Cluster, cluster, event_with_reason};
 use common::go_driver::{GoDriverNode, GoVolume};
 use common::{
@@ -80,12 +80,7 @@ async fn a_volume_the_go_driver_mounted_is_renewed_in_place_through_its_bind_mou
     assert!(status.next_renewal.is_some(), "its renewal is scheduled");
     assert_eq!(harness.state_records(), 1, "remembered across restarts");
 
-    wait_for(
-        "the adopted certificate was renewed",
-        Duration::from_secs(15),
-        || serial_of(&target) != first,
-    )
-    .await;
+    renewed_since(&target, &first, "the adopted certificate was renewed").await;
     // The pod sees the new pair through the bind mount it already has.
     verify_volume_with_openssl(&target);
     assert!(key_matches(&target));
@@ -351,10 +346,7 @@ async fn an_adopted_volume_keeps_its_fs_group_through_renewals() {
     assert_eq!(std::fs::metadata(&data).unwrap().gid(), 3000);
 
     let _harness = driver_adopting(&go).await;
-    wait_for("renewed", Duration::from_secs(15), || {
-        serial_of(&target) != first
-    })
-    .await;
+    renewed_since(&target, &first, "renewed").await;
     for name in ["tls.crt", "tls.key", "ca.crt"] {
         let file = std::fs::metadata(data.join("..data").join(name)).unwrap();
         assert_eq!(file.gid(), 3000, "{name}");
@@ -383,13 +375,18 @@ async fn a_restarted_driver_still_knows_its_adopted_volumes() {
         .unwrap();
     assert!(status.adopted);
     let first = serial_of(&target);
-    wait_for("renewed after the restart", Duration::from_secs(15), || {
-        serial_of(&target) != first
-    })
-    .await;
+    renewed_since(&target, &first, "renewed after the restart").await;
     verify_volume_with_openssl(&target);
     harness.unpublish("csi-go-kept", &target).await.unwrap();
     assert_eq!(mounts_at(&go.inmemfs()), 0);
+}
+
+/// Waits (up to 20 s) until the volume at `target` holds another certificate than `serial`.
+async fn renewed_since(target: &Path, serial: &str, what: &str) {
+    wait_for(what, Duration::from_secs(20), || {
+        serial_of(target) != serial
+    })
+    .await;
 }
 
 /// A driver on the cert-manager backend (the test API server), adopting from `go`.
@@ -474,10 +471,7 @@ async fn token_request_mode_renews_with_the_recorded_token_then_the_republished_
     );
 
     // The first renewal is made with the token from the Go driver's metadata.json.
-    wait_for("renewed", Duration::from_secs(15), || {
-        serial_of(&target) != first
-    })
-    .await;
+    renewed_since(&target, &first, "renewed").await;
     verify_volume_with_openssl(&target);
     let created_by = |api: &kube_test_server::TestApiServer| -> Vec<Option<String>> {
         api.list_objects("cert-manager.io/v1", "certificaterequests")
@@ -526,12 +520,7 @@ async fn token_request_mode_renews_with_the_recorded_token_then_the_republished_
         ))
         .await
         .unwrap();
-    wait_for(
-        "renewed with the fresh token",
-        Duration::from_secs(15),
-        || serial_of(&target) != second,
-    )
-    .await;
+    renewed_since(&target, &second, "renewed with the fresh token").await;
     verify_volume_with_openssl(&target);
     harness.unpublish("csi-go-token", &target).await.unwrap();
     assert_eq!(mounts_at(&go.inmemfs()), 0);
@@ -559,15 +548,7 @@ async fn all_managed_and_healthy(client: &CsiClient, volumes: &[(String, std::pa
 
 async fn unpublish_all(client: &CsiClient, volumes: &[(String, std::path::PathBuf)]) {
     for (volume_id, target) in volumes {
-        client
-            .node
-            .clone()
-            .node_unpublish_volume(NodeUnpublishVolumeRequest {
-                volume_id: volume_id.clone(),
-                target_path: target.display().to_string(),
-            })
-            .await
-            .unwrap();
+        unpublish(client, volume_id, target).await.unwrap();
     }
 }
 
@@ -672,10 +653,7 @@ async fn kill_9_during_an_adopted_renewal_keeps_the_pair_and_renews_after_the_re
     cluster.signer.set_mode(SignerMode::Approve);
     let mut driver = node.spawn();
     let client = node.connect().await;
-    wait_for("renewed after the restart", Duration::from_secs(20), || {
-        serial_of(&target) != first
-    })
-    .await;
+    renewed_since(&target, &first, "renewed after the restart").await;
     verify_volume_with_openssl(&target);
     let volumes = vec![("csi-go-mid-renewal".to_string(), target.clone())];
     all_managed_and_healthy(&client, &volumes).await;

@@ -8,9 +8,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cert_manager_csi_driver::csi::client::CsiClient;
-use cert_manager_csi_driver::csi::proto::{NodeGetVolumeStatsRequest, NodeUnpublishVolumeRequest};
+use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use common::binary::{BINARY, BinaryNode as Node, cert_manager_backend, kill_hard, wait_for};
+use common::binary::{
+    BINARY, BinaryNode as Node, cert_manager_backend, kill_hard, unpublish, wait_for,
+};
 use common::cluster::{Cluster, cluster};
 use common::{
     is_root, key_matches, mounts_at, mounts_under, serial_of, verify_volume_with_openssl,
@@ -134,15 +136,7 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
     verify_volume_with_openssl(&short);
 
     for (volume_id, target) in [("csi-short", &short), ("csi-long", &long)] {
-        client
-            .node
-            .clone()
-            .node_unpublish_volume(NodeUnpublishVolumeRequest {
-                volume_id: volume_id.into(),
-                target_path: target.display().to_string(),
-            })
-            .await
-            .unwrap();
+        unpublish(&client, volume_id, target).await.unwrap();
     }
     assert!(
         mounts_under(dir.path()).is_empty(),
@@ -225,15 +219,7 @@ fn live_requests(api: &kube_test_server::TestApiServer) -> usize {
 
 /// Unpublishes like kubelet and checks that no mount and no record is left on the node.
 async fn unpublish_leaves_nothing(client: &CsiClient, node: &Node, volume_id: &str, target: &Path) {
-    client
-        .node
-        .clone()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: volume_id.into(),
-            target_path: target.display().to_string(),
-        })
-        .await
-        .unwrap();
+    unpublish(client, volume_id, target).await.unwrap();
     assert!(mounts_under(&node.dir).is_empty());
     assert!(node.records().is_empty());
 }

@@ -89,6 +89,25 @@ impl BinaryNode {
     }
 }
 
+/// `NodeUnpublishVolume`, as kubelet sends it.
+pub async fn unpublish(
+    client: &CsiClient,
+    volume_id: &str,
+    target: &std::path::Path,
+) -> Result<(), tonic::Status> {
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(
+            cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest {
+                volume_id: volume_id.into(),
+                target_path: target.display().to_string(),
+            },
+        )
+        .await
+        .map(|_| ())
+}
+
 /// Flags for the cert-manager backend against a test API server, with short timeouts.
 pub fn cert_manager_backend(kubeconfig: &std::path::Path) -> Vec<String> {
     vec![
