@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
-use crate::attributes::{ParseOptions, PodInfo, key, parse_volume_context_with};
+use crate::attributes::{ParseOptions, PodInfo, check_file_name, key, parse_volume_context_with};
 use crate::certificate::inspect_leaf;
 use crate::volume::files;
 use crate::volume::layout::Layout;
@@ -97,6 +97,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
             Ok(request) => request.spec.files.certificate.clone(),
             Err(_) => context
                 .get(key::CERTIFICATE_FILE)
+                .filter(|name| check_file_name(name).is_ok())
                 .cloned()
                 .unwrap_or_else(|| "tls.crt".into()),
         };

@@ -281,6 +281,10 @@ async fn what_cannot_be_adopted_is_reported_and_left_alone_and_unused_volumes_ar
     let gone_volume = GoVolume::new("csi-go-gone", "go-gone");
     let gone = go.publish(&gone_volume);
     rustix::mount::unmount(&gone, rustix::mount::UnmountFlags::empty()).unwrap();
+    go.age("csi-go-gone", Duration::from_secs(600));
+    // And this one a moment ago: a Go driver might still be running and publishing it.
+    let fresh = go.publish(&GoVolume::new("csi-go-fresh", "go-fresh"));
+    rustix::mount::unmount(&fresh, rustix::mount::UnmountFlags::empty()).unwrap();
     // A metadata.json that does not parse, on a volume still mounted.
     let broken_volume = GoVolume::new("csi-go-broken", "go-broken");
     let broken = go.publish(&broken_volume);
@@ -296,6 +300,8 @@ async fn what_cannot_be_adopted_is_reported_and_left_alone_and_unused_volumes_ar
     assert_eq!(adopted.adopted, 1);
     assert_eq!(adopted.cleaned_up, 1);
     assert_eq!(adopted.unreadable, 1);
+    assert_eq!(adopted.left_alone, 1);
+    assert!(go.volume_dir("csi-go-fresh").join("metadata.json").exists());
     assert!(
         !go.volume_dir("csi-go-gone").exists(),
         "the unused volume is removed"
@@ -317,12 +323,33 @@ async fn what_cannot_be_adopted_is_reported_and_left_alone_and_unused_volumes_ar
         "not adopted"
     );
 
+    // kubelet's republish of the unadopted volume (token refresh, kubelet restart) leaves it as
+    // it is: no tmpfs of this driver's over it, no record, the pod's files untouched.
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-go-broken",
+            &broken,
+            broken_volume.context(),
+        ))
+        .await
+        .expect("a republish of the Go driver's volume is not an error");
+    assert_eq!(mounts_at(&broken), 1);
+    verify_volume_with_openssl(&broken);
+    assert_eq!(harness.state_records(), 1, "only csi-go-live is recorded");
+
     // kubelet unpublishes the unadopted volume when its pod goes: its bind mount is still
     // recognised as the Go driver's, so the pod does not hang in Terminating.
     harness.unpublish("csi-go-broken", &broken).await.unwrap();
     assert_eq!(mounts_at(&broken), 0);
     assert!(!go.volume_dir("csi-go-broken").exists());
     assert_eq!(mounts_at(&go.inmemfs()), 1, "csi-go-live still uses it");
+
+    // The one left alone at start: its pod goes too.
+    harness.unpublish("csi-go-fresh", &fresh).await.unwrap();
+    assert!(!go.volume_dir("csi-go-fresh").exists());
 
     harness.unpublish("csi-go-live", &live).await.unwrap();
     assert_eq!(
@@ -446,18 +473,35 @@ fn tokens(token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_request_mode_renews_with_the_recorded_token_then_the_republished_one() {
     needs_root!();
+    token_request_renewals(false).await;
+}
+
+/// With --strict-attributes, a republish of an adopted volume carrying a key the Go driver ignored
+/// fails the strict parse, yet must still hand its fresh token over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strictly_rejected_republish_still_refreshes_the_token() {
+    needs_root!();
+    token_request_renewals(true).await;
+}
+
+async fn token_request_renewals(strict: bool) {
     let cluster = cluster().await;
     let pod_user = "system:serviceaccount:default:go-token";
     cluster.api.add_token("token-the-go-driver-saw", pod_user);
     cluster.api.add_token("token-from-a-republish", pod_user);
     let go = GoDriverNode::create();
-    let volume = GoVolume::new("csi-go-token", "go-token")
+    let typo = ("csi.cert-manager.io/dns-name", "typo.example.com");
+    let mut volume = GoVolume::new("csi-go-token", "go-token")
         .with(key::DURATION, "6s")
         .tokens(&tokens("token-the-go-driver-saw"));
+    if strict {
+        volume = volume.with(typo.0, typo.1);
+    }
     let target = go.publish(&volume);
     let first = serial_of(&target);
     let harness = cluster_driver_adopting(&cluster, &go, |config| {
         config.cert_manager.use_token_request = true;
+        config.strict_attributes = strict;
     })
     .await;
     let reports = cert_manager_csi_driver::status::collect(&harness.config.data_root).unwrap();
@@ -506,9 +550,12 @@ async fn token_request_mode_renews_with_the_recorded_token_then_the_republished_
         .await
         .unwrap();
     assert!(status.failures > 0, "{status:?}");
-    let republished = GoVolume::new("csi-go-token", "go-token")
+    let mut republished = GoVolume::new("csi-go-token", "go-token")
         .with(key::DURATION, "6s")
         .tokens(&tokens("token-from-a-republish"));
+    if strict {
+        republished = republished.with(typo.0, typo.1);
+    }
     harness
         .client
         .node
@@ -665,4 +712,75 @@ async fn kill_9_during_an_adopted_renewal_keeps_the_pair_and_renews_after_the_re
     );
     assert!(node.records().is_empty());
     kill_hard(&mut driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_never_takes_over_or_unmounts_a_mount_it_did_not_make() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let harness = driver_adopting(&go).await;
+    // Something else's tmpfs at a target kubelet hands this driver.
+    let target = go.target("foreign");
+    std::fs::create_dir(&target).unwrap();
+    rustix::mount::mount(
+        "someone-else",
+        &target,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None::<&std::ffi::CStr>,
+    )
+    .unwrap();
+    std::fs::write(target.join("theirs"), b"keep me").unwrap();
+    let error = harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-new",
+            &target,
+            GoVolume::new("csi-new", "foreign").context(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
+    assert!(error.message().contains("someone-else"), "{error:?}");
+    assert_eq!(mounts_at(&target), 1);
+    assert_eq!(std::fs::read(target.join("theirs")).unwrap(), b"keep me");
+    assert!(std::fs::read_dir(&target).unwrap().count() == 1);
+    assert_eq!(harness.state_records(), 0);
+
+    // The Go driver's bind mount of another volume is not this one's either.
+    let other = go.publish(&GoVolume::new("csi-go-other", "go-other"));
+    std::fs::remove_dir(&target).ok();
+    let error = harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-not-that-one",
+            &other,
+            GoVolume::new("csi-not-that-one", "go-other").context(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
+    verify_volume_with_openssl(&other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_volume_also_mounted_elsewhere_keeps_its_files_after_unpublish() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    let target = go.publish(&GoVolume::new("csi-go-twice", "go-twice"));
+    let harness = driver_adopting(&go).await;
+    assert_eq!(harness.driver().adopted().adopted, 1);
+    // A second bind mount of the same data (another container's view, say).
+    let second = go.dir.join("second-view");
+    std::fs::create_dir(&second).unwrap();
+    rustix::mount::mount_bind(go.volume_dir("csi-go-twice").join("data"), &second).unwrap();
+    harness.unpublish("csi-go-twice", &target).await.unwrap();
+    assert_eq!(mounts_at(&target), 0);
+    verify_volume_with_openssl(&second);
+    assert!(go.volume_dir("csi-go-twice").join("metadata.json").exists());
+    assert_eq!(mounts_at(&go.inmemfs()), 1, "still in use");
 }

@@ -618,6 +618,22 @@ async fn a_timed_out_publish_is_resumed_by_kubelets_retry() {
 }
 
 #[tokio::test]
+async fn an_unpublish_drops_the_key_kept_for_a_retry() {
+    let cluster = cluster().await;
+    cluster.signer.set_mode(SignerMode::Ignore);
+    let harness = driver(&cluster, Duration::from_secs(1)).await;
+    let target = harness.target("web-gone");
+    let error = publish(&harness, "csi-gone", &target, &pod("web-gone"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
+    assert!(harness.driver().manager().has_pending_key("csi-gone"));
+    // The pod went instead of being retried: nothing is kept for it.
+    harness.unpublish("csi-gone", &target).await.unwrap();
+    assert!(!harness.driver().manager().has_pending_key("csi-gone"));
+}
+
+#[tokio::test]
 async fn a_pending_request_whose_key_died_with_the_driver_is_replaced() {
     let cluster = cluster().await;
     cluster.signer.set_mode(SignerMode::Ignore);

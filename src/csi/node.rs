@@ -42,6 +42,7 @@ impl From<VolumeError> for Status {
             VolumeError::Key(KeyError::Unsupported(..)) => Code::InvalidArgument,
             VolumeError::Key(_) => Code::Internal,
             VolumeError::TargetConflict { .. } => Code::AlreadyExists,
+            VolumeError::TargetInUse { .. } => Code::FailedPrecondition,
             VolumeError::Issuer(IssuerError::Rejected(_)) => Code::InvalidArgument,
             VolumeError::Issuer(IssuerError::Unavailable(_)) => Code::Unavailable,
             VolumeError::Issuer(IssuerError::Misconfigured(_)) => Code::FailedPrecondition,

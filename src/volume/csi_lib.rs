@@ -172,11 +172,27 @@ impl CsiLibRoot {
         mountinfo::find_mount(mounts, &self.inmemfs()).filter(|entry| entry.fs_type == "tmpfs")
     }
 
+    /// A volume's `metadata.json`.
+    pub fn metadata(&self, volume_id: &str) -> io::Result<Metadata> {
+        read_metadata(&self.volume_dir(volume_id).join(METADATA_FILE))
+    }
+
     /// Whether `target` is this volume's bind mount from the inmemfs (the mount table says so).
     pub fn mounts_volume_at(&self, volume_id: &str, target: &Path) -> io::Result<bool> {
         let mounts = mountinfo::read_current()?;
         Ok(self.inmemfs_mount(&mounts).is_some_and(|inmemfs| {
             judge(volume_id, target, &mounts, inmemfs, |_| true) == Verdict::Adopt
+        }))
+    }
+
+    /// Whether any bind mount of this volume's `data/` is left in this mount namespace.
+    pub fn volume_still_mounted(&self, volume_id: &str) -> io::Result<bool> {
+        let mounts = mountinfo::read_current()?;
+        let root = bind_root(volume_id);
+        Ok(self.inmemfs_mount(&mounts).is_some_and(|inmemfs| {
+            mounts
+                .iter()
+                .any(|entry| entry.device == inmemfs.device && entry.root == root)
         }))
     }
 
@@ -231,7 +247,8 @@ pub enum Verdict {
     /// Its `data/` is mounted, but not at the target its metadata names: left alone.
     MountedElsewhere(PathBuf),
     /// Its target is under a kubelet pods directory this driver cannot see (that directory is
-    /// not mounted into the driver's container), so the mount table proves nothing: left alone.
+    /// not mounted into the driver's container), or is not a kubelet path at all, so the mount
+    /// table proves nothing: left alone. Holds the directory that should have been visible.
     Unknowable(PathBuf),
 }
 
@@ -257,9 +274,15 @@ pub fn judge(
         return Verdict::MountedElsewhere(elsewhere.mount_point.clone());
     }
     match kubelet_pods_dir(target) {
-        Some(pods) if !kubelet_pods_visible(&pods) => Verdict::Unknowable(pods),
-        _ => Verdict::Gone,
+        Some(pods) if kubelet_pods_visible(&pods) => Verdict::Gone,
+        Some(pods) => Verdict::Unknowable(pods),
+        None => Verdict::Unknowable(target.to_path_buf()),
     }
+}
+
+/// Whether `name` is one plain path component (what a volume ID must be to name a directory).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
 /// `<kubelet>/pods` of a kubelet target path (`<kubelet>/pods/<uid>/volumes/kubernetes.io~csi/
@@ -374,11 +397,30 @@ mod tests {
             judge("csi-eee", &target("p5"), &mounts, inmemfs, |_| false),
             Verdict::Unknowable(PathBuf::from("/var/lib/kubelet/pods"))
         );
+        // Nor for a target that is not a kubelet path: nothing says where its mount would be.
+        assert_eq!(
+            judge(
+                "csi-eee",
+                Path::new("/mnt/elsewhere"),
+                &mounts,
+                inmemfs,
+                |_| true
+            ),
+            Verdict::Unknowable(PathBuf::from("/mnt/elsewhere"))
+        );
         // A mounted volume is still adopted: the mount itself is the proof.
         assert_eq!(
             judge("csi-aaa", &target("p1"), &mounts, inmemfs, |_| false),
             Verdict::Adopt
         );
+    }
+
+    #[test]
+    fn only_plain_names_can_name_a_volume_directory() {
+        assert!(is_plain_name("csi-0123abcd"));
+        for bad in ["", ".", "..", "a/b", "/abs", "../x"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -105,13 +105,25 @@ impl Layout {
                     mounter.unmount(target)?;
                 }
                 remove_target_dir(target)?;
+                let Some(root) = CsiLibRoot::of_volume_dir(volume_dir) else {
+                    return Ok(());
+                };
+                let volume_id = volume_dir
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or_default();
+                // Its files are still bind-mounted somewhere else: they stay.
+                if root.volume_still_mounted(volume_id)? {
+                    tracing::warn!(volume_dir = %volume_dir.display(), "the Go driver's volume is still mounted elsewhere; keeping its files");
+                    return Ok(());
+                }
                 match std::fs::remove_dir_all(volume_dir) {
                     Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
                     _ => {}
                 }
                 // The Go driver never unmounts its inmemfs; this driver does once the last of its
                 // volumes is gone, so a migrated node ends with no trace of it.
-                if let Some(root) = CsiLibRoot::of_volume_dir(volume_dir) {
+                {
                     match root.release_inmemfs_if_unused() {
                         Ok(true) => tracing::info!(
                             inmemfs = %root.inmemfs().display(),

@@ -152,6 +152,17 @@ impl GoDriverNode {
         self.inmemfs().join(volume_id)
     }
 
+    /// Makes a volume's metadata look written `ago` (as by a Go driver that stopped since).
+    pub fn age(&self, volume_id: &str, ago: std::time::Duration) {
+        let metadata = fs::File::options()
+            .write(true)
+            .open(self.volume_dir(volume_id).join("metadata.json"))
+            .unwrap();
+        metadata
+            .set_modified(std::time::SystemTime::now() - ago)
+            .unwrap();
+    }
+
     /// A kubelet target path for the pod (its parent exists, as kubelet makes it).
     pub fn target(&self, pod: &str) -> PathBuf {
         let parent = self

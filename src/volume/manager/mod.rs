@@ -112,6 +112,9 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+    /// Something this driver did not mount is mounted at the target.
+    #[error("{target} already holds {what}, which this driver did not mount; not touching it")]
+    TargetInUse { target: String, what: String },
     /// The volume is not managed by this driver.
     #[error("volume {0} is not managed by this driver")]
     NotFound(String),

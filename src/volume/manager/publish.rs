@@ -11,7 +11,10 @@ use super::{PublishRequest, VolumeError, VolumeManager};
 use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context_with};
 use crate::events::{PodEvent, reason};
 use crate::kubernetes::{ServiceAccountToken, token};
+use crate::volume::csi_lib::{self, CsiLibRoot, Verdict};
 use crate::volume::layout::Layout;
+use crate::volume::mount::MOUNT_SOURCE;
+use crate::volume::mountinfo;
 use crate::volume::state::VolumeRecord;
 
 /// What a publish must do, given what the driver already holds for the volume.
@@ -38,6 +41,17 @@ pub fn plan_publish(
         Some(_) if has_certificate_files => PublishPlan::AlreadyPublished,
         _ => PublishPlan::Issue,
     }
+}
+
+/// What is mounted at a target before a fresh publish.
+enum TargetMount {
+    Nothing,
+    /// One of this driver's tmpfs mounts (a publish that died half-way).
+    Ours,
+    /// The Go driver's bind mount of this very volume.
+    GoDriver,
+    /// Something else (fs type and source).
+    Foreign(String),
 }
 
 /// Destroys a freshly published volume when dropped while armed; disarmed once the publish
@@ -142,8 +156,8 @@ impl VolumeManager {
         invalid: InvalidAttributes,
     ) -> Result<(), VolumeError> {
         if let Some(slot) = self.existing_slot(&request.volume_id) {
-            let guard = slot.lock().await;
-            if let Some(volume) = guard.as_ref()
+            let mut guard = slot.lock().await;
+            if let Some(volume) = guard.as_mut()
                 && volume.target() == request.target_path
                 && volume.certificate().is_some()
                 && self.mounter.is_mounted(volume.target()).unwrap_or(false)
@@ -154,10 +168,55 @@ impl VolumeManager {
                     %invalid,
                     "republish of a mounted volume whose attributes this driver rejects; keeping it as it is"
                 );
+                // A republish is how kubelet refreshes the pod's token: keep taking it.
+                if self.issuer.needs_pod_token()
+                    && let Ok(token) = token::from_volume_context(&request.volume_context)
+                {
+                    volume.token = Some(token);
+                }
                 return Ok(());
             }
+        } else if matches!(
+            self.mount_at_target(&request.volume_id, &request.target_path),
+            Ok(TargetMount::GoDriver)
+        ) {
+            tracing::warn!(
+                volume_id = %request.volume_id,
+                %invalid,
+                "republish of the Go driver's volume, which was not adopted; leaving it as it is"
+            );
+            return Ok(());
         }
         Err(invalid.into())
+    }
+
+    /// What is mounted at `target`. The mount table is only read when something is mounted
+    /// there, which a fresh publish normally finds not to be the case with one `stat`.
+    fn mount_at_target(&self, volume_id: &str, target: &Path) -> Result<TargetMount, VolumeError> {
+        let checking = || VolumeError::io("checking the target mount");
+        if !self.mounter.is_mounted(target).map_err(checking())? {
+            return Ok(TargetMount::Nothing);
+        }
+        let mounts = mountinfo::read_current().map_err(checking())?;
+        let Some(entry) = mountinfo::find_mount(&mounts, target) else {
+            // A plain directory standing in for a mount (unprivileged runs).
+            return Ok(TargetMount::Nothing);
+        };
+        if entry.fs_type == "tmpfs" && entry.source == MOUNT_SOURCE {
+            return Ok(TargetMount::Ours);
+        }
+        if let Some(root) = &self.config.csi_lib_root {
+            let root = CsiLibRoot::new(root);
+            if let Some(inmemfs) = root.inmemfs_mount(&mounts)
+                && csi_lib::judge(volume_id, target, &mounts, inmemfs, |_| true) == Verdict::Adopt
+            {
+                return Ok(TargetMount::GoDriver);
+            }
+        }
+        Ok(TargetMount::Foreign(format!(
+            "a {} mount of {}",
+            entry.fs_type, entry.source
+        )))
     }
 
     /// `mounted`, when given, is told as soon as the volume is mounted (`--continue-on-not-ready`).
@@ -207,6 +266,34 @@ impl VolumeManager {
             request.volume_mount_group.clone(),
         );
         let was_managed = guard.is_some();
+        if !was_managed {
+            // A fresh publish mounts its own tmpfs, and a failure takes it down again: it must
+            // never take over (or, failing, unmount) a mount it did not make.
+            match self.mount_at_target(&volume_id, &request.target_path)? {
+                TargetMount::Nothing | TargetMount::Ours => {}
+                TargetMount::GoDriver => {
+                    tracing::warn!(
+                        %volume_id,
+                        target = %request.target_path.display(),
+                        "the target is the Go driver's bind mount of this volume, which was not \
+                         adopted at start (see the start-up log); leaving it as it is"
+                    );
+                    drop(guard);
+                    drop(slot);
+                    self.release_slot_if_idle(&volume_id);
+                    return Ok(());
+                }
+                TargetMount::Foreign(what) => {
+                    drop(guard);
+                    drop(slot);
+                    self.release_slot_if_idle(&volume_id);
+                    return Err(VolumeError::TargetInUse {
+                        target: request.target_path.display().to_string(),
+                        what,
+                    });
+                }
+            }
+        }
         // Known from before a restart: its record is on disk already.
         let to_save = (!was_managed).then_some(&record);
         let mut volume = match guard.take() {
@@ -263,10 +350,12 @@ impl VolumeManager {
             }
             Err(error) if reported || was_managed => {
                 // Published as far as kubelet knows (reported, or known from before a restart):
-                // keep managing it and retry.
+                // keep managing it. After `--continue-on-not-ready` the driver retries (`settle`
+                // scheduled it); otherwise kubelet's own retry does, and a second, scheduled
+                // attempt would only race it.
                 cleanup.armed = false;
                 if action == Action::Publish {
-                    self.retry_later(&mut volume);
+                    self.save_progress(&mut volume);
                 }
                 *guard = Some(volume);
                 Err(error)

@@ -3,9 +3,10 @@
 //! Both end in [`VolumeManager::take_up`]: parse the attributes as a publish would (leniently),
 //! tidy what an interrupted write left, read the certificate on disk, schedule its renewal.
 //!
-//! Adoption writes this driver's record of a volume before it manages it and never changes the
-//! Go driver's files while taking it over, so `kill -9` at any point loses nothing: a volume
-//! with a record is resumed as adopted, one without is adopted again.
+//! Adoption writes this driver's record of a volume before it manages it, and changes nothing the
+//! pod sees while taking it over (it only tidies leftovers of an interrupted write that `..data`
+//! does not point at), so `kill -9` at any point loses nothing: a volume with a record is resumed
+//! as adopted, one without is adopted again.
 
 use std::collections::HashMap;
 use std::io;
@@ -30,7 +31,9 @@ pub struct ResumeSummary {
     pub resumed: usize,
     /// Records whose mount vanished while the driver was down; removed.
     pub cleaned_up: usize,
-    /// Records that could not be read or parsed.
+    /// Records that could not be read or parsed (removed), and records of adopted volumes that
+    /// cannot be checked because the Go driver's tmpfs is not mounted here (kept for the next
+    /// start).
     pub failed: usize,
 }
 
@@ -43,8 +46,8 @@ pub struct AdoptionSummary {
     pub not_renewed: usize,
     /// Volumes nothing mounts any more; their directories were removed.
     pub cleaned_up: usize,
-    /// Volumes mounted somewhere this driver cannot account for, or whose mounts it cannot see;
-    /// left as they are.
+    /// Volumes mounted somewhere this driver cannot account for, whose mounts it cannot see, or
+    /// unmounted only moments ago (a Go driver may still be publishing them); left as they are.
     pub left_alone: usize,
     /// `metadata.json` files that could not be read; left as they are.
     pub unreadable: usize,
@@ -80,7 +83,11 @@ impl VolumeManager {
                 Layout::OwnTmpfs => self.mounter.is_mounted(&target).unwrap_or(false),
                 Layout::CsiLib { volume_dir } => {
                     if mounts.is_none() {
-                        mounts = Some(mountinfo::read_current()?);
+                        // Unreadable, every adopted record is kept as it cannot be checked.
+                        mounts = Some(mountinfo::read_current().unwrap_or_else(|error| {
+                            tracing::error!(%error, "cannot read the mount table");
+                            Vec::new()
+                        }));
                     }
                     let mounts = mounts.as_deref().unwrap_or_default();
                     match adopted_still_mounted(&volume_id, volume_dir, &target, mounts) {
@@ -123,9 +130,11 @@ impl VolumeManager {
     /// driver already knows (from its own records) are skipped.
     pub fn adopt(&self, root: &CsiLibRoot) -> io::Result<AdoptionSummary> {
         let mut summary = AdoptionSummary::default();
+        // With nothing found the Go driver's (empty) inmemfs is not unmounted: it costs nothing,
+        // and it may belong to a Go driver that still runs beside this one. It goes with the
+        // last adopted volume's unpublish.
         let found = root.scan()?;
         if found.is_empty() {
-            self.release_inmemfs(root);
             return Ok(summary);
         }
         let mounts = mountinfo::read_current()?;
@@ -164,6 +173,11 @@ impl VolumeManager {
                 csi_lib::judge(&volume_id, &target, &mounts, &inmemfs, |pods| pods.is_dir());
             match verdict {
                 Verdict::Adopt => {}
+                Verdict::Gone if recently_changed(&root.volume_dir(&volume_id)) => {
+                    tracing::warn!(%volume_id, target = %target.display(), "the Go driver's volume is not mounted, but it changed moments ago (a Go driver may still be publishing it); left alone");
+                    summary.left_alone += 1;
+                    continue;
+                }
                 Verdict::Gone => {
                     tracing::info!(%volume_id, target = %target.display(), "the Go driver's volume is no longer mounted; removing it as its unpublish would have");
                     match std::fs::remove_dir_all(root.volume_dir(&volume_id)) {
@@ -200,21 +214,13 @@ impl VolumeManager {
                 summary.left_alone += 1;
                 continue;
             }
-            let mut volume = self.take_up(record, Layout::CsiLib { volume_dir });
-            if volume.token.is_none() && self.issuer.needs_pod_token() {
-                let context: HashMap<String, String> =
-                    metadata.volume_context.into_iter().collect();
-                volume.token = token::from_volume_context(&context).ok();
-            }
+            let volume = self.take_up(record, Layout::CsiLib { volume_dir });
             summary.adopted += 1;
             if volume.request().is_none() {
                 summary.not_renewed += 1;
             }
             self.report_adoption(&volume);
             self.insert_managed(volume);
-        }
-        if summary.adopted == 0 {
-            self.release_inmemfs(root);
         }
         Ok(summary)
     }
@@ -251,12 +257,12 @@ impl VolumeManager {
                 .unwrap_or("tls.crt"),
         };
         let certificate = read_certificate(&files_dir, certificate_file);
-        // With --use-token-request, the Go driver's metadata holds the pod's last token (it may
-        // have expired; kubelet's next republish brings a fresh one). This driver's own records
-        // hold none.
+        // With --use-token-request, the Go driver's metadata.json holds the pod's last token (it
+        // may have expired; kubelet's next republish brings a fresh one). This driver's own
+        // records hold none.
         let token = match &layout {
-            Layout::CsiLib { .. } if self.issuer.needs_pod_token() => {
-                token::from_volume_context(&context).ok()
+            Layout::CsiLib { volume_dir } if self.issuer.needs_pod_token() => {
+                recorded_token(volume_dir)
             }
             _ => None,
         };
@@ -331,20 +337,6 @@ impl VolumeManager {
         };
         self.events.record(volume.pod(), event);
     }
-
-    /// Unmounts the Go driver's inmemfs when nothing needs it any more (see
-    /// [`CsiLibRoot::release_inmemfs_if_unused`]).
-    fn release_inmemfs(&self, root: &CsiLibRoot) {
-        match root.release_inmemfs_if_unused() {
-            Ok(true) => {
-                tracing::info!(inmemfs = %root.inmemfs().display(), "no volume of the Go driver's is left; unmounted its tmpfs")
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(inmemfs = %root.inmemfs().display(), %error, "cannot unmount the Go driver's tmpfs")
-            }
-        }
-    }
 }
 
 /// Whether an adopted volume's target is still its bind mount; `None` when that cannot be told
@@ -360,6 +352,24 @@ fn adopted_still_mounted(
     let inmemfs = root.inmemfs_mount(mounts)?;
     let verdict = csi_lib::judge(volume_id, target, mounts, inmemfs, |pods| pods.is_dir());
     Some(verdict != Verdict::Gone)
+}
+
+/// The pod token in the Go driver's `metadata.json` of a volume, if there is one.
+fn recorded_token(volume_dir: &Path) -> Option<crate::kubernetes::ServiceAccountToken> {
+    let bytes = std::fs::read(volume_dir.join(csi_lib::METADATA_FILE)).ok()?;
+    let metadata: csi_lib::Metadata = serde_json::from_slice(&bytes).ok()?;
+    let context: HashMap<String, String> = metadata.volume_context.into_iter().collect();
+    token::from_volume_context(&context).ok()
+}
+
+/// Whether a volume directory of the Go driver's changed in the last two minutes (longer than its
+/// publish takes).
+fn recently_changed(volume_dir: &Path) -> bool {
+    std::fs::metadata(volume_dir.join(csi_lib::METADATA_FILE))
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(120))
 }
 
 fn read_certificate(files_dir: &Path, name: &str) -> Option<CertificateSummary> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::{VolumeError, VolumeManager};
-use crate::volume::csi_lib::CsiLibRoot;
+use crate::volume::csi_lib::{self, CsiLibRoot};
 use crate::volume::layout::Layout;
 
 impl VolumeManager {
@@ -42,6 +42,7 @@ impl VolumeManager {
         if result.is_ok() {
             self.scheduler.cancel(volume_id);
             self.metrics.forget_volume(volume_id);
+            self.parked_keys.forget(volume_id);
             if let Some(guard) = guard.as_mut()
                 && let Some(volume) = guard.take()
                 && volume.layout.is_adopted()
@@ -107,11 +108,21 @@ impl VolumeManager {
         let Some(root) = &self.config.csi_lib_root else {
             return Ok(None);
         };
+        // kubelet's volume ID names a directory in the inmemfs: only ever one plain component.
+        if !csi_lib::is_plain_name(volume_id) {
+            return Ok(None);
+        }
         let root = CsiLibRoot::new(root);
         let mounted = root
             .mounts_volume_at(volume_id, target)
             .map_err(VolumeError::io("reading the mount table"))?;
-        Ok(mounted.then(|| root.volume_dir(volume_id)))
+        // Its bind mount may be gone already; the Go driver's unpublish removes the volume then
+        // all the same, if it is the one recorded for this target.
+        let recorded_here = || {
+            root.metadata(volume_id)
+                .is_ok_and(|metadata| metadata.target_path == target)
+        };
+        Ok((mounted || recorded_here()).then(|| root.volume_dir(volume_id)))
     }
 
     /// Best-effort cleanup after a failed first publish.

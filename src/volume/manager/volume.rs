@@ -211,6 +211,11 @@ impl ParkedKeys {
         keys.remove(volume_id).filter(|pending| pending.fits(spec))
     }
 
+    /// Drops the key parked for a volume that is gone.
+    pub fn forget(&self, volume_id: &str) {
+        self.keys().remove(volume_id);
+    }
+
     pub fn contains(&self, volume_id: &str) -> bool {
         self.keys().contains_key(volume_id)
     }
