@@ -67,10 +67,23 @@ struct Control {
 }
 
 /// The server's state: the objects, and the knobs the HTTP layer applies to every request.
-#[derive(Default)]
 pub struct ApiServer {
     pub store: Store,
     control: Mutex<Control>,
+    /// While true the server is unresponsive, like a frozen or partitioned API server:
+    /// connections are accepted, but requests get no answer and watches deliver nothing until
+    /// it thaws (then everything held back goes out).
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        ApiServer {
+            store: Store::default(),
+            control: Mutex::default(),
+            frozen: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl ApiServer {
@@ -121,6 +134,16 @@ impl ApiServer {
 
     pub fn set_latency(&self, latency: Duration) {
         self.control().latency = latency;
+    }
+
+    pub fn set_frozen(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+
+    /// Returns once the server is not frozen.
+    async fn thawed(&self) {
+        let mut frozen = self.frozen.subscribe();
+        let _ = frozen.wait_for(|frozen| !*frozen).await;
     }
 
     /// The user behind the request's bearer token, if it is known and not rejected.
@@ -189,6 +212,7 @@ impl ApiServer {
         let query = request.uri().query().unwrap_or("").to_string();
         let params = Params::parse(&query);
         let watch = matches!(params.get("watch"), Some("true" | "1"));
+        self.thawed().await;
         if !watch {
             let latency = self.control().latency;
             if !latency.is_zero() {
@@ -395,7 +419,7 @@ impl ApiServer {
         let (id, messages) = self.store.watch(filter, start);
         let (frames, body) = mpsc::channel(64);
         tokio::spawn(async move {
-            stream.pump(&self.store, id, messages, frames).await;
+            stream.pump(&self, id, messages, frames).await;
             self.store.remove_watch(id);
         });
         let body = BodyExt::boxed(StreamBody::new(ReceiverStream::new(body)));
@@ -418,7 +442,7 @@ struct WatchStream {
 impl WatchStream {
     async fn pump(
         self,
-        store: &Store,
+        server: &ApiServer,
         id: u64,
         mut messages: mpsc::UnboundedReceiver<WatchMessage>,
         frames: mpsc::Sender<Result<Frame<Bytes>, io::Error>>,
@@ -429,8 +453,11 @@ impl WatchStream {
             tokio::time::Instant::now() + BOOKMARK_INTERVAL,
             BOOKMARK_INTERVAL,
         );
+        let store = &server.store;
         let mut timed_out = false;
         loop {
+            // A frozen server sends nothing; what happened meanwhile follows once it thaws.
+            server.thawed().await;
             let message = tokio::select! {
                 message = messages.recv() => message,
                 () = &mut deadline, if !timed_out => {

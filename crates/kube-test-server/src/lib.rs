@@ -270,6 +270,13 @@ impl TestApiServer {
         self.inner.api.set_latency(latency);
     }
 
+    /// Freezes the server (`true`) or thaws it (`false`): while frozen it accepts connections but
+    /// answers no request and delivers no watch event, like an API server that hangs or is cut
+    /// off; on thawing, held requests proceed and watches catch up.
+    pub fn set_frozen(&self, frozen: bool) {
+        self.inner.api.set_frozen(frozen);
+    }
+
     /// How many watch streams are open.
     pub fn open_watches(&self) -> usize {
         self.inner.api.store.open_watches()

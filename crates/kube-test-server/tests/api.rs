@@ -278,6 +278,39 @@ async fn injected_faults_then_recovery() {
 
 type PodEvents = Pin<Box<dyn Stream<Item = Result<Event<Pod>, watcher::Error>> + Send>>;
 
+#[tokio::test]
+async fn a_frozen_server_answers_nothing_until_it_thaws() {
+    let server = TestApiServer::start().await;
+    server.create_object("v1", "pods", "ns", json!({"metadata": {"name": "a"}}));
+    let pods: Api<Pod> = Api::all(client(&server, DRIVER_TOKEN).await);
+    let mut events: PodEvents = watcher(pods.clone(), watcher::Config::default()).boxed();
+    assert_eq!(
+        until(&mut events, "InitDone").await,
+        ["Init", "InitApply a"]
+    );
+
+    server.set_frozen(true);
+    let namespaced: Api<Pod> = Api::namespaced(client(&server, DRIVER_TOKEN).await, "ns");
+    let get = tokio::spawn(async move { namespaced.get("a").await });
+    server.create_object("v1", "pods", "ns", json!({"metadata": {"name": "b"}}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!get.is_finished(), "a request to a frozen server hangs");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), events.next())
+            .await
+            .is_err(),
+        "a frozen server's watches deliver nothing"
+    );
+
+    server.set_frozen(false);
+    assert_eq!(get.await.unwrap().unwrap().name_any(), "a");
+    assert_eq!(
+        next(&mut events).await,
+        "Apply b",
+        "held back, then delivered"
+    );
+}
+
 /// The next watcher event, described as e.g. "Apply a" or "Error 410".
 async fn next(events: &mut PodEvents) -> String {
     let event = tokio::time::timeout(Duration::from_secs(5), events.next())
