@@ -15,12 +15,24 @@ use cert_manager_csi_driver::volume::state::StateStore;
 use cert_manager_csi_driver::volume::{ManagerConfig, PublishRequest, VolumeManager};
 use tokio::sync::Semaphore;
 
-/// Signs with a local CA, but every call after the first waits for a permit the test hands out:
-/// like a remote issuer that takes its time.
+/// Signs with a local CA, but every call after the first `free` ones waits for a permit the test
+/// hands out: like a remote issuer that takes its time.
 struct GatedIssuer {
     ca: LocalCa,
     calls: AtomicUsize,
+    free: usize,
     gate: Semaphore,
+}
+
+impl GatedIssuer {
+    fn new(ca_dir: &std::path::Path, free: usize) -> Arc<GatedIssuer> {
+        Arc::new(GatedIssuer {
+            ca: LocalCa::load_or_create(ca_dir).unwrap(),
+            calls: AtomicUsize::new(0),
+            free,
+            gate: Semaphore::new(0),
+        })
+    }
 }
 
 impl Issuer for GatedIssuer {
@@ -30,7 +42,7 @@ impl Issuer for GatedIssuer {
 
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
         Box::pin(async move {
-            if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            if self.calls.fetch_add(1, Ordering::SeqCst) >= self.free {
                 self.gate.acquire().await.expect("gate open").forget();
             }
             self.ca.sign(request)
@@ -38,20 +50,13 @@ impl Issuer for GatedIssuer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
-    let dir = tempfile::tempdir().unwrap();
-    let issuer = Arc::new(GatedIssuer {
-        ca: LocalCa::load_or_create(&dir.path().join("ca")).unwrap(),
-        calls: AtomicUsize::new(0),
-        gate: Semaphore::new(0),
-    });
+fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager> {
     let mounter: Arc<dyn Mounter> = if common::is_root() {
         Arc::new(TmpfsMounter)
     } else {
         Arc::new(PlainDirectoryMounter)
     };
-    let manager = VolumeManager::new(
+    VolumeManager::new(
         ManagerConfig {
             volume_size_bytes: 1024 * 1024,
             renewal_concurrency: 1,
@@ -61,26 +66,33 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
             default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
             csi_lib_root: None,
         },
-        issuer.clone(),
+        issuer,
         mounter,
-        StateStore::open(&dir.path().join("state")).unwrap(),
+        StateStore::open(&dir.join("state")).unwrap(),
         Arc::new(cert_manager_csi_driver::events::NoEvents),
         Arc::new(cert_manager_csi_driver::metrics::Metrics::new("test-node")),
-    );
+    )
+}
+
+fn publish_request(target: &std::path::Path) -> PublishRequest {
+    PublishRequest {
+        volume_id: "csi-slow".into(),
+        target_path: target.to_path_buf(),
+        volume_context: sample_volume_context(
+            &SamplePod::new("slow"),
+            &[("csi.cert-manager.io/key-algorithm", "ECDSA")],
+        ),
+        volume_mount_group: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = GatedIssuer::new(&dir.path().join("ca"), 1);
+    let manager = manager(dir.path(), issuer.clone());
     let target = dir.path().join("mount");
-    let context = sample_volume_context(
-        &SamplePod::new("slow"),
-        &[("csi.cert-manager.io/key-algorithm", "ECDSA")],
-    );
-    manager
-        .publish(PublishRequest {
-            volume_id: "csi-slow".into(),
-            target_path: target.clone(),
-            volume_context: context,
-            volume_mount_group: None,
-        })
-        .await
-        .unwrap();
+    manager.publish(publish_request(&target)).await.unwrap();
 
     // A renewal starts and hangs in the issuer, holding the volume.
     let renewing = {
@@ -105,4 +117,44 @@ async fn volume_stats_do_not_wait_behind_a_slow_renewal() {
     assert_eq!(manager.condition("csi-slow", &target).await.unwrap(), None);
     manager.unpublish("csi-slow", &target).await.unwrap();
     common::unmount_all_under(dir.path());
+}
+
+/// The renewal queue takes a volume off before the renewal has its lock; if a publish holding the
+/// lock issued meanwhile, the renewal must not issue a second certificate right after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_due_behind_a_publish_that_issued_does_not_issue_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("mount");
+    // What a driver killed mid-publish leaves: the volume mounted and recorded, no certificate.
+    {
+        let first = manager(dir.path(), GatedIssuer::new(&dir.path().join("ca"), 1));
+        first.publish(publish_request(&target)).await.unwrap();
+        cert_manager_csi_driver::volume::files::clear(&target).unwrap();
+    }
+    let issuer = GatedIssuer::new(&dir.path().join("ca"), 0);
+    let restarted = manager(dir.path(), issuer.clone());
+    // Reloaded without a certificate: due for issuance at once.
+    assert_eq!(restarted.resume().unwrap().resumed, 1);
+    // kubelet's retry of the publish gets the volume first and waits on the issuer...
+    let publishing = {
+        let manager = restarted.clone();
+        let target = target.clone();
+        tokio::spawn(async move { manager.publish(publish_request(&target)).await })
+    };
+    while issuer.calls.load(Ordering::SeqCst) < 1 {
+        tokio::task::yield_now().await;
+    }
+    // ...while the renewal queue takes the volume off and waits for it.
+    let renewals = restarted.spawn_renewal_loop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    issuer.gate.add_permits(10);
+    publishing.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        issuer.calls.load(Ordering::SeqCst),
+        1,
+        "one issuance: the publish's"
+    );
+    renewals.abort();
+    restarted.unpublish("csi-slow", &target).await.unwrap();
 }

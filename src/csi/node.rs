@@ -43,6 +43,7 @@ impl From<VolumeError> for Status {
             VolumeError::Key(_) => Code::Internal,
             VolumeError::TargetConflict { .. } => Code::AlreadyExists,
             VolumeError::TargetInUse { .. } => Code::FailedPrecondition,
+            VolumeError::Cancelled(_) => Code::Aborted,
             VolumeError::Issuer(IssuerError::Rejected(_)) => Code::InvalidArgument,
             VolumeError::Issuer(IssuerError::Unavailable(_)) => Code::Unavailable,
             VolumeError::Issuer(IssuerError::Misconfigured(_)) => Code::FailedPrecondition,

@@ -99,4 +99,9 @@ pub trait Issuer: Send + Sync {
 
     /// Gets the request signed, waiting as long as the backend needs.
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a>;
+
+    /// The volume was unpublished (`interrupted`: while an issuance for it was in progress):
+    /// withdraw whatever the backend still has pending for it (best effort, in the background: it
+    /// must never hold up the unpublish).
+    fn volume_gone(&self, _volume_id: &str, _namespace: &str, _interrupted: bool) {}
 }

@@ -37,8 +37,8 @@ impl BinaryNode {
         self.dir.join("plugin/csi.sock")
     }
 
-    pub fn spawn(&self) -> Child {
-        Command::new(BINARY)
+    pub fn spawn(&self) -> DriverProcess {
+        let child = Command::new(BINARY)
             .arg("--node-id=restart-node")
             .arg(format!("--endpoint=unix://{}", self.socket().display()))
             .arg(format!("--data-root={}", self.dir.join("state").display()))
@@ -55,7 +55,8 @@ impl BinaryNode {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("driver binary starts")
+            .expect("driver binary starts");
+        DriverProcess(child)
     }
 
     pub async fn connect(&self) -> CsiClient {
@@ -119,10 +120,20 @@ pub fn cert_manager_backend(kubeconfig: &std::path::Path) -> Vec<String> {
     ]
 }
 
+/// A running driver process; killed when dropped, so a failing test leaves none behind.
+pub struct DriverProcess(Child);
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// SIGKILL: no chance to clean up, like an OOM kill or a node agent crash.
-pub fn kill_hard(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
+pub fn kill_hard(driver: &mut DriverProcess) {
+    driver.0.kill().unwrap();
+    driver.0.wait().unwrap();
 }
 
 /// Polls `condition` every 50 ms until it holds; fails the test after `limit`.

@@ -66,6 +66,15 @@ impl View {
 
     fn apply(&mut self, request: Arc<CertificateRequest>) {
         let key = key_of(&request);
+        // Indexed under the labels it has now, not the ones an older copy had. (The old copy
+        // is only read: a waiter must never see the request vanish in between.)
+        let old = self
+            .entries
+            .get(&key)
+            .and_then(|entry| entry.borrow().clone());
+        if let Some(old) = old {
+            self.unindex(&key, &old);
+        }
         self.index(&key, &request);
         self.entry(&key).send_replace(Some(request));
     }
@@ -341,6 +350,15 @@ mod tests {
         assert_eq!(found, ["current", "legacy"]);
         assert_eq!(cache.for_volume(&["new-hash"]).len(), 1);
         assert!(cache.for_volume(&[] as &[&str]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_relabelled_request_is_found_under_its_new_label_only() {
+        let cache = RequestCache::new();
+        cache.handle(watcher::Event::Apply(request("a", "v1", "1")));
+        cache.handle(watcher::Event::Apply(request("a", "v2", "2")));
+        assert!(cache.for_volume(&["v1"]).is_empty());
+        assert_eq!(cache.for_volume(&["v2"]).len(), 1);
     }
 
     #[test]

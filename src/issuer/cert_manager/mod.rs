@@ -64,11 +64,17 @@ pub struct CertManagerIssuer {
     node_id: String,
     settings: CertManagerSettings,
     watch: JoinHandle<()>,
+    /// Background withdrawals of unpublished volumes' pending requests, by volume ID; a new
+    /// issuance for the same volume ID stops its withdrawal.
+    withdrawals: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Drop for CertManagerIssuer {
     fn drop(&mut self) {
         self.watch.abort();
+        for withdrawal in self.withdrawals().values() {
+            withdrawal.abort();
+        }
     }
 }
 
@@ -90,6 +96,7 @@ impl CertManagerIssuer {
             node_id: node_id.to_string(),
             settings,
             watch,
+            withdrawals: Default::default(),
         }
     }
 
@@ -97,10 +104,23 @@ impl CertManagerIssuer {
         &self.cache
     }
 
+    fn withdrawals(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, tokio::task::AbortHandle>>
+    {
+        self.withdrawals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     async fn issue_request(
         &self,
         request: &IssueRequest,
     ) -> Result<IssuedCertificate, IssuerError> {
+        // The volume is being issued again: its requests are not to be withdrawn any more.
+        if let Some(withdrawal) = self.withdrawals().remove(&request.volume_id) {
+            withdrawal.abort();
+        }
         let deadline = Instant::now() + self.settings.publish_timeout;
         if !self.cache.wait_synced(deadline).await {
             return Err(IssuerError::TimedOut(format!(
@@ -150,20 +170,22 @@ impl CertManagerIssuer {
                 (key, updates)
             }
             None => {
-                for stale in volume_requests
+                // Their keys are gone (a previous driver process, or the Go driver, held them):
+                // they can never be used. Deleted side by side, not one after another, so a slow
+                // API server costs the publish one round trip, not one per request.
+                let stale = volume_requests
                     .iter()
                     .filter(|cr| matches!(evaluate(cr), RequestState::Pending { .. }))
-                {
-                    // Its key is gone (a previous driver process, or the Go driver, held it): it
-                    // can never be used.
-                    tracing::info!(
-                        volume_id = %request.volume_id,
-                        request = %stale.reference(),
-                        made_by_go_driver = request::is_go_drivers(stale),
-                        "deleting a pending CertificateRequest whose private key was lost"
-                    );
-                    self.delete(stale, deadline).await;
-                }
+                    .map(|stale| {
+                        tracing::info!(
+                            volume_id = %request.volume_id,
+                            request = %stale.reference(),
+                            made_by_go_driver = request::is_go_drivers(stale),
+                            "deleting a pending CertificateRequest whose private key was lost"
+                        );
+                        self.delete(stale, deadline)
+                    });
+                futures_util::future::join_all(stale).await;
                 let (key, updates) = self.create(request, deadline).await?;
                 self.prune_history(&volume_requests, &key, deadline).await;
                 (key, updates)
@@ -246,7 +268,10 @@ impl CertManagerIssuer {
             attempt += 1;
             last_error = error.to_string();
             tracing::debug!(%error, attempt, "creating CertificateRequest failed; retrying");
-            let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)));
+            // Jittered (±20%), so that a burst of publishes hit by the same outage does not come
+            // back in lockstep.
+            let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)))
+                .mul_f64(0.8 + 0.4 * fastrand::f64());
             if Instant::now() + pause >= deadline {
                 break;
             }
@@ -277,34 +302,17 @@ impl CertManagerIssuer {
         // Newest first.
         older.sort_by_key(|cr| std::cmp::Reverse(request::requested_at(cr)));
         let keep = self.settings.history_limit.max(1) - 1;
-        for old in older.into_iter().skip(keep) {
-            self.delete(old, deadline).await;
-        }
+        let old = older
+            .into_iter()
+            .skip(keep)
+            .map(|old| self.delete(old, deadline));
+        futures_util::future::join_all(old).await;
     }
 
     /// Deletes one request as the driver; failures are logged, not fatal (the ownerReference to
     /// the pod collects it in the end).
     async fn delete(&self, request: &CertificateRequest, deadline: Instant) {
-        let api: Api<CertificateRequest> =
-            Api::namespaced(self.connection.client(), request.namespace());
-        self.connection.throttle().await;
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            api.delete(request.name(), &DeleteParams::background()),
-        )
-        .await;
-        match outcome {
-            Ok(Ok(_)) => {
-                tracing::debug!(request = %request.reference(), "deleted CertificateRequest")
-            }
-            Ok(Err(error)) if api_status(&error) == Some(404) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(request = %request.reference(), %error, "could not delete CertificateRequest")
-            }
-            Err(_) => {
-                tracing::warn!(request = %request.reference(), "deleting CertificateRequest timed out")
-            }
-        }
+        delete_request(&self.connection, request, deadline).await;
     }
 
     /// Waits for the watch to show the request finished, or the deadline.
@@ -367,6 +375,55 @@ impl CertManagerIssuer {
             }
         }
     }
+}
+
+/// Deletes one request as the driver, giving up at `deadline` (the wait for the client-side rate
+/// limit included); failures are logged, not fatal.
+async fn delete_request(
+    connection: &KubeConnection,
+    request: &CertificateRequest,
+    deadline: Instant,
+) {
+    let api: Api<CertificateRequest> = Api::namespaced(connection.client(), request.namespace());
+    let outcome = tokio::time::timeout_at(deadline, async {
+        connection.throttle().await;
+        api.delete(request.name(), &DeleteParams::background())
+            .await
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => {
+            tracing::debug!(request = %request.reference(), "deleted CertificateRequest")
+        }
+        Ok(Err(error)) if api_status(&error) == Some(404) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(request = %request.reference(), %error, "could not delete CertificateRequest")
+        }
+        Err(_) => {
+            tracing::warn!(request = %request.reference(), "deleting CertificateRequest timed out")
+        }
+    }
+}
+
+/// How long a background withdrawal of an unpublished volume's pending requests may try.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after an interrupted unpublish the driver still looks for a request whose create was
+/// on its way, and how often (a look is a lookup in the watch's view, not an API call).
+const WITHDRAW_WATCH: Duration = Duration::from_secs(15 * 60);
+const WITHDRAW_LOOK_AGAIN: Duration = Duration::from_secs(2);
+
+/// The volume's requests the watch shows as still pending.
+fn pending_for(
+    cache: &RequestCache,
+    volume_id: &str,
+    namespace: &str,
+) -> Vec<Arc<CertificateRequest>> {
+    cache
+        .for_volume(&request::label_hashes(volume_id))
+        .into_iter()
+        .filter(|cr| request::belongs_to_volume(cr, namespace, volume_id))
+        .filter(|cr| matches!(evaluate(cr), RequestState::Pending { .. }))
+        .collect()
 }
 
 /// Turns a non-transient create failure into a message that says what to fix.
@@ -437,5 +494,44 @@ impl Issuer for CertManagerIssuer {
 
     fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
         Box::pin(self.issue_request(request))
+    }
+
+    fn volume_gone(&self, volume_id: &str, namespace: &str, interrupted: bool) {
+        let pending = pending_for(&self.cache, volume_id, namespace);
+        if pending.is_empty() && !interrupted {
+            return;
+        }
+        let connection = self.connection.clone();
+        let cache = Arc::clone(&self.cache);
+        let (volume, namespace) = (volume_id.to_string(), namespace.to_string());
+        // Withdraws what is pending now, then keeps looking (in memory, at the watch's view) for
+        // a while: a create the unpublish cut off may still reach the API server once it answers
+        // again, however long an outage lasts.
+        let task = tokio::spawn(async move {
+            let give_up = Instant::now() + WITHDRAW_WATCH;
+            let mut pending = pending;
+            loop {
+                for cr in &pending {
+                    tracing::info!(volume_id = %volume, request = %cr.reference(), "withdrawing the pending CertificateRequest of an unpublished volume");
+                }
+                let deadline = Instant::now() + WITHDRAW_TIMEOUT;
+                futures_util::future::join_all(
+                    pending
+                        .iter()
+                        .map(|cr| delete_request(&connection, cr, deadline)),
+                )
+                .await;
+                if Instant::now() >= give_up {
+                    return;
+                }
+                tokio::time::sleep(WITHDRAW_LOOK_AGAIN).await;
+                pending = pending_for(&cache, &volume, &namespace);
+            }
+        });
+        let mut withdrawals = self.withdrawals();
+        withdrawals.retain(|_, withdrawal| !withdrawal.is_finished());
+        if let Some(earlier) = withdrawals.insert(volume_id.to_string(), task.abort_handle()) {
+            earlier.abort();
+        }
     }
 }

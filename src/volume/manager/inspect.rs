@@ -32,7 +32,7 @@ impl VolumeManager {
 
     async fn status_of_slot(&self, volume_id: &str) -> Option<VolumeStatus> {
         let slot = self.existing_slot(volume_id)?;
-        let guard = slot.lock().await;
+        let guard = slot.volume.lock().await;
         let volume = guard.as_ref()?;
         let next_renewal = self.scheduler.deadline(volume_id).map(|at| {
             let from_now = at.saturating_duration_since(tokio::time::Instant::now());
@@ -72,7 +72,7 @@ impl VolumeManager {
             .ok_or_else(|| VolumeError::NotFound(volume_id.to_string()))?;
         // kubelet polls this; it must not wait behind an issuance that may take minutes with a
         // remote issuer. While one runs, what can be seen without the volume's state is checked.
-        let Ok(guard) = slot.try_lock() else {
+        let Ok(guard) = slot.volume.try_lock() else {
             if !self.mounter.is_mounted(path).unwrap_or(false) {
                 return Ok(Some(format!(
                     "{} is not mounted (issuance in progress)",

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::publish::effective_group;
 use super::volume::{ManagedVolume, PendingKey, Phase, Retry};
-use super::{VolumeError, VolumeManager};
+use super::{Cancellation, VolumeError, VolumeManager};
 use crate::attributes::{CertRequestSpec, KeyAlgorithm};
 use crate::certificate::{CertificateSummary, inspect_leaf};
 use crate::issuer::{IssueRequest, IssuerError};
@@ -69,11 +69,17 @@ impl VolumeManager {
     /// let go while waiting on a remote issuer (and not taken again once it answers), and kept
     /// through a local one, whose signing is node work itself (keeping it lets a burst of volumes
     /// finish in arrival order).
+    /// Gives up as soon as `cancellation` says the volume is being unpublished: the pending
+    /// request is then left to the unpublish to clean up.
     pub(super) async fn issue_and_write(
         &self,
         volume: &mut ManagedVolume,
         permit: tokio::sync::SemaphorePermit<'_>,
+        cancellation: &mut Cancellation,
     ) -> Result<Issued, Failure> {
+        if cancellation.is_requested() {
+            return Err(VolumeError::Cancelled(volume.id().to_string()).into());
+        }
         let Some(request) = volume.request() else {
             return Err(VolumeError::Internal(format!(
                 "volume {} has rejected attributes and is never issued",
@@ -114,11 +120,17 @@ impl VolumeManager {
         // After a remote issuer answers, what is left (checking and writing a few small files)
         // is too light to queue for a permit behind other volumes' key generation: a volume
         // whose certificate has arrived finishes at once.
-        let (outcome, _permit) = if self.issuer.signs_on_this_node() {
-            (self.issuer.issue(&issue_request).await, Some(permit))
+        let _permit = if self.issuer.signs_on_this_node() {
+            Some(permit)
         } else {
             drop(permit);
-            (self.issuer.issue(&issue_request).await, None)
+            None
+        };
+        let outcome = tokio::select! {
+            outcome = self.issuer.issue(&issue_request) => outcome,
+            () = cancellation.requested() => {
+                return Err(VolumeError::Cancelled(volume_id).into());
+            }
         };
         let issued = match outcome {
             Ok(issued) => issued,
@@ -235,6 +247,11 @@ impl VolumeManager {
                 self.clear_progress(volume);
                 Ok(())
             }
+            // Being unpublished: nothing to report, retry or remember.
+            Err(Failure {
+                error: error @ VolumeError::Cancelled(_),
+                ..
+            }) => Err(error),
             Err(Failure { error, pending_key }) => {
                 let retry = Retry {
                     failures: volume.failures() + 1,

@@ -22,14 +22,13 @@ mod volume;
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::inspect::VolumeStatus;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
-use self::volume::{ManagedVolume, ParkedKeys};
+use self::volume::{Counted, Counters, ManagedVolume, ParkedKeys};
 use super::mount::Mounter;
 use super::state::StateStore;
 use crate::attributes::{InvalidAttributes, ParseOptions, redacted_context};
@@ -118,6 +117,9 @@ pub enum VolumeError {
     /// The volume is not managed by this driver.
     #[error("volume {0} is not managed by this driver")]
     NotFound(String),
+    /// The volume is being unpublished: what was in progress for it stopped.
+    #[error("volume {0} is being unpublished; stopped what was in progress for it")]
+    Cancelled(String),
     /// A bug: a task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -130,8 +132,48 @@ impl VolumeError {
     }
 }
 
-/// One volume ID's place in the manager: its lock, and the volume while it is managed.
-type Slot = Arc<tokio::sync::Mutex<Option<ManagedVolume>>>;
+/// One volume ID's place in the manager.
+#[derive(Default)]
+struct VolumeSlot {
+    /// The volume while it is managed, behind the lock every operation on it takes.
+    volume: tokio::sync::Mutex<Option<ManagedVolume>>,
+    /// Raised by an unpublish before it waits for the lock: an issuance holding the lock gives up
+    /// at once, and none starts, so a pod's teardown never waits on the issuer or the API server.
+    removing: tokio::sync::watch::Sender<bool>,
+}
+
+type Slot = Arc<VolumeSlot>;
+
+impl VolumeSlot {
+    fn holding(volume: ManagedVolume) -> VolumeSlot {
+        VolumeSlot {
+            volume: tokio::sync::Mutex::new(Some(volume)),
+            removing: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// What an issuance on this slot watches to give up when the volume is being removed.
+    fn cancellation(&self) -> Cancellation {
+        Cancellation(self.removing.subscribe())
+    }
+}
+
+/// Tells an issuance that its volume is being unpublished.
+pub(super) struct Cancellation(tokio::sync::watch::Receiver<bool>);
+
+impl Cancellation {
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once the volume is being unpublished.
+    pub async fn requested(&mut self) {
+        if self.0.wait_for(|removing| *removing).await.is_err() {
+            // The slot is gone: nobody can ask any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// Owns every volume on the node.
 pub struct VolumeManager {
@@ -145,8 +187,8 @@ pub struct VolumeManager {
     slots: Mutex<HashMap<String, Slot>>,
     /// Keys of requests still pending for volumes whose first publish gave up waiting.
     parked_keys: ParkedKeys,
-    /// How many managed volumes were adopted from the Go driver (for metrics).
-    adopted: AtomicUsize,
+    /// How many volumes are managed, and adopted (for metrics).
+    counters: Arc<Counters>,
     /// Bounds the node-side work (key, CSR, mount, file writes) to one task per core. Under a
     /// burst, volumes then finish in arrival order instead of all advancing together and all
     /// finishing late; waiting on the issuer is outside it.
@@ -172,7 +214,7 @@ impl VolumeManager {
             scheduler: Scheduler::new(),
             slots: Mutex::new(HashMap::new()),
             parked_keys: ParkedKeys::default(),
-            adopted: AtomicUsize::new(0),
+            counters: Arc::default(),
             node_work: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
@@ -197,14 +239,14 @@ impl VolumeManager {
         self.mounter.kind()
     }
 
-    /// Number of volumes currently managed.
+    /// Number of volumes currently managed (published as far as kubelet knows).
     pub fn volume_count(&self) -> usize {
-        self.slots().len()
+        self.counters.managed()
     }
 
     /// Number of managed volumes that were adopted from the Go driver.
     pub fn adopted_count(&self) -> usize {
-        self.adopted.load(Ordering::Relaxed)
+        self.counters.adopted()
     }
 
     fn parse_options(&self) -> ParseOptions {
@@ -247,14 +289,19 @@ impl VolumeManager {
         self.slots().get(volume_id).cloned()
     }
 
-    /// Puts a volume the driver takes up without a publish (resumed, adopted) in its slot.
-    fn insert_managed(&self, volume: ManagedVolume) {
-        if volume.layout.is_adopted() {
-            self.adopted.fetch_add(1, Ordering::Relaxed);
+    /// Counts a volume from now on (kubelet knows it as published).
+    fn count(&self, volume: &mut ManagedVolume) {
+        if volume.counted.is_none() {
+            volume.counted = Some(Counted::new(&self.counters, volume.layout.is_adopted()));
         }
+    }
+
+    /// Puts a volume the driver takes up without a publish (resumed, adopted) in its slot.
+    fn insert_managed(&self, mut volume: ManagedVolume) {
+        self.count(&mut volume);
         self.slots().insert(
             volume.id().to_string(),
-            Arc::new(tokio::sync::Mutex::new(Some(volume))),
+            Arc::new(VolumeSlot::holding(volume)),
         );
     }
 
@@ -263,7 +310,7 @@ impl VolumeManager {
         let mut slots = self.slots();
         if let Some(slot) = slots.get(volume_id)
             && Arc::strong_count(slot) == 1
-            && slot.try_lock().is_ok_and(|volume| volume.is_none())
+            && slot.volume.try_lock().is_ok_and(|volume| volume.is_none())
         {
             slots.remove(volume_id);
         }
@@ -275,7 +322,8 @@ impl VolumeManager {
             return true;
         }
         self.existing_slot(volume_id).is_some_and(|slot| {
-            slot.try_lock()
+            slot.volume
+                .try_lock()
                 .is_ok_and(|volume| volume.as_ref().is_some_and(ManagedVolume::has_pending_key))
         })
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::issue::Action;
 use super::volume::{Attributes, ManagedVolume, Phase, Retry};
-use super::{PublishRequest, VolumeError, VolumeManager};
+use super::{Cancellation, PublishRequest, VolumeError, VolumeManager};
 use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context_with};
 use crate::events::{PodEvent, reason};
 use crate::kubernetes::{ServiceAccountToken, token};
@@ -156,7 +156,7 @@ impl VolumeManager {
         invalid: InvalidAttributes,
     ) -> Result<(), VolumeError> {
         if let Some(slot) = self.existing_slot(&request.volume_id) {
-            let mut guard = slot.lock().await;
+            let mut guard = slot.volume.lock().await;
             if let Some(volume) = guard.as_mut()
                 && volume.target() == request.target_path
                 && volume.certificate().is_some()
@@ -234,7 +234,7 @@ impl VolumeManager {
         };
         let volume_id = request.volume_id.clone();
         let slot = self.slot(&volume_id);
-        let mut guard = slot.lock().await;
+        let mut guard = slot.volume.lock().await;
         if let (Some(volume), Some(token)) = (guard.as_mut(), &token) {
             volume.token = Some(token.clone());
         }
@@ -316,6 +316,7 @@ impl VolumeManager {
                     request_name: None,
                     progress_saved: false,
                     token,
+                    counted: None,
                 }
             }
         };
@@ -337,14 +338,22 @@ impl VolumeManager {
             target: &request.target_path,
             armed: !was_managed,
         };
+        let mut cancellation = slot.cancellation();
         let result = self
-            .first_issuance(&mut volume, action, to_save, &mut mounted)
+            .first_issuance(
+                &mut volume,
+                action,
+                to_save,
+                &mut mounted,
+                &mut cancellation,
+            )
             .await;
         // kubelet was already told the volume is published: it stays, and issuance is retried.
         let reported = action == Action::Issue && mounted.is_none();
         match result {
             Ok(()) => {
                 cleanup.armed = false;
+                self.count(&mut volume);
                 *guard = Some(volume);
                 Ok(())
             }
@@ -354,9 +363,10 @@ impl VolumeManager {
                 // scheduled it); otherwise kubelet's own retry does, and a second, scheduled
                 // attempt would only race it.
                 cleanup.armed = false;
-                if action == Action::Publish {
+                if action == Action::Publish && !matches!(error, VolumeError::Cancelled(_)) {
                     self.save_progress(&mut volume);
                 }
+                self.count(&mut volume);
                 *guard = Some(volume);
                 Err(error)
             }
@@ -382,9 +392,15 @@ impl VolumeManager {
         action: Action,
         record: Option<&VolumeRecord>,
         mounted: &mut Option<tokio::sync::oneshot::Sender<()>>,
+        cancellation: &mut Cancellation,
     ) -> Result<(), VolumeError> {
         let target = volume.target().to_path_buf();
-        let permit = self.node_permit().await?;
+        let permit = tokio::select! {
+            permit = self.node_permit() => permit?,
+            () = cancellation.requested() => {
+                return Err(VolumeError::Cancelled(volume.id().to_string()));
+            }
+        };
         if let Some(record) = record {
             self.store
                 .save(record)
@@ -433,7 +449,7 @@ impl VolumeManager {
         if let Some(mounted) = mounted.take() {
             let _ = mounted.send(());
         }
-        let outcome = self.issue_and_write(volume, permit).await;
+        let outcome = self.issue_and_write(volume, permit, cancellation).await;
         self.settle(volume, action, outcome)
     }
 }

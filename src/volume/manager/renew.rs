@@ -15,23 +15,43 @@ use crate::certificate::CertificateSummary;
 use crate::renewal;
 
 impl VolumeManager {
-    /// Renews one volume's certificate. On failure the current files stay and a retry is
+    /// Renews one volume's certificate now. On failure the current files stay and a retry is
     /// scheduled with backoff.
     pub async fn renew(&self, volume_id: &str) {
+        self.renew_volume(volume_id, false).await;
+    }
+
+    /// What the renewal queue runs for a volume it found due.
+    async fn renew_volume(&self, volume_id: &str, only_if_still_due: bool) {
         let Some(slot) = self.existing_slot(volume_id) else {
             return;
         };
-        self.renew_slot(&slot).await;
+        self.renew_slot(&slot, only_if_still_due).await;
         drop(slot);
         self.release_slot_if_idle(volume_id);
     }
 
-    async fn renew_slot(&self, slot: &Slot) {
-        let mut guard = slot.lock().await;
+    async fn renew_slot(&self, slot: &Slot, only_if_still_due: bool) {
+        let mut cancellation = slot.cancellation();
+        let mut guard = tokio::select! {
+            guard = slot.volume.lock() => guard,
+            // Being unpublished: no renewal starts for it.
+            () = cancellation.requested() => return,
+        };
         let Some(volume) = guard.as_mut() else {
             return;
         };
-        if volume.request().is_none() {
+        if volume.request().is_none() || cancellation.is_requested() {
+            return;
+        }
+        // Taken off the queue before the lock was had: whatever held the lock meanwhile (a
+        // publish that issued, say) may have rescheduled it for later. Then it is not due.
+        if only_if_still_due
+            && self
+                .scheduler
+                .deadline(volume.id())
+                .is_some_and(|at| at > tokio::time::Instant::now())
+        {
             return;
         }
         // A volume without a certificate yet (a publish cut short by a restart, or one reported
@@ -51,10 +71,16 @@ impl VolumeManager {
                 Action::Publish | Action::Issue => "retrying the first issuance",
             }
         );
-        let Ok(permit) = self.node_permit().await else {
-            return;
+        let permit = tokio::select! {
+            permit = self.node_permit() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = cancellation.requested() => return,
         };
-        let outcome = self.issue_and_write(volume, permit).await;
+        let outcome = self
+            .issue_and_write(volume, permit, &mut cancellation)
+            .await;
         // A failure is logged, reported and rescheduled there; nobody waits for this answer.
         let _ = self.settle(volume, action, outcome);
     }
@@ -74,7 +100,7 @@ impl VolumeManager {
                 };
                 let worker = Arc::clone(&this);
                 tokio::spawn(async move {
-                    worker.renew(&volume_id).await;
+                    worker.renew_volume(&volume_id, true).await;
                     drop(permit);
                 });
             }

@@ -2,7 +2,6 @@
 //! record — for this driver's volumes and the ones adopted from the Go driver alike.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use super::{VolumeError, VolumeManager};
 use crate::volume::csi_lib::{self, CsiLibRoot};
@@ -21,10 +20,50 @@ impl VolumeManager {
             )));
         }
         let slot = self.existing_slot(volume_id);
+        // Unpublish wins: whatever issuance or renewal holds the volume's lock gives up now
+        // (even if it is waiting on an API server that does not answer), and none starts.
+        if let Some(slot) = &slot {
+            slot.removing.send_replace(true);
+        }
+        let mut interrupted = false;
         let mut guard = match &slot {
-            Some(slot) => Some(slot.lock().await),
+            Some(slot) => Some(match slot.volume.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    interrupted = true;
+                    slot.volume.lock().await
+                }
+            }),
             None => None,
         };
+        let result = self.unpublish_locked(volume_id, target, &mut guard, interrupted);
+        if let Some(slot) = &slot {
+            slot.removing.send_replace(false);
+        }
+        if result.is_err()
+            && let Some(volume) = guard.as_ref().and_then(|guard| guard.as_ref())
+            && volume.request().is_some()
+            && self.scheduler.deadline(volume_id).is_none()
+        {
+            // It stays (kubelet retries the unpublish); a renewal this call stopped comes back.
+            self.scheduler.schedule(
+                volume_id,
+                tokio::time::Instant::now() + self.config.backoff.delay(1),
+            );
+        }
+        drop(guard);
+        drop(slot);
+        self.release_slot_if_idle(volume_id);
+        result
+    }
+
+    fn unpublish_locked(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        guard: &mut Option<tokio::sync::MutexGuard<'_, Option<super::volume::ManagedVolume>>>,
+        interrupted: bool,
+    ) -> Result<(), VolumeError> {
         let held = guard.as_ref().and_then(|guard| guard.as_ref());
         if let Some(volume) = held
             && volume.target() != target
@@ -36,6 +75,7 @@ impl VolumeManager {
             )));
         }
         let layout = held.map(|volume| volume.layout.clone());
+        let namespace = held.map(|volume| volume.pod().namespace.clone());
         let result = self.destroy_checked(volume_id, target, layout.as_ref());
         // Only a volume that is really gone stops being managed: if the unmount failed, it keeps
         // its renewals and kubelet's retry tries again.
@@ -43,17 +83,14 @@ impl VolumeManager {
             self.scheduler.cancel(volume_id);
             self.metrics.forget_volume(volume_id);
             self.parked_keys.forget(volume_id);
-            if let Some(guard) = guard.as_mut()
-                && let Some(volume) = guard.take()
-                && volume.layout.is_adopted()
-            {
-                self.adopted.fetch_sub(1, Ordering::Relaxed);
+            if let Some(guard) = guard.as_mut() {
+                **guard = None;
             }
-        }
-        drop(guard);
-        drop(slot);
-        self.release_slot_if_idle(volume_id);
-        if result.is_ok() {
+            // A request still pending for it (an issuance this unpublish stopped) is withdrawn
+            // in the background; the unpublish does not wait for the API server.
+            if let Some(namespace) = &namespace {
+                self.issuer.volume_gone(volume_id, namespace, interrupted);
+            }
             tracing::info!(
                 %volume_id,
                 target = %target.display(),

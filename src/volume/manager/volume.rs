@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -31,6 +32,56 @@ pub(super) struct ManagedVolume {
     /// The pod's service-account token (`--use-token-request`), refreshed by every (re)publish.
     /// Memory only.
     pub token: Option<ServiceAccountToken>,
+    /// Counts it in the manager's figures from the moment kubelet knows it as published (a first
+    /// publish in flight is not counted yet) until it is dropped.
+    pub counted: Option<Counted>,
+}
+
+/// How many volumes are managed, and how many of them were adopted: kept by the volumes
+/// themselves, so a volume that goes (unpublished, or a failed publish, or a panic) is never
+/// counted on.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    managed: AtomicUsize,
+    adopted: AtomicUsize,
+}
+
+impl Counters {
+    pub fn managed(&self) -> usize {
+        self.managed.load(Ordering::Relaxed)
+    }
+
+    pub fn adopted(&self) -> usize {
+        self.adopted.load(Ordering::Relaxed)
+    }
+}
+
+/// One volume's share of the [`Counters`], given back on drop.
+pub(super) struct Counted {
+    counters: Arc<Counters>,
+    adopted: bool,
+}
+
+impl Counted {
+    pub fn new(counters: &Arc<Counters>, adopted: bool) -> Counted {
+        counters.managed.fetch_add(1, Ordering::Relaxed);
+        if adopted {
+            counters.adopted.fetch_add(1, Ordering::Relaxed);
+        }
+        Counted {
+            counters: Arc::clone(counters),
+            adopted,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counters.managed.fetch_sub(1, Ordering::Relaxed);
+        if self.adopted {
+            self.counters.adopted.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A volume's attributes, as this driver reads them.
