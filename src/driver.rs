@@ -253,8 +253,11 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         events,
         Arc::clone(&metrics),
     );
-    let resumed = manager
-        .resume()
+    // Reading 10,000 records and certificates is file work: on the blocking pool.
+    let resuming = Arc::clone(&manager);
+    let resumed = tokio::task::spawn_blocking(move || resuming.resume())
+        .await
+        .map_err(|e| io_error("reloading volumes")(std::io::Error::other(e.to_string())))?
         .map_err(io_error("reloading volumes from the data root"))?;
     tracing::info!(
         resumed = resumed.resumed,
@@ -265,8 +268,13 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
     let adopted = match &config.adopt_csi_lib_data_root {
         Some(root) => {
             let root = CsiLibRoot::new(root);
+            let adopting = Arc::clone(&manager);
+            let scanned = root.clone();
+            let adopted = tokio::task::spawn_blocking(move || adopting.adopt(&scanned))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             // Never fatal: the driver serves its own volumes whatever the Go driver left.
-            match manager.adopt(&root) {
+            match adopted {
                 Ok(summary) => {
                     tracing::info!(
                         csi_lib_data_root = %root.path().display(),

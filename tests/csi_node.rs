@@ -594,3 +594,44 @@ async fn unpublish_takes_down_an_unrecorded_volume_mount_of_its_own() {
     assert!(harness.unpublish("csi-orphan", &target).await.is_err());
     assert_eq!(mounts_at(&target), 1);
 }
+
+#[tokio::test]
+async fn a_renewal_never_writes_the_key_into_a_mount_swapped_in_behind_the_driver() {
+    if !is_root() {
+        eprintln!("skipped: needs root for real mounts (CI runs as root)");
+        return;
+    }
+    let harness = Harness::start().await;
+    let target = harness.target("swapped");
+    harness.publish("csi-swapped", &target, &[]).await.unwrap();
+    let serial = serial_of(&target);
+    // Someone replaces the volume's tmpfs with another filesystem of its own (ramfs stands in
+    // for a disk: a separate device, so "something is mounted there" is no longer the question).
+    rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+    rustix::mount::mount(
+        "someone-else",
+        &target,
+        "ramfs",
+        rustix::mount::MountFlags::empty(),
+        None::<&std::ffi::CStr>,
+    )
+    .unwrap();
+    assert_eq!(mounts_at(&target), 1);
+
+    harness.driver().manager().renew("csi-swapped").await;
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "nothing, above all no key, was written into it"
+    );
+    let status = harness
+        .driver()
+        .manager()
+        .status("csi-swapped")
+        .await
+        .unwrap();
+    let error = status.last_error.unwrap();
+    assert!(error.contains("not writing key material"), "{error}");
+    assert_eq!(&*status.certificate.unwrap().serial, serial);
+    rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+}

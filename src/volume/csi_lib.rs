@@ -329,14 +329,6 @@ pub fn write_next_issuance_time(volume_dir: &Path, at: SystemTime) -> io::Result
     fs::rename(&temporary, &path)
 }
 
-/// Whether `path` is on a tmpfs: key material is written to an adopted volume only then.
-pub fn is_on_tmpfs(path: &Path) -> io::Result<bool> {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let stat = rustix::fs::statfs(path)?;
-    #[allow(clippy::unnecessary_cast)]
-    Ok(stat.f_type as i64 == TMPFS_MAGIC)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

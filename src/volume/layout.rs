@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::csi_lib::{self, CsiLibRoot};
 use super::files::{self, FileModes};
-use super::mount::{Mounter, TmpfsMounter};
+use super::mount::{Mounter, TmpfsMounter, is_on_tmpfs};
 
 /// How one volume is laid out on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +48,10 @@ impl Layout {
     /// the key on the node's disk); an adopted one must still be on the inmemfs.
     pub fn check_in_memory(&self, target: &Path, mounter: &dyn Mounter) -> io::Result<()> {
         let (in_memory, what) = match self {
-            Layout::OwnTmpfs => (mounter.is_mounted(target)?, target.to_path_buf()),
+            Layout::OwnTmpfs => (mounter.holds_memory_volume(target)?, target.to_path_buf()),
             Layout::CsiLib { .. } => {
                 let dir = self.files_dir(target);
-                (csi_lib::is_on_tmpfs(&dir).unwrap_or(false), dir)
+                (is_on_tmpfs(&dir).unwrap_or(false), dir)
             }
         };
         if in_memory {

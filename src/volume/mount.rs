@@ -20,6 +20,18 @@ pub trait Mounter: Send + Sync + 'static {
     /// Whether `target` holds a volume this driver made, even one it has no record of (a publish
     /// that died half-way): only those may be unmounted and emptied.
     fn holds_volume(&self, target: &Path) -> io::Result<bool>;
+    /// Whether key material may be written into `target` now: it is a mounted, memory-backed
+    /// filesystem (checked before every write, so a mount swapped behind the driver's back never
+    /// receives a key).
+    fn holds_memory_volume(&self, target: &Path) -> io::Result<bool>;
+}
+
+/// Whether `path` is on a tmpfs.
+pub fn is_on_tmpfs(path: &Path) -> io::Result<bool> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let stat = rustix::fs::statfs(path)?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok(stat.f_type as i64 == TMPFS_MAGIC)
 }
 
 /// The mount source every volume tmpfs carries, so the driver can recognise its own mounts.
@@ -72,6 +84,11 @@ impl Mounter for TmpfsMounter {
         Ok(std::fs::metadata(parent)?.dev() != target_meta.dev())
     }
 
+    fn holds_memory_volume(&self, target: &Path) -> io::Result<bool> {
+        // Two cheap system calls per write, not a read of the mount table.
+        Ok(self.is_mounted(target)? && is_on_tmpfs(target)?)
+    }
+
     fn holds_volume(&self, target: &Path) -> io::Result<bool> {
         let entries = super::mountinfo::read_current()?;
         Ok(super::mountinfo::find_mount(&entries, target)
@@ -104,5 +121,10 @@ impl Mounter for PlainDirectoryMounter {
 
     fn holds_volume(&self, target: &Path) -> io::Result<bool> {
         Ok(target.join(super::files::DATA_LINK).exists())
+    }
+
+    /// Plain directories are this mounter's announced fallback: nothing is memory-backed.
+    fn holds_memory_volume(&self, target: &Path) -> io::Result<bool> {
+        Ok(target.is_dir())
     }
 }

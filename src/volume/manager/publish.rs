@@ -373,7 +373,10 @@ impl VolumeManager {
             Err(error) => {
                 // kubelet retries with the same volume ID: a request still pending keeps its key.
                 let pending_key = volume.take_any_pending_key();
+                cleanup.armed = false;
                 drop(cleanup);
+                self.destroy_off_runtime(&volume_id, &request.target_path)
+                    .await;
                 if let Some(pending_key) = pending_key {
                     self.parked_keys.park(&volume_id, pending_key);
                 }
@@ -423,8 +426,15 @@ impl VolumeManager {
                     _ => {}
                 }
                 if !mounted_now()? {
-                    self.mounter
-                        .mount_tmpfs(&target, self.config.volume_size_bytes)
+                    // mount(2) waits on the mount namespace's lock: not on the runtime's threads.
+                    let (mounter, at, size) = (
+                        Arc::clone(&self.mounter),
+                        target.clone(),
+                        self.config.volume_size_bytes,
+                    );
+                    tokio::task::spawn_blocking(move || mounter.mount_tmpfs(&at, size))
+                        .await
+                        .map_err(|e| VolumeError::Internal(e.to_string()))?
                         .map_err(VolumeError::io(format!(
                             "mounting tmpfs at {}",
                             target.display()

@@ -1,11 +1,14 @@
 //! `NodeUnpublishVolume`: stop renewing, unmount, delete the files, the target directory and the
 //! record — for this driver's volumes and the ones adopted from the Go driver alike.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{VolumeError, VolumeManager};
 use crate::volume::csi_lib::{self, CsiLibRoot};
 use crate::volume::layout::Layout;
+use crate::volume::mount::Mounter;
+use crate::volume::state::StateStore;
 
 impl VolumeManager {
     /// Unpublishes: stops renewal, unmounts, deletes the files, the target directory and the
@@ -36,7 +39,9 @@ impl VolumeManager {
             }),
             None => None,
         };
-        let result = self.unpublish_locked(volume_id, target, &mut guard, interrupted);
+        let result = self
+            .unpublish_locked(volume_id, target, &mut guard, interrupted)
+            .await;
         if let Some(slot) = &slot {
             slot.removing.send_replace(false);
         }
@@ -57,7 +62,7 @@ impl VolumeManager {
         result
     }
 
-    fn unpublish_locked(
+    async fn unpublish_locked(
         &self,
         volume_id: &str,
         target: &Path,
@@ -76,7 +81,12 @@ impl VolumeManager {
         }
         let layout = held.map(|volume| volume.layout.clone());
         let namespace = held.map(|volume| volume.pod().namespace.clone());
-        let result = self.destroy_checked(volume_id, target, layout.as_ref());
+        let teardown = self.teardown();
+        let (id, path, known) = (volume_id.to_string(), target.to_path_buf(), layout.clone());
+        // Unmounting and removing files can stall: not on the async runtime's threads.
+        let result = tokio::task::spawn_blocking(move || teardown.run(&id, &path, known.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(VolumeError::Internal(e.to_string())));
         // Only a volume that is really gone stops being managed: if the unmount failed, it keeps
         // its renewals and kubelet's retry tries again.
         if result.is_ok() {
@@ -101,11 +111,60 @@ impl VolumeManager {
         result
     }
 
+    /// What taking a volume down needs, owned, so it can run on the blocking pool.
+    fn teardown(&self) -> Teardown {
+        Teardown {
+            mounter: Arc::clone(&self.mounter),
+            store: self.store.clone(),
+            csi_lib_root: self.config.csi_lib_root.clone(),
+        }
+    }
+
+    /// Best-effort cleanup after a failed first publish, on the blocking pool.
+    pub(super) async fn destroy_off_runtime(&self, volume_id: &str, target: &Path) {
+        let (manager_teardown, id, path) =
+            (self.teardown(), volume_id.to_string(), target.to_path_buf());
+        self.scheduler.cancel(volume_id);
+        self.metrics.forget_volume(volume_id);
+        let outcome = tokio::task::spawn_blocking(move || {
+            manager_teardown.run(&id, &path, Some(&Layout::OwnTmpfs))
+        })
+        .await
+        .unwrap_or_else(|e| Err(VolumeError::Internal(e.to_string())));
+        if let Err(error) = outcome {
+            tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
+        }
+    }
+
+    /// Best-effort cleanup after a failed first publish, where it cannot wait (a panic unwinding).
+    pub(super) fn destroy(&self, volume_id: &str, target: &Path) {
+        self.scheduler.cancel(volume_id);
+        // kubelet does not unpublish a volume whose publish failed, and each new pod brings a new
+        // volume ID: keeping its series would grow them without bound. The failure stays visible
+        // in the gRPC call counts and the pod's Events.
+        self.metrics.forget_volume(volume_id);
+        if let Err(error) = self
+            .teardown()
+            .run(volume_id, target, Some(&Layout::OwnTmpfs))
+        {
+            tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
+        }
+    }
+}
+
+/// Takes volumes down: unmount, remove files, target directory and record.
+pub(super) struct Teardown {
+    mounter: Arc<dyn Mounter>,
+    store: StateStore,
+    csi_lib_root: Option<PathBuf>,
+}
+
+impl Teardown {
     /// Takes a volume down. `layout` is `None` for a volume the driver does not manage: a mount at
     /// the target is then only touched if it is recognisably a volume — one of this driver's
     /// tmpfs mounts (a publish that died half-way), or the Go driver's bind mount of this very
     /// volume (one adoption left alone, e.g. for an unreadable metadata.json).
-    pub(super) fn destroy_checked(
+    pub fn run(
         &self,
         volume_id: &str,
         target: &Path,
@@ -142,7 +201,7 @@ impl VolumeManager {
         volume_id: &str,
         target: &Path,
     ) -> Result<Option<std::path::PathBuf>, VolumeError> {
-        let Some(root) = &self.config.csi_lib_root else {
+        let Some(root) = &self.csi_lib_root else {
             return Ok(None);
         };
         // kubelet's volume ID names a directory in the inmemfs: only ever one plain component.
@@ -160,17 +219,5 @@ impl VolumeManager {
                 .is_ok_and(|metadata| metadata.target_path == target)
         };
         Ok((mounted || recorded_here()).then(|| root.volume_dir(volume_id)))
-    }
-
-    /// Best-effort cleanup after a failed first publish.
-    pub(super) fn destroy(&self, volume_id: &str, target: &Path) {
-        self.scheduler.cancel(volume_id);
-        // kubelet does not unpublish a volume whose publish failed, and each new pod brings a new
-        // volume ID: keeping its series would grow them without bound. The failure stays visible
-        // in the gRPC call counts and the pod's Events.
-        self.metrics.forget_volume(volume_id);
-        if let Err(error) = self.destroy_checked(volume_id, target, Some(&Layout::OwnTmpfs)) {
-            tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
-        }
     }
 }
