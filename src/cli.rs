@@ -221,12 +221,15 @@ pub fn init_logging(level: u8, format: LogFormat) {
     init_logging_with(log_filter(level), format);
 }
 
-/// The `tracing` filter for a `-v` level.
+/// The `tracing` filter for a `-v` level. The level is the driver's own; the libraries under it
+/// (kube, hyper, rustls, tonic) stay at warnings whatever the level, so `-v=5` is the driver's
+/// trace, not theirs. `RUST_LOG` replaces the whole filter, for when a library's own lines are
+/// wanted (`RUST_LOG=warn,cert_manager_csi_driver=debug,kube=debug`).
 pub fn log_filter(level: u8) -> &'static str {
     match level {
-        0 | 1 => "info",
-        2..=4 => "info,cert_manager_csi_driver=debug",
-        _ => "debug,cert_manager_csi_driver=trace",
+        0 | 1 => "warn,cert_manager_csi_driver=info",
+        2..=4 => "warn,cert_manager_csi_driver=debug",
+        _ => "warn,cert_manager_csi_driver=trace",
     }
 }
 

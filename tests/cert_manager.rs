@@ -857,6 +857,34 @@ async fn token_request_mode_creates_requests_as_the_pod() {
     assert_eq!(error.code(), Code::FailedPrecondition, "{error:?}");
     assert!(error.message().contains("service account"), "{error:?}");
     assert!(!error.message().contains("pod-token-1"));
+    // The API server's answer is said once, readably: no dump of its status object.
+    assert!(error.message().contains("401"), "{error:?}");
+    assert!(
+        !error.message().contains("Status {") && !error.message().contains("ErrorResponse"),
+        "{error:?}"
+    );
+
+    // Both clients say who they are: the driver's own, and the one acting as the pod.
+    let version = env!("CARGO_PKG_VERSION");
+    let agents: std::collections::BTreeSet<String> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter_map(|entry| entry.user_agent)
+        .collect();
+    assert!(
+        agents.contains(&format!("cert-manager-csi-driver/{version} (driver)"))
+            && agents.contains(&format!("cert-manager-csi-driver/{version} (pod token)")),
+        "{agents:?}"
+    );
+    assert!(
+        cluster
+            .api
+            .requests()
+            .iter()
+            .all(|entry| entry.user_agent.is_some()),
+        "every request carries a User-Agent"
+    );
 }
 
 /// Names of the requests in the order they were created, from the server's change feed.

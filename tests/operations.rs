@@ -392,6 +392,17 @@ async fn the_most_verbose_logs_carry_no_secret() {
         .node_publish_volume(publish_request("csi-logs", &target, volume_context.clone()))
         .await
         .unwrap();
+    // kubelet's republishes without a usable token: warned about once, not every time.
+    let mut no_token = volume_context.clone();
+    no_token.insert(key::SERVICE_ACCOUNT_TOKENS.into(), "not json".into());
+    for _ in 0..3 {
+        client
+            .node
+            .clone()
+            .node_publish_volume(publish_request("csi-logs", &target, no_token.clone()))
+            .await
+            .unwrap();
+    }
     // A failing call too: its error paths log the request.
     volume_context.insert(key::DURATION.into(), "90d".into());
     let _ = client
@@ -423,6 +434,35 @@ async fn the_most_verbose_logs_carry_no_secret() {
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
     }
     assert!(!logs.contains("SECRET"), "a secret reached the logs");
+    // Each call received is logged, with the volume, the pod and the context (redacted).
+    let received = logs
+        .lines()
+        .find(|line| line.contains("\"received\"") && line.contains("csi-logs"))
+        .expect("the received publish is logged");
+    assert!(
+        received.contains("NodePublishVolume")
+            && received.contains("ops/web")
+            && received.contains("<redacted>")
+            && received.contains("csi.cert-manager.io/duration"),
+        "{received}"
+    );
+    assert_eq!(
+        logs.lines()
+            .filter(|line| line.contains("republish without a usable token"))
+            .count(),
+        1,
+        "said once per volume"
+    );
+    // The libraries stay at warnings, whatever the driver's own level.
+    for line in logs.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let target = line["target"].as_str().unwrap_or("");
+        let level = line["level"].as_str().unwrap_or("");
+        assert!(
+            target.starts_with("cert_manager_csi_driver") || matches!(level, "WARN" | "ERROR"),
+            "a library's {level} line at -v=9: {line}"
+        );
+    }
     // Nor the driver's own token, nor key material.
     assert!(
         !logs.contains(kube_test_server::DRIVER_TOKEN),

@@ -427,9 +427,23 @@ pub struct AttributeProblem {
     pub reason: String,
 }
 
+/// Values longer than this are shown cut short in messages (a 1 MB value must not make a 1 MB
+/// error that kubelet then cuts off anyway).
+const SHOWN_VALUE_CHARS: usize = 300;
+
 impl fmt::Display for AttributeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
+            Some(value) if value.chars().count() > SHOWN_VALUE_CHARS => {
+                let start: String = value.chars().take(SHOWN_VALUE_CHARS).collect();
+                write!(
+                    f,
+                    "{}={start:?}… ({} bytes) {}",
+                    self.key,
+                    value.len(),
+                    self.reason
+                )
+            }
             Some(value) => write!(f, "{}={value:?} {}", self.key, self.reason),
             None => write!(f, "{} {}", self.key, self.reason),
         }
@@ -776,11 +790,13 @@ pub fn parse_volume_context_with(
         if !name.is_ascii()
             || name.contains(|c: char| c.is_whitespace() || c.is_control())
             || name.len() > 253
+            || name.split('.').any(|label| label.len() > 63)
         {
             reader.problem(
                 key::DNS_NAMES,
                 Some(name),
-                "is not a DNS name (ASCII without spaces, at most 253 characters; use punycode for IDNs)",
+                "is not a DNS name (ASCII without spaces, at most 253 characters and 63 per \
+                 label, RFC 1035; use punycode for IDNs)",
             );
         }
     }
@@ -987,7 +1003,17 @@ fn parse_subject(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<Stri
             ));
         }
         return match subject::parse_literal_subject(&literal) {
-            Ok(parsed) => parsed,
+            Ok(parsed) => {
+                for attribute in parsed.rdns.iter().flatten() {
+                    check_upper_bound(
+                        reader,
+                        key::LITERAL_SUBJECT,
+                        &attribute.kind.0,
+                        &attribute.value,
+                    );
+                }
+                parsed
+            }
             Err(reason) => {
                 let raw = reader.get(key::LITERAL_SUBJECT);
                 reader.problem(key::LITERAL_SUBJECT, raw, reason);
@@ -999,6 +1025,7 @@ fn parse_subject(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<Stri
     for (attribute, oid) in FIELDS {
         if let Some(value) = reader.expanded(attribute, pod) {
             for entry in subject::split_escaped_list(&value) {
+                check_upper_bound(reader, attribute, oid, &entry);
                 parsed.push(oid, entry);
             }
         }
@@ -1007,16 +1034,38 @@ fn parse_subject(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<Stri
         .expanded(key::COMMON_NAME, pod)
         .filter(|cn| !cn.is_empty())
     {
+        check_upper_bound(reader, key::COMMON_NAME, subject::COMMON_NAME, &common_name);
         parsed.push(subject::COMMON_NAME, common_name);
     }
     match reader.get(key::SERIAL_NUMBER) {
         None => {}
         Some(serial) if !serial.trim().is_empty() => {
-            parsed.push(subject::SERIAL_NUMBER, serial.trim())
+            let serial = serial.trim().to_string();
+            check_upper_bound(reader, key::SERIAL_NUMBER, subject::SERIAL_NUMBER, &serial);
+            parsed.push(subject::SERIAL_NUMBER, serial)
         }
         Some(serial) => reader.problem(key::SERIAL_NUMBER, Some(serial), "must not be empty"),
     }
     parsed
+}
+
+/// X.509's upper bounds on subject values are validation rules: a longer value is reported with
+/// the bound and where it comes from.
+fn check_upper_bound(reader: &mut Reader<'_>, key: &str, oid: &[u64], value: &str) {
+    let kind = subject::AttributeType::of(oid);
+    if let Some((bound, source)) = kind.upper_bound() {
+        let length = value.chars().count();
+        if length > bound {
+            reader.problem(
+                key,
+                Some(value),
+                format!(
+                    "has a {} of {length} characters; {source} allows at most {bound}",
+                    kind.short_name()
+                ),
+            );
+        }
+    }
 }
 
 /// The keystore attributes: `pkcs12-enable: "true"` needs a password; the file name has a
@@ -1136,6 +1185,74 @@ mod tests {
 
     fn problems(extra: &[(&str, &str)]) -> InvalidAttributes {
         parse_volume_context(&context(extra)).expect_err("must be rejected")
+    }
+
+    #[test]
+    fn x509_upper_bounds_are_validation_rules() {
+        let cn_64 = "c".repeat(64);
+        assert!(parse_volume_context(&context(&[(key::COMMON_NAME, &cn_64)])).is_ok());
+        for (attribute, value, bound, source) in [
+            (key::COMMON_NAME, "c".repeat(65), "64", "ub-common-name"),
+            (
+                key::ORGANIZATIONS,
+                "o".repeat(65),
+                "64",
+                "ub-organization-name",
+            ),
+            (
+                key::ORGANIZATIONAL_UNITS,
+                "u".repeat(65),
+                "64",
+                "ub-organizational-unit-name",
+            ),
+            (key::LOCALITIES, "l".repeat(129), "128", "ub-locality-name"),
+            (key::PROVINCES, "p".repeat(129), "128", "ub-state-name"),
+            (
+                key::COUNTRIES,
+                "GBR".to_string(),
+                "2",
+                "ub-country-name-alpha-length",
+            ),
+            (key::POSTAL_CODES, "9".repeat(41), "40", "ub-postal-code"),
+            (
+                key::STREET_ADDRESSES,
+                "s".repeat(129),
+                "128",
+                "ub-street-address",
+            ),
+            (key::SERIAL_NUMBER, "1".repeat(65), "64", "ub-serial-number"),
+            (
+                key::LITERAL_SUBJECT,
+                format!("CN={}", "c".repeat(65)),
+                "64",
+                "ub-common-name",
+            ),
+        ] {
+            let message =
+                problems(&[(key::DNS_NAMES, "a.example.com"), (attribute, &value)]).to_string();
+            assert!(
+                message.contains(attribute)
+                    && message.contains(&format!("at most {bound}"))
+                    && message.contains(source),
+                "{attribute}: {message}"
+            );
+        }
+        // A 1 MB common name: named with its bound, and the message stays short.
+        let huge = "x".repeat(1_000_000);
+        let message = problems(&[(key::COMMON_NAME, &huge)]).to_string();
+        assert!(
+            message.contains("1000000 characters"),
+            "{}",
+            &message[..200]
+        );
+        assert!(message.len() < 1000, "{} bytes", message.len());
+        // DNS labels: 63 at most (RFC 1035).
+        let label = format!("{}.example.com", "d".repeat(64));
+        assert!(
+            problems(&[(key::DNS_NAMES, &label)])
+                .to_string()
+                .contains("63 per")
+        );
     }
 
     #[test]

@@ -48,9 +48,61 @@ pub const ORGANIZATION: &[u64] = &[2, 5, 4, 10];
 pub const ORGANIZATIONAL_UNIT: &[u64] = &[2, 5, 4, 11];
 pub const POSTAL_CODE: &[u64] = &[2, 5, 4, 17];
 
+/// Upper bounds on value lengths, in characters: RFC 5280's `ub-*` (Appendix A), X.520's where
+/// RFC 5280 has none (street address, postal code), and a DNS label for domain components.
+const UPPER_BOUNDS: &[(&[u64], usize, &str)] = &[
+    (COMMON_NAME, 64, "RFC 5280 ub-common-name"),
+    (SERIAL_NUMBER, 64, "RFC 5280 ub-serial-number"),
+    (COUNTRY, 2, "RFC 5280 ub-country-name-alpha-length"),
+    (LOCALITY, 128, "RFC 5280 ub-locality-name"),
+    (PROVINCE, 128, "RFC 5280 ub-state-name"),
+    (STREET_ADDRESS, 128, "X.520 ub-street-address"),
+    (ORGANIZATION, 64, "RFC 5280 ub-organization-name"),
+    (
+        ORGANIZATIONAL_UNIT,
+        64,
+        "RFC 5280 ub-organizational-unit-name",
+    ),
+    (&[2, 5, 4, 12], 64, "RFC 5280 ub-title"),
+    (POSTAL_CODE, 40, "X.520 ub-postal-code"),
+    (
+        &[1, 2, 840, 113549, 1, 9, 1],
+        255,
+        "RFC 5280 ub-emailaddress-length",
+    ),
+    (
+        &[0, 9, 2342, 19200300, 100, 1, 25],
+        63,
+        "RFC 1035 (a domain component is one DNS label)",
+    ),
+];
+
 impl AttributeType {
     pub fn of(oid: &[u64]) -> AttributeType {
         AttributeType(oid.to_vec())
+    }
+
+    /// The most characters a value of this type may have, and where that bound comes from.
+    pub fn upper_bound(&self) -> Option<(usize, &'static str)> {
+        UPPER_BOUNDS
+            .iter()
+            .find(|(oid, _, _)| *oid == self.0.as_slice())
+            .map(|(_, bound, source)| (*bound, *source))
+    }
+
+    /// A short name for messages (`CN`, `O`, …), else the dotted OID.
+    pub fn short_name(&self) -> String {
+        KEYWORDS
+            .iter()
+            .find(|(_, oid)| *oid == self.0.as_slice())
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_else(|| {
+                self.0
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
     }
 
     /// The DER string type for this attribute's values.

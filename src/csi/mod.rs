@@ -2,6 +2,7 @@
 //! call, hand it to the [`crate::volume::VolumeManager`], map the result to a status code.
 
 pub mod client;
+pub mod fields;
 pub mod identity;
 pub mod node;
 pub mod server;

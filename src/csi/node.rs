@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tonic::{Code, Request, Response, Status};
 
+use super::fields;
 use super::proto::node_server::Node;
 use super::proto::node_service_capability::{Rpc, rpc};
 use super::proto::volume_capability::AccessType;
@@ -44,6 +45,7 @@ impl From<VolumeError> for Status {
             VolumeError::TargetConflict { .. } => Code::AlreadyExists,
             VolumeError::TargetInUse { .. } => Code::FailedPrecondition,
             VolumeError::Cancelled(_) => Code::Aborted,
+            VolumeError::TooLarge { .. } => Code::ResourceExhausted,
             VolumeError::Issuer(IssuerError::Rejected(_)) => Code::InvalidArgument,
             VolumeError::Issuer(IssuerError::Unavailable(_)) => Code::Unavailable,
             VolumeError::Issuer(IssuerError::Misconfigured(_)) => Code::FailedPrecondition,
@@ -57,17 +59,32 @@ impl From<VolumeError> for Status {
     }
 }
 
+/// Longer values are cut short in logs: a caller's 1 MB attribute is not logged whole.
+const LOGGED_VALUE_CHARS: usize = 256;
+
+/// A caller's string as logged.
+fn shown(value: &str) -> String {
+    if value.chars().count() <= LOGGED_VALUE_CHARS {
+        return value.to_string();
+    }
+    let start: String = value.chars().take(LOGGED_VALUE_CHARS).collect();
+    format!("{start}… ({} bytes)", value.len())
+}
+
+/// The volume context as logged: secrets redacted, long values cut short.
+fn shown_context(
+    context: &std::collections::HashMap<String, String>,
+) -> std::collections::BTreeMap<&str, String> {
+    crate::attributes::redacted_context(context)
+        .into_iter()
+        .map(|(key, value)| (key, shown(value)))
+        .collect()
+}
+
 /// `namespace/name` of the pod from kubelet's pod info, for logs.
 fn pod_label(context: &std::collections::HashMap<String, String>) -> String {
     let get = |key: &str| context.get(key).map(String::as_str).unwrap_or("?");
     format!("{}/{}", get(key::POD_NAMESPACE), get(key::POD_NAME))
-}
-
-fn required(value: &str, field: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field} is required")));
-    }
-    Ok(())
 }
 
 /// Logs a failed call with what identifies the volume, then returns it.
@@ -112,9 +129,18 @@ impl Node for NodeService {
         let request = request.into_inner();
         let volume_id = request.volume_id.clone();
         let pod = pod_label(&request.volume_context);
+        tracing::debug!(
+            method = "NodePublishVolume",
+            volume_id = %shown(&volume_id),
+            %pod,
+            target = %shown(&request.target_path),
+            readonly = request.readonly,
+            context = ?shown_context(&request.volume_context),
+            "received"
+        );
         let result = async {
-            required(&request.volume_id, "volume_id")?;
-            required(&request.target_path, "target_path")?;
+            fields::volume_id(&request.volume_id)?;
+            fields::path(&request.target_path, "target_path")?;
             if !request.readonly {
                 return Err(Status::invalid_argument(
                     "readonly must be true: set `readOnly: true` on the pod's csi volume",
@@ -164,9 +190,15 @@ impl Node for NodeService {
     ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
         let started = Instant::now();
         let request = request.into_inner();
+        tracing::debug!(
+            method = "NodeUnpublishVolume",
+            volume_id = %shown(&request.volume_id),
+            target = %shown(&request.target_path),
+            "received"
+        );
         let result = async {
-            required(&request.volume_id, "volume_id")?;
-            required(&request.target_path, "target_path")?;
+            fields::volume_id(&request.volume_id)?;
+            fields::path(&request.target_path, "target_path")?;
             self.manager
                 .unpublish(&request.volume_id, &PathBuf::from(&request.target_path))
                 .await
@@ -190,8 +222,14 @@ impl Node for NodeService {
         request: Request<NodeGetVolumeStatsRequest>,
     ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
         let request = request.into_inner();
-        required(&request.volume_id, "volume_id")?;
-        required(&request.volume_path, "volume_path")?;
+        tracing::trace!(
+            method = "NodeGetVolumeStats",
+            volume_id = %shown(&request.volume_id),
+            path = %shown(&request.volume_path),
+            "received"
+        );
+        fields::volume_id(&request.volume_id)?;
+        fields::path(&request.volume_path, "volume_path")?;
         let path = PathBuf::from(&request.volume_path);
         let problem = self.manager.condition(&request.volume_id, &path).await?;
         let mut usage = Vec::new();

@@ -90,6 +90,10 @@ impl KubeConnection {
         // No retries inside the client: they would ignore the publish deadline and hide a lost
         // answer to a create. The callers retry transient failures within their deadline.
         config.default_retry = false;
+        // Named in the API server's audit log and managedFields (else `manager: unknown`).
+        config
+            .headers
+            .push((hyper::header::USER_AGENT, user_agent("driver")));
         let client = kube::Client::try_from(config.clone())?;
         Ok(KubeConnection {
             client,
@@ -114,6 +118,12 @@ impl KubeConnection {
             token: Some(token.secret().clone()),
             ..AuthInfo::default()
         };
+        config
+            .headers
+            .retain(|(name, _)| name != hyper::header::USER_AGENT);
+        config
+            .headers
+            .push((hyper::header::USER_AGENT, user_agent("pod token")));
         kube::Client::try_from(config)
     }
 
@@ -128,6 +138,34 @@ impl KubeConnection {
 
     pub fn cluster_url(&self) -> String {
         self.config.cluster_url.to_string()
+    }
+}
+
+/// `cert-manager-csi-driver/<version> (<as whom>)`: the API server takes the part before the `/`
+/// as the manager of what this client writes.
+fn user_agent(acting_as: &str) -> hyper::header::HeaderValue {
+    let agent = format!(
+        "cert-manager-csi-driver/{} ({acting_as})",
+        env!("CARGO_PKG_VERSION")
+    );
+    hyper::header::HeaderValue::from_str(&agent)
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("cert-manager-csi-driver"))
+}
+
+/// An API error for people: `403 Forbidden: <the API server's message>`, said once (kube's own
+/// `Display` appends the whole status object's `Debug` to its message, which then reaches
+/// `kubectl describe pod` twice and cut off).
+pub fn describe_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", status.reason)
+            };
+            format!("{}{reason}: {}", status.code, status.message)
+        }
+        other => other.to_string(),
     }
 }
 

@@ -107,6 +107,28 @@ fn unique_dir_name() -> String {
     )
 }
 
+/// What writing `files` into `dir` takes of a tmpfs at the peak, in bytes: each file rounded up
+/// to whole pages, as tmpfs counts it, the current set included (it stays until the new one is
+/// complete), and a page for each directory and for slack.
+pub fn space_needed(dir: &Path, files: &[FileToWrite<'_>]) -> u64 {
+    const PAGE: u64 = 4096;
+    let pages = |bytes: u64| bytes.div_ceil(PAGE).max(1) * PAGE;
+    let new: u64 = files
+        .iter()
+        .map(|file| pages(file.contents.len() as u64))
+        .sum();
+    let current: u64 = fs::read_dir(dir.join(DATA_LINK))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|metadata| pages(metadata.len()))
+                .sum()
+        })
+        .unwrap_or(0);
+    new + current + 2 * PAGE
+}
+
 /// Writes `files` into `dir` atomically. Names must already be validated plain file names.
 pub fn write_file_set(
     dir: &Path,

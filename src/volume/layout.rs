@@ -93,7 +93,7 @@ impl Layout {
                 if ours && mounter.is_mounted(target)? {
                     mounter.unmount(target)?;
                 }
-                if ours && target.exists() {
+                if ours && target.is_dir() {
                     files::clear(target)?;
                 }
                 remove_target_dir(target)
@@ -144,11 +144,10 @@ impl Layout {
 }
 
 fn remove_target_dir(target: &Path) -> io::Result<()> {
+    // The error stays as the system gave it: whoever tears down tells a busy or non-empty target
+    // (not this driver's) from a failure by its code.
     match std::fs::remove_dir(target) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
-            error.kind(),
-            format!("removing target path {}: {error}", target.display()),
-        )),
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
     }
 }

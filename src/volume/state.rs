@@ -106,7 +106,9 @@ pub struct StateStore {
 }
 
 /// Maps a volume ID to a file name that cannot leave the directory: anything but
-/// `[A-Za-z0-9_-]` is percent-escaped, so `.` and `/` never appear.
+/// `[A-Za-z0-9_-]` is percent-escaped, so `.` and `/` never appear. A name that would outgrow
+/// the file system's 255 bytes (an ID of 128 odd bytes escapes to 384) is `%%` and the SHA-256 of
+/// the ID instead; escaping never produces `%%`, so the two kinds cannot collide.
 pub fn record_file_name(volume_id: &str) -> String {
     let mut name = String::with_capacity(volume_id.len() + 5);
     for byte in volume_id.bytes() {
@@ -115,6 +117,16 @@ pub fn record_file_name(volume_id: &str) -> String {
         } else {
             name.push_str(&format!("%{byte:02X}"));
         }
+    }
+    if name.len() + ".json".len() > 255 {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, volume_id.as_bytes());
+        name = digest
+            .as_ref()
+            .iter()
+            .fold("%%".to_string(), |mut hex, byte| {
+                hex.push_str(&format!("{byte:02x}"));
+                hex
+            });
     }
     name.push_str(".json");
     name
@@ -268,6 +280,24 @@ mod tests {
         assert_eq!(
             record_file_name("../../etc/passwd"),
             "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.json"
+        );
+    }
+
+    #[test]
+    fn long_volume_ids_get_names_the_file_system_accepts() {
+        let odd = ".".repeat(128);
+        let name = record_file_name(&odd);
+        assert!(name.len() <= 255, "{}", name.len());
+        assert!(name.starts_with("%%") && name.ends_with(".json"));
+        assert_ne!(record_file_name(&".".repeat(127)), name);
+        // A record of such a volume is saved and read back.
+        let root = tempfile::tempdir().unwrap();
+        let store = StateStore::open(root.path()).unwrap();
+        let record = VolumeRecord::new(&odd, Path::new("/t"), &HashMap::new(), None);
+        store.save(&record).unwrap();
+        assert_eq!(
+            store.load_all().unwrap()[0].as_ref().unwrap().volume_id,
+            odd
         );
     }
 

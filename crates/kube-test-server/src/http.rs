@@ -42,6 +42,8 @@ pub struct AuditEntry {
     pub query: String,
     /// The authenticated user, `None` if the request was refused as unauthenticated.
     pub user: Option<String>,
+    /// The client's `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
     /// The response status (for a watch: the status the stream started with).
     pub status: u16,
     pub watch: bool,
@@ -220,6 +222,11 @@ impl ApiServer {
             }
         }
         let user = self.authenticate(request.headers());
+        let user_agent = request
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let response = if user.is_none() {
             error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"))
         } else if let Some(status) = self.take_fault(&method, &path) {
@@ -242,6 +249,7 @@ impl ApiServer {
             path,
             query,
             user,
+            user_agent,
             status,
             watch,
             at,

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use self::cache::{RequestCache, RequestKey, Updates};
 use self::request::{CertificateRequest, RequestState, evaluate};
 use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
-use crate::kubernetes::{KubeConnection, api_status, is_transient};
+use crate::kubernetes::{KubeConnection, api_status, describe_error, is_transient};
 
 /// Default of `--publish-timeout`: how long one publish (or one renewal attempt) waits for a
 /// request to be signed. Below kubelet's own 2-minute limit on NodePublishVolume, so the driver
@@ -266,8 +266,8 @@ impl CertManagerIssuer {
                 }
             }
             attempt += 1;
-            last_error = error.to_string();
-            tracing::debug!(%error, attempt, "creating CertificateRequest failed; retrying");
+            last_error = describe_error(&error);
+            tracing::debug!(error = %describe_error(&error), attempt, "creating CertificateRequest failed; retrying");
             // Jittered (±20%), so that a burst of publishes hit by the same outage does not come
             // back in lockstep.
             let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)))
@@ -397,7 +397,7 @@ async fn delete_request(
         }
         Ok(Err(error)) if api_status(&error) == Some(404) => {}
         Ok(Err(error)) => {
-            tracing::warn!(request = %request.reference(), %error, "could not delete CertificateRequest")
+            tracing::warn!(request = %request.reference(), error = %describe_error(&error), "could not delete CertificateRequest")
         }
         Err(_) => {
             tracing::warn!(request = %request.reference(), "deleting CertificateRequest timed out")
@@ -440,7 +440,9 @@ fn classify_create_error(
     } else {
         "the driver's service account".to_string()
     };
-    match api_status(&error) {
+    let status = api_status(&error);
+    let error = describe_error(&error);
+    match status {
         Some(401) => IssuerError::Misconfigured(format!(
             "the API server did not accept the credentials of {who}: {error}"
         )),

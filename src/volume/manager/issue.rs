@@ -15,6 +15,7 @@ use crate::certificate::{CertificateSummary, inspect_leaf};
 use crate::issuer::{IssueRequest, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
 use crate::volume::files::{self, FileToWrite, WriteOutcome};
+use crate::volume::layout::Layout;
 
 /// Why an issuance runs, for logs, events and what happens after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,12 +194,30 @@ impl VolumeManager {
             .layout
             .check_in_memory(volume.target(), self.mounter.as_ref())
             .map_err(VolumeError::io(format!("checking {}", files_dir.display())))?;
+        // This driver's tmpfs has a size cap; the new set is written beside the current one.
+        let too_large = |needed: u64| VolumeError::TooLarge {
+            volume_id: volume_id.clone(),
+            needed,
+            limit: self.config.volume_size_bytes,
+        };
+        if volume.layout == Layout::OwnTmpfs {
+            let needed = files::space_needed(&files_dir, &file_set);
+            if needed > self.config.volume_size_bytes {
+                return Err(too_large(needed).into());
+            }
+        }
         let outcome =
             files::write_file_set(&files_dir, &file_set, group, volume.layout.file_modes())
-                .map_err(VolumeError::io(format!(
-                    "writing files into {}",
-                    files_dir.display()
-                )))?;
+                .map_err(|error| {
+                    if error.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+                        too_large(files::space_needed(&files_dir, &file_set))
+                    } else {
+                        VolumeError::Io {
+                            context: format!("writing files into {}", files_dir.display()),
+                            source: error,
+                        }
+                    }
+                })?;
         if outcome == WriteOutcome::Unchanged {
             tracing::debug!(%volume_id, "files unchanged");
         }

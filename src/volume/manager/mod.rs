@@ -117,6 +117,17 @@ pub enum VolumeError {
     /// The volume is not managed by this driver.
     #[error("volume {0} is not managed by this driver")]
     NotFound(String),
+    /// The certificate files would not fit the volume's tmpfs.
+    #[error(
+        "volume {volume_id}: the certificate files need {needed} bytes of its tmpfs (the new set \
+         is written beside the current one), more than --volume-size-limit allows ({limit} \
+         bytes); raise --volume-size-limit, or ask for fewer or shorter names"
+    )]
+    TooLarge {
+        volume_id: String,
+        needed: u64,
+        limit: u64,
+    },
     /// The volume is being unpublished: what was in progress for it stopped.
     #[error("volume {0} is being unpublished; stopped what was in progress for it")]
     Cancelled(String),

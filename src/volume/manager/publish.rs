@@ -17,6 +17,11 @@ use crate::volume::mount::MOUNT_SOURCE;
 use crate::volume::mountinfo;
 use crate::volume::state::VolumeRecord;
 
+/// The volume context a publish may bring, keys and values together: sixteen times the CSI spec's
+/// recommended 4 KiB for maps, as kubelet adds the pod's service-account tokens to it. Checked
+/// after the attributes, so that an over-long attribute is named with its own bound.
+pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+
 /// What a publish must do, given what the driver already holds for the volume.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PublishPlan {
@@ -91,19 +96,27 @@ impl VolumeManager {
             Err(invalid) => return self.republish_rejected(&request, invalid).await,
         };
         parse_group(request.volume_mount_group.as_deref())?;
+        let context_bytes: usize = request
+            .volume_context
+            .iter()
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
+        if context_bytes > MAX_CONTEXT_BYTES && self.existing_slot(&request.volume_id).is_none() {
+            return Err(VolumeError::InvalidArgument(format!(
+                "volume_context is {context_bytes} bytes; this driver accepts at most \
+                 {MAX_CONTEXT_BYTES}"
+            )));
+        }
+        let mut token_problem = None;
         let token = if self.issuer.needs_pod_token() {
             match token::from_volume_context(&request.volume_context) {
                 // A republish (kubelet's `requiresRepublish`) comes here with a fresh token.
                 Ok(token) => Some(token),
                 // A republish must not fail in a way that makes kubelet unmount a working volume
-                // (kubernetes #121271): keep the previous token and carry on.
+                // (kubernetes #121271): keep the previous token and carry on. (Said once per
+                // volume and change, under its lock, not with every republish.)
                 Err(error) if self.existing_slot(&request.volume_id).is_some() => {
-                    tracing::warn!(
-                        volume_id = %request.volume_id,
-                        pod = %pod_label(&parsed),
-                        %error,
-                        "republish without a usable token; keeping the previous one"
-                    );
+                    token_problem = Some(error);
                     None
                 }
                 Err(error) => return Err(VolumeError::InvalidArgument(error.to_string())),
@@ -135,8 +148,10 @@ impl VolumeManager {
         let this = Arc::clone(self);
         let (mounted, on_mounted) = tokio::sync::oneshot::channel();
         let mounted = self.config.continue_on_not_ready.then_some(mounted);
-        let mut task =
-            tokio::spawn(async move { this.publish_locked(request, parsed, token, mounted).await });
+        let mut task = tokio::spawn(async move {
+            this.publish_locked(request, parsed, (token, token_problem), mounted)
+                .await
+        });
         let joined = tokio::select! {
             joined = &mut task => joined,
             // `--continue-on-not-ready`: mounted is enough; the task finishes the issuance.
@@ -224,7 +239,7 @@ impl VolumeManager {
         &self,
         request: PublishRequest,
         parsed: VolumeRequest,
-        token: Option<ServiceAccountToken>,
+        (token, token_problem): (Option<ServiceAccountToken>, Option<token::TokenError>),
         mut mounted: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), VolumeError> {
         let action = if mounted.is_some() {
@@ -235,8 +250,26 @@ impl VolumeManager {
         let volume_id = request.volume_id.clone();
         let slot = self.slot(&volume_id);
         let mut guard = slot.volume.lock().await;
-        if let (Some(volume), Some(token)) = (guard.as_mut(), &token) {
-            volume.token = Some(token.clone());
+        if let Some(volume) = guard.as_mut() {
+            match (&token, &token_problem) {
+                (Some(token), _) => {
+                    if std::mem::take(&mut volume.token_unusable) {
+                        tracing::info!(%volume_id, pod = %volume.pod_label(), "republish with a usable token again");
+                    }
+                    volume.token = Some(token.clone());
+                }
+                (None, Some(error)) if !volume.token_unusable => {
+                    volume.token_unusable = true;
+                    tracing::warn!(
+                        %volume_id,
+                        pod = %volume.pod_label(),
+                        %error,
+                        "republish without a usable token; keeping the previous one (said once \
+                         until a usable token comes again)"
+                    );
+                }
+                _ => {}
+            }
         }
         let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
         let has_files = guard.as_ref().is_some_and(|v| v.certificate().is_some())
@@ -316,6 +349,7 @@ impl VolumeManager {
                     request_name: None,
                     progress_saved: false,
                     token,
+                    token_unusable: false,
                     counted: None,
                 }
             }
@@ -405,6 +439,10 @@ impl VolumeManager {
             }
         };
         if let Some(record) = record {
+            // What kubelet handed over must be usable before anything is recorded for it.
+            if volume.layout == Layout::OwnTmpfs {
+                check_target(&target)?;
+            }
             self.store
                 .save(record)
                 .map_err(VolumeError::io("saving volume state"))?;
@@ -417,13 +455,28 @@ impl VolumeManager {
         match &volume.layout {
             Layout::OwnTmpfs => {
                 match std::fs::create_dir(&target) {
-                    Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                    Ok(()) => {}
+                    // kubelet creates the parent; without it the path is not one kubelet made.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        return Err(VolumeError::InvalidArgument(format!(
+                            "target_path {}: its parent directory does not exist",
+                            target.display()
+                        )));
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        if !target.is_dir() {
+                            return Err(VolumeError::InvalidArgument(format!(
+                                "target_path {} exists and is not a directory",
+                                target.display()
+                            )));
+                        }
+                    }
+                    Err(error) => {
                         return Err(VolumeError::Io {
                             context: format!("creating target path {}", target.display()),
                             source: error,
                         });
                     }
-                    _ => {}
                 }
                 if !mounted_now()? {
                     // mount(2) waits on the mount namespace's lock: not on the runtime's threads.
@@ -461,6 +514,24 @@ impl VolumeManager {
         }
         let outcome = self.issue_and_write(volume, permit, cancellation).await;
         self.settle(volume, action, outcome)
+    }
+}
+
+/// A target kubelet can have handed over: its parent exists (kubelet makes it), and it is a
+/// directory if it exists at all.
+fn check_target(target: &Path) -> Result<(), VolumeError> {
+    if target.parent().is_some_and(|parent| !parent.is_dir()) {
+        return Err(VolumeError::InvalidArgument(format!(
+            "target_path {}: its parent directory does not exist",
+            target.display()
+        )));
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(metadata) if !metadata.is_dir() => Err(VolumeError::InvalidArgument(format!(
+            "target_path {} exists and is not a directory",
+            target.display()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -281,6 +281,7 @@ impl VolumeManager {
             // A file from before the restart may exist; the next success removes it.
             progress_saved: true,
             token,
+            token_unusable: false,
             counted: None,
         };
         match (&volume.attributes, &certificate) {

@@ -186,10 +186,26 @@ impl Teardown {
         };
         layout
             .tear_down(target, ours, self.mounter.as_ref())
-            .map_err(VolumeError::io(format!(
-                "tearing down {}",
-                target.display()
-            )))?;
+            .map_err(|error| {
+                match error
+                    .raw_os_error()
+                    .map(rustix::io::Errno::from_raw_os_error)
+                {
+                    // What is at the target is not this driver's to remove.
+                    Some(rustix::io::Errno::NOTEMPTY) if !ours => VolumeError::TargetInUse {
+                        target: target.display().to_string(),
+                        what: "files this driver did not write".into(),
+                    },
+                    Some(rustix::io::Errno::BUSY) if !ours => VolumeError::TargetInUse {
+                        target: target.display().to_string(),
+                        what: "a mount this driver did not make".into(),
+                    },
+                    _ => VolumeError::Io {
+                        context: format!("tearing down {}", target.display()),
+                        source: error,
+                    },
+                }
+            })?;
         self.store
             .remove(volume_id)
             .map_err(VolumeError::io("removing volume state"))

@@ -32,6 +32,8 @@ pub(super) struct ManagedVolume {
     /// The pod's service-account token (`--use-token-request`), refreshed by every (re)publish.
     /// Memory only.
     pub token: Option<ServiceAccountToken>,
+    /// The last republish brought no usable token (warned about once, until one comes again).
+    pub token_unusable: bool,
     /// Counts it in the manager's figures from the moment kubelet knows it as published (a first
     /// publish in flight is not counted yet) until it is dropped.
     pub counted: Option<Counted>,
