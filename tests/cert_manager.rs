@@ -618,6 +618,101 @@ async fn a_timed_out_publish_is_resumed_by_kubelets_retry() {
 }
 
 #[tokio::test]
+async fn stale_requests_are_deleted_side_by_side_not_one_after_another() {
+    let cluster = cluster().await;
+    let web = pod("web-22");
+    let volume_id = "csi-three-stale";
+    let labels = serde_json::json!({
+        NODE_ID_HASH: go_label_hash("test-node"),
+        VOLUME_ID_HASH: go_label_hash(volume_id),
+    });
+    for n in 0..3 {
+        leftover_request(
+            &cluster.api,
+            "apps",
+            &format!("web-22-stale-{n}"),
+            labels.clone(),
+            Some(our_annotations(&web, volume_id, "2025-01-02T10:00:00.5Z")),
+            false,
+        );
+    }
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    // Every answer takes 400 ms: one after another, the three deletes would arrive 400 ms apart.
+    cluster.api.set_latency(Duration::from_millis(400));
+    let target = harness.target("web-22");
+    publish(&harness, volume_id, &target, &web, &[])
+        .await
+        .unwrap();
+    let deletes: Vec<_> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|e| e.method == "DELETE" && e.path.contains("web-22-stale-"))
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(deletes.len(), 3);
+    let spread = deletes
+        .iter()
+        .max()
+        .unwrap()
+        .duration_since(*deletes.iter().min().unwrap());
+    assert!(
+        spread < Duration::from_millis(200),
+        "deletes arrived {spread:?} apart"
+    );
+    cluster.api.set_latency(Duration::ZERO);
+    harness.unpublish(volume_id, &target).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_publish_that_conflicts_leaves_the_volumes_token_alone() {
+    let cluster = cluster().await;
+    cluster
+        .api
+        .add_token("token-of-the-pod", "system:serviceaccount:apps:web-23");
+    cluster
+        .api
+        .add_token("token-of-a-stranger", "system:serviceaccount:apps:stranger");
+    let harness = driver_with(&cluster, Duration::from_secs(20), |config| {
+        config.cert_manager.use_token_request = true;
+    })
+    .await;
+    let web = pod("web-23");
+    let target = harness.target("web-23");
+    publish_context(
+        &harness,
+        "csi-conflict",
+        &target,
+        token_context(&web, "token-of-the-pod"),
+    )
+    .await
+    .unwrap();
+    // The same volume ID at another target, with another token: refused...
+    let elsewhere = harness.target("web-23-elsewhere");
+    let error = publish_context(
+        &harness,
+        "csi-conflict",
+        &elsewhere,
+        token_context(&web, "token-of-a-stranger"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.code(), Code::AlreadyExists, "{error:?}");
+    // ...and the volume's next request is still made as its own pod.
+    harness.driver().manager().renew("csi-conflict").await;
+    let users: Vec<Option<String>> = requests(&cluster.api)
+        .iter()
+        .map(|cr| cluster.api.created_by(CR_API, CRS, "apps", &name_of(cr)))
+        .collect();
+    assert_eq!(
+        users,
+        vec![Some("system:serviceaccount:apps:web-23".to_string())],
+        "the renewal's request was made with the volume's own token"
+    );
+    harness.unpublish("csi-conflict", &target).await.unwrap();
+}
+
+#[tokio::test]
 async fn an_unpublish_drops_the_key_kept_for_a_retry() {
     let cluster = cluster().await;
     cluster.signer.set_mode(SignerMode::Ignore);

@@ -158,3 +158,26 @@ async fn a_renewal_due_behind_a_publish_that_issued_does_not_issue_again() {
     renewals.abort();
     restarted.unpublish("csi-slow", &target).await.unwrap();
 }
+
+/// A first publish still waiting on its issuer is not counted as a managed volume yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_in_flight_is_not_counted_as_managed() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = GatedIssuer::new(&dir.path().join("ca"), 0);
+    let manager = manager(dir.path(), issuer.clone());
+    let target = dir.path().join("mount");
+    let publishing = {
+        let manager = manager.clone();
+        let target = target.clone();
+        tokio::spawn(async move { manager.publish(publish_request(&target)).await })
+    };
+    while issuer.calls.load(Ordering::SeqCst) < 1 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(manager.volume_count(), 0, "in flight");
+    issuer.gate.add_permits(1);
+    publishing.await.unwrap().unwrap();
+    assert_eq!(manager.volume_count(), 1, "published");
+    manager.unpublish("csi-slow", &target).await.unwrap();
+    assert_eq!(manager.volume_count(), 0, "gone");
+}

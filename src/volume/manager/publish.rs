@@ -250,6 +250,22 @@ impl VolumeManager {
         let volume_id = request.volume_id.clone();
         let slot = self.slot(&volume_id);
         let mut guard = slot.volume.lock().await;
+        let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
+        let has_files = guard.as_ref().is_some_and(|v| v.certificate().is_some())
+            && self
+                .mounter
+                .is_mounted(&request.target_path)
+                .unwrap_or(false);
+        let plan = plan_publish(existing_target.as_deref(), &request.target_path, has_files);
+        if let PublishPlan::Conflict { existing } = plan {
+            // Not this volume's publish: its token is not the volume's either.
+            return Err(VolumeError::TargetConflict {
+                volume_id,
+                existing: existing.display().to_string(),
+                requested: request.target_path.display().to_string(),
+            });
+        }
+        // A republish is how kubelet refreshes the pod's token.
         if let Some(volume) = guard.as_mut() {
             match (&token, &token_problem) {
                 (Some(token), _) => {
@@ -271,25 +287,9 @@ impl VolumeManager {
                 _ => {}
             }
         }
-        let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
-        let has_files = guard.as_ref().is_some_and(|v| v.certificate().is_some())
-            && self
-                .mounter
-                .is_mounted(&request.target_path)
-                .unwrap_or(false);
-        match plan_publish(existing_target.as_deref(), &request.target_path, has_files) {
-            PublishPlan::AlreadyPublished => {
-                tracing::debug!(%volume_id, "already published");
-                return Ok(());
-            }
-            PublishPlan::Conflict { existing } => {
-                return Err(VolumeError::TargetConflict {
-                    volume_id,
-                    existing: existing.display().to_string(),
-                    requested: request.target_path.display().to_string(),
-                });
-            }
-            PublishPlan::Issue => {}
+        if plan == PublishPlan::AlreadyPublished {
+            tracing::debug!(%volume_id, "already published");
+            return Ok(());
         }
 
         let record = VolumeRecord::new(
