@@ -23,20 +23,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cert_manager_csi_driver::attributes::{self, KeyEncoding, VolumeRequest, key};
+use cert_manager_csi_driver::attributes::{self, KeyEncoding, VolumeAttributes, key};
 use cert_manager_csi_driver::certificate;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::{GetPluginInfoRequest, NodeUnpublishVolumeRequest};
 use cert_manager_csi_driver::demo::{self, SamplePod};
 use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
-use cert_manager_csi_driver::issuer::IssueRequest;
+use cert_manager_csi_driver::issuer::IssueOrder;
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, PrivateKey};
 use cert_manager_csi_driver::volume::files::{self, FileToWrite};
 use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use cert_manager_csi_driver::volume::mountinfo;
 use cert_manager_csi_driver::volume::state::{StateStore, VolumeRecord};
-use cert_manager_csi_driver::volume::{PublishRequest, VolumeManager};
+use cert_manager_csi_driver::volume::{PublishCall, VolumeManager};
 
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -317,7 +317,7 @@ fn measure_primitives(root: &Path, mount_mode: MountMode) -> BenchResult<Primiti
 }
 
 /// Returns the timings and the keys, which later give the file writes real, varying contents.
-fn time_key_generation(request: &VolumeRequest) -> BenchResult<(Samples, Vec<PrivateKey>)> {
+fn time_key_generation(request: &VolumeAttributes) -> BenchResult<(Samples, Vec<PrivateKey>)> {
     let mut samples = Samples::default();
     let mut generated = Vec::with_capacity(DISTINCT_FILE_SETS);
     for _ in 0..CRYPTO_ITERATIONS {
@@ -329,7 +329,7 @@ fn time_key_generation(request: &VolumeRequest) -> BenchResult<(Samples, Vec<Pri
     Ok((samples, generated))
 }
 
-fn time_csr(request: &VolumeRequest, key: &PrivateKey) -> BenchResult<(Samples, String)> {
+fn time_csr(request: &VolumeAttributes, key: &PrivateKey) -> BenchResult<(Samples, String)> {
     let mut samples = Samples::default();
     let mut csr_pem = String::new();
     for _ in 0..CRYPTO_ITERATIONS {
@@ -341,11 +341,11 @@ fn time_csr(request: &VolumeRequest, key: &PrivateKey) -> BenchResult<(Samples, 
 /// Returns the timings and a few signed chains for the file writes.
 fn time_signing(
     ca: &LocalCa,
-    request: &VolumeRequest,
+    request: &VolumeAttributes,
     csr_pem: &str,
 ) -> BenchResult<(Samples, Vec<String>)> {
     let spec = &request.spec;
-    let issue = IssueRequest {
+    let issue = IssueOrder {
         volume_id: "bench-primitive".into(),
         pod: request.pod.clone(),
         issuer: spec.issuer.clone(),
@@ -559,7 +559,7 @@ impl Transport {
         match self {
             Transport::Direct(manager) => {
                 manager
-                    .publish(PublishRequest {
+                    .publish(PublishCall {
                         volume_id: request.volume_id,
                         target_path: request.target_path.into(),
                         volume_context: request.volume_context,

@@ -287,7 +287,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         "   tls.key matches tls.crt: {}",
         yes_no(certificate::key_matches_certificate(&key_pem, &chain)?)
     );
-    if let Some(status) = running.manager().status(&volume_id).await
+    if let Some(status) = running.manager().snapshot(&volume_id).await
         && let Some(next) = status.next_renewal
     {
         let wait = next.duration_since(SystemTime::now()).unwrap_or_default();

@@ -10,7 +10,7 @@
 //! 6. [`renewal`] — one deadline queue renewing every certificate before it expires.
 //!
 //! Alongside: [`kubernetes`] (the API connection, pod tokens and pod Events used by the
-//! cert-manager backend) and [`events`] (what the driver reports on the pod).
+//! cert-manager backend) and [`pod_events`] (what the driver reports on the pod).
 //!
 //! [`driver`] wires these together; [`cli`] and [`demo`] are the binary's two faces.
 
@@ -21,11 +21,11 @@ pub mod csi;
 pub mod demo;
 pub mod driver;
 pub mod endpoints;
-pub mod events;
 pub mod issuer;
 pub mod keys;
 pub mod kubernetes;
 pub mod metrics;
+pub mod pod_events;
 pub mod renewal;
 pub mod status;
 pub mod volume;

@@ -1,4 +1,4 @@
-//! Step 5 of a volume's path: renewing certificates before they expire.
+//! Step 6 of a volume's path: renewing certificates before they expire.
 //!
 //! One deadline queue for all volumes, served by one task: while nothing is due the driver sleeps
 //! until the earliest deadline, with no timer, task or file read per volume (upstream wakes every

@@ -168,7 +168,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                 .as_ref()
                 .and_then(|p| p.last_error.clone())
                 .or(rejected),
-            certificate_request: progress.and_then(|p| p.request_name),
+            certificate_request: progress.and_then(|p| p.certificate_request),
             state: state.into(),
             adopted: record.adopted_from.is_some(),
             notes,

@@ -71,7 +71,7 @@ async fn a_volume_the_go_driver_mounted_is_renewed_in_place_through_its_bind_mou
     let status = harness
         .driver()
         .manager()
-        .status("csi-go-renewed")
+        .snapshot("csi-go-renewed")
         .await
         .expect("the adopted volume is managed");
     assert!(status.adopted);
@@ -224,7 +224,7 @@ async fn an_adopted_volume_with_attributes_this_driver_rejects_is_kept_and_not_r
     let status = harness
         .driver()
         .manager()
-        .status("csi-go-rejected")
+        .snapshot("csi-go-rejected")
         .await
         .unwrap();
     let why = status.last_error.unwrap();
@@ -317,7 +317,7 @@ async fn what_cannot_be_adopted_is_reported_and_left_alone_and_unused_volumes_ar
         harness
             .driver()
             .manager()
-            .status("csi-go-broken")
+            .snapshot("csi-go-broken")
             .await
             .is_none(),
         "not adopted"
@@ -397,7 +397,7 @@ async fn a_restarted_driver_still_knows_its_adopted_volumes() {
     let status = harness
         .driver()
         .manager()
-        .status("csi-go-kept")
+        .snapshot("csi-go-kept")
         .await
         .unwrap();
     assert!(status.adopted);
@@ -546,7 +546,7 @@ async fn token_request_renewals(strict: bool) {
     let status = harness
         .driver()
         .manager()
-        .status("csi-go-token")
+        .snapshot("csi-go-token")
         .await
         .unwrap();
     assert!(status.failures > 0, "{status:?}");

@@ -23,10 +23,10 @@ use std::time::Duration;
 use cert_manager_csi_driver::attributes::subject::{self, AttributeType, AttributeValue};
 use cert_manager_csi_driver::attributes::{
     self, InvalidAttributes, KeyAlgorithm, KeyEncoding, KeySpec, KeyUsage, PREFIX, ParseOptions,
-    PodInfo, Subject, VolumeRequest, key,
+    PodInfo, Subject, VolumeAttributes, key,
 };
 use cert_manager_csi_driver::certificate;
-use cert_manager_csi_driver::issuer::IssueRequest;
+use cert_manager_csi_driver::issuer::IssueOrder;
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, PrivateKey};
 use proptest::collection::vec;
@@ -585,8 +585,8 @@ fn check_problems_name_keys(
 /// Strict mode reports what lenient mode reports, plus one problem per unknown
 /// `csi.cert-manager.io/*` key, and accepts nothing lenient mode rejects.
 fn check_strict_extends_lenient(
-    lenient: &Result<VolumeRequest, InvalidAttributes>,
-    strict: &Result<VolumeRequest, InvalidAttributes>,
+    lenient: &Result<VolumeAttributes, InvalidAttributes>,
+    strict: &Result<VolumeAttributes, InvalidAttributes>,
 ) -> Result<(), String> {
     let lenient_problems: &[_] = match lenient {
         Ok(_) => &[],
@@ -646,7 +646,7 @@ fn check_parse(context: &HashMap<String, String>) -> Result<(), String> {
 
 /// An accepted context becomes a CSR (or a clear refusal), and a CSR becomes a certificate the
 /// embedded CA signs and that reads back with the requested CA flag and SANs.
-fn check_issuance(request: &VolumeRequest) -> Result<(), String> {
+fn check_issuance(request: &VolumeAttributes) -> Result<(), String> {
     let fixture = fixture();
     let spec = &request.spec;
     let csr_pem = match keys::build_csr(spec, &fixture.key) {
@@ -658,7 +658,7 @@ fn check_issuance(request: &VolumeRequest) -> Result<(), String> {
         // the volume still fails cleanly.
         Err(_) => return Ok(()),
     };
-    let issue = IssueRequest {
+    let issue = IssueOrder {
         volume_id: "fuzz".into(),
         pod: request.pod.clone(),
         issuer: spec.issuer.clone(),

@@ -628,7 +628,7 @@ async fn a_renewal_never_writes_the_key_into_a_mount_swapped_in_behind_the_drive
     let status = harness
         .driver()
         .manager()
-        .status("csi-swapped")
+        .snapshot("csi-swapped")
         .await
         .unwrap();
     let error = status.last_error.unwrap();

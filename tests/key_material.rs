@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{Pkcs12Profile, key, parse_volume_context};
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
-use cert_manager_csi_driver::issuer::IssueRequest;
+use cert_manager_csi_driver::issuer::IssueOrder;
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, pkcs12::build_keystore};
 use common::openssl;
@@ -57,7 +57,7 @@ fn issue(overrides: &[(&str, &str)]) -> Issued {
     let private_key = keys::generate(&spec.key).expect("key generation");
     let csr_pem = keys::build_csr(spec, &private_key).expect("csr");
     let issued = local_ca()
-        .sign(&IssueRequest {
+        .sign(&IssueOrder {
             volume_id: "csi-km".into(),
             pod: request.pod.clone(),
             issuer: spec.issuer.clone(),

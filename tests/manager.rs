@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
-use cert_manager_csi_driver::issuer::{IssueFuture, IssueRequest, Issuer};
+use cert_manager_csi_driver::issuer::{IssueFuture, IssueOrder, Issuer};
 use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use cert_manager_csi_driver::volume::state::StateStore;
-use cert_manager_csi_driver::volume::{ManagerConfig, PublishRequest, VolumeManager};
+use cert_manager_csi_driver::volume::{ManagerConfig, PublishCall, VolumeManager};
 use tokio::sync::Semaphore;
 
 /// Signs with a local CA, but every call after the first `free` ones waits for a permit the test
@@ -40,12 +40,12 @@ impl Issuer for GatedIssuer {
         "gated"
     }
 
-    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
+    fn issue<'a>(&'a self, order: &'a IssueOrder) -> IssueFuture<'a> {
         Box::pin(async move {
             if self.calls.fetch_add(1, Ordering::SeqCst) >= self.free {
                 self.gate.acquire().await.expect("gate open").forget();
             }
-            self.ca.sign(request)
+            self.ca.sign(order)
         })
     }
 }
@@ -69,13 +69,13 @@ fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager
         issuer,
         mounter,
         StateStore::open(&dir.join("state")).unwrap(),
-        Arc::new(cert_manager_csi_driver::events::NoEvents),
+        Arc::new(cert_manager_csi_driver::pod_events::NoEvents),
         Arc::new(cert_manager_csi_driver::metrics::Metrics::new("test-node")),
     )
 }
 
-fn publish_request(target: &std::path::Path) -> PublishRequest {
-    PublishRequest {
+fn publish_request(target: &std::path::Path) -> PublishCall {
+    PublishCall {
         volume_id: "csi-slow".into(),
         target_path: target.to_path_buf(),
         volume_context: sample_volume_context(

@@ -118,7 +118,7 @@ async fn unpublish_mid_renewal_during_an_api_outage_returns_at_once() {
         harness
             .driver()
             .manager()
-            .status("csi-outage-renewal")
+            .snapshot("csi-outage-renewal")
             .await
             .is_none()
     );

@@ -1,4 +1,4 @@
-//! Step 1 of a volume's path: the volume context kubelet sends → a validated [`VolumeRequest`].
+//! Step 2 of a volume's path: the volume context kubelet sends → a validated [`VolumeAttributes`].
 //!
 //! Pure: no I/O. Every problem found is collected, so one `InvalidArgument` tells the user all
 //! that is wrong with a volume at once, each problem naming the key and the bad value.
@@ -386,7 +386,7 @@ pub struct CertRequestSpec {
 
 /// A parsed, valid volume context.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeRequest {
+pub struct VolumeAttributes {
     pub pod: PodInfo,
     pub spec: CertRequestSpec,
     /// `csi.cert-manager.io/*` keys this driver does not read (likely typos).
@@ -720,6 +720,19 @@ fn parse_pod(reader: &mut Reader<'_>) -> PodInfo {
     }
 }
 
+/// `namespace/name`, as logs and messages name a pod (`?` for a part kubelet did not send).
+impl fmt::Display for PodInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let or_unknown = |part: &str| if part.is_empty() { "?" } else { part }.to_string();
+        write!(
+            f,
+            "{}/{}",
+            or_unknown(&self.namespace),
+            or_unknown(&self.name)
+        )
+    }
+}
+
 impl PodInfo {
     /// The pod info kubelet passed, as far as it is there, without judging anything else: for
     /// naming the pod of a volume whose attributes are rejected (Events, logs, status).
@@ -735,7 +748,7 @@ impl PodInfo {
 /// Reads and validates a volume context as kubelet sends it in `NodePublishVolume`.
 pub fn parse_volume_context(
     context: &HashMap<String, String>,
-) -> Result<VolumeRequest, InvalidAttributes> {
+) -> Result<VolumeAttributes, InvalidAttributes> {
     parse_volume_context_with(context, ParseOptions::default())
 }
 
@@ -743,7 +756,7 @@ pub fn parse_volume_context(
 pub fn parse_volume_context_with(
     context: &HashMap<String, String>,
     options: ParseOptions,
-) -> Result<VolumeRequest, InvalidAttributes> {
+) -> Result<VolumeAttributes, InvalidAttributes> {
     let mut reader = Reader {
         context,
         problems: Vec::new(),
@@ -951,7 +964,7 @@ pub fn parse_volume_context_with(
     if !reader.problems.is_empty() {
         return Err(InvalidAttributes(reader.problems));
     }
-    Ok(VolumeRequest {
+    Ok(VolumeAttributes {
         pod,
         spec: CertRequestSpec {
             issuer,

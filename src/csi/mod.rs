@@ -1,4 +1,4 @@
-//! The CSI gRPC surface kubelet talks to: Identity and Node over a unix socket. Thin: decode the
+//! Step 1 of a volume's path: the CSI gRPC surface kubelet talks to: Identity and Node over a unix socket. Thin: decode the
 //! call, hand it to the [`crate::volume::VolumeManager`], map the result to a status code.
 
 pub mod client;

@@ -20,10 +20,10 @@ use super::proto::{
     NodeUnstageVolumeRequest, NodeUnstageVolumeResponse, VolumeCondition, VolumeUsage,
     volume_usage,
 };
-use crate::attributes::key;
+use crate::attributes::PodInfo;
 use crate::issuer::IssuerError;
 use crate::keys::KeyError;
-use crate::volume::{PublishRequest, VolumeError, VolumeManager};
+use crate::volume::{PublishCall, VolumeError, VolumeManager};
 
 /// The Node service.
 pub struct NodeService {
@@ -81,12 +81,6 @@ fn shown_context(
         .collect()
 }
 
-/// `namespace/name` of the pod from kubelet's pod info, for logs.
-fn pod_label(context: &std::collections::HashMap<String, String>) -> String {
-    let get = |key: &str| context.get(key).map(String::as_str).unwrap_or("?");
-    format!("{}/{}", get(key::POD_NAMESPACE), get(key::POD_NAME))
-}
-
 /// Logs a failed call with what identifies the volume, then returns it.
 fn logged(method: &str, volume_id: &str, pod: &str, started: Instant, status: Status) -> Status {
     tracing::warn!(
@@ -128,7 +122,7 @@ impl Node for NodeService {
         let started = Instant::now();
         let request = request.into_inner();
         let volume_id = request.volume_id.clone();
-        let pod = pod_label(&request.volume_context);
+        let pod = PodInfo::read_from(&request.volume_context).to_string();
         tracing::debug!(
             method = "NodePublishVolume",
             volume_id = %shown(&volume_id),
@@ -162,7 +156,7 @@ impl Node for NodeService {
                 None => None,
             };
             self.manager
-                .publish(PublishRequest {
+                .publish(PublishCall {
                     volume_id: request.volume_id.clone(),
                     target_path: PathBuf::from(&request.target_path),
                     volume_context: request.volume_context,

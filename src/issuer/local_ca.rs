@@ -19,7 +19,7 @@ use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
+use super::{IssueFuture, IssueOrder, IssuedCertificate, Issuer, IssuerError};
 use crate::x509::{self, CertificateContents, SignatureAlgorithm};
 
 const KEY_FILE: &str = "ca.key";
@@ -168,9 +168,9 @@ impl LocalCa {
 
     /// Signs a request: subject, public key and SANs copied from the CSR (whose signature must
     /// verify), lifetime, usages and CA flag from the request, like cert-manager's CA issuer.
-    pub fn sign(&self, request: &IssueRequest) -> Result<IssuedCertificate, IssuerError> {
+    pub fn sign(&self, order: &IssueOrder) -> Result<IssuedCertificate, IssuerError> {
         let rejected = |what: &str| IssuerError::Rejected(format!("CSR {what}"));
-        let block = pem::parse(&request.csr_pem).map_err(|_| rejected("is not PEM"))?;
+        let block = pem::parse(&order.csr_pem).map_err(|_| rejected("is not PEM"))?;
         let (_, csr) = X509CertificationRequest::from_der(block.contents())
             .map_err(|_| rejected("is not a valid PKCS#10 request"))?;
         verify_request_signature(&csr).map_err(|reason| rejected(&reason))?;
@@ -185,7 +185,7 @@ impl LocalCa {
                         .map(|extension| (extension.value, extension.critical)),
                     _ => None,
                 });
-        let lifetime = time::Duration::try_from(request.duration)
+        let lifetime = time::Duration::try_from(order.duration)
             .map_err(|_| IssuerError::Rejected("duration is too long".into()))?;
         let now = OffsetDateTime::now_utc();
         // Capped at the CA's own end, as cert-manager's CA issuer does.
@@ -204,13 +204,13 @@ impl LocalCa {
             alt_names,
             not_before: now,
             not_after,
-            usages: &request.usages,
-            is_ca: request.is_ca,
+            usages: &order.usages,
+            is_ca: order.is_ca,
         };
         let der = x509::certificate(&contents, &self.key, SignatureAlgorithm::EcdsaSha256)
             .map_err(|e| IssuerError::Misconfigured(format!("cannot sign: {e}")))?;
         Ok(IssuedCertificate {
-            request_name: None,
+            certificate_request: None,
             chain_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der)),
             ca_pem: self.ca_pem.clone(),
         })
@@ -270,19 +270,19 @@ impl Issuer for LocalCa {
         true
     }
 
-    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
+    fn issue<'a>(&'a self, order: &'a IssueOrder) -> IssueFuture<'a> {
         Box::pin(async move {
             // The issuer reference is validated and recorded even though the embedded CA signs
             // everything itself: the same pod spec must work unchanged in a cluster.
             tracing::debug!(
-                volume_id = %request.volume_id,
-                pod = %format_args!("{}/{}", request.pod.namespace, request.pod.name),
-                issuer_name = %request.issuer.name,
-                issuer_kind = %request.issuer.kind,
-                issuer_group = %request.issuer.group,
+                volume_id = %order.volume_id,
+                pod = %format_args!("{}/{}", order.pod.namespace, order.pod.name),
+                issuer_name = %order.issuer.name,
+                issuer_kind = %order.issuer.kind,
+                issuer_group = %order.issuer.group,
                 "signing with the embedded CA"
             );
-            self.sign(request)
+            self.sign(order)
         })
     }
 }
@@ -292,8 +292,8 @@ mod tests {
     use super::*;
     use crate::attributes::{KeyAlgorithm, KeyEncoding, KeySpec, KeyUsage, PodInfo, Subject};
 
-    fn request(csr_pem: String, duration: std::time::Duration) -> IssueRequest {
-        IssueRequest {
+    fn request(csr_pem: String, duration: std::time::Duration) -> IssueOrder {
+        IssueOrder {
             volume_id: "csi-t".into(),
             pod: PodInfo {
                 name: "p".into(),

@@ -1,4 +1,4 @@
-//! Step 3 of a volume's path: getting a CSR signed. One interface, two backends: the cert-manager
+//! Step 4 of a volume's path: getting a CSR signed. One interface, two backends: the cert-manager
 //! `CertificateRequest` backend for clusters, and [`local_ca::LocalCa`], an embedded CA for running
 //! without one.
 
@@ -16,7 +16,7 @@ use crate::kubernetes::ServiceAccountToken;
 /// Everything an issuer needs to sign one volume's certificate. Mirrors the spec of a
 /// cert-manager `CertificateRequest`.
 #[derive(Debug, Clone)]
-pub struct IssueRequest {
+pub struct IssueOrder {
     pub volume_id: String,
     pub pod: PodInfo,
     pub issuer: IssuerRef,
@@ -37,7 +37,7 @@ pub struct IssueRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCertificate {
     /// The CertificateRequest that carried it (cert-manager backend), for metrics and status.
-    pub request_name: Option<String>,
+    pub certificate_request: Option<String>,
     /// Leaf first, then any intermediates.
     pub chain_pem: String,
     /// The CA that signed the chain, for the pod's trust bundle.
@@ -98,7 +98,7 @@ pub trait Issuer: Send + Sync {
     }
 
     /// Gets the request signed, waiting as long as the backend needs.
-    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a>;
+    fn issue<'a>(&'a self, order: &'a IssueOrder) -> IssueFuture<'a>;
 
     /// The volume was unpublished (`interrupted`: while an issuance for it was in progress):
     /// withdraw whatever the backend still has pending for it (best effort, in the background: it

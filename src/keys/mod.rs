@@ -1,4 +1,4 @@
-//! Step 2 of a volume's path: the private key (generated on the node, never sent anywhere) and
+//! Step 3 of a volume's path: the private key (generated on the node, never sent anywhere) and
 //! the PKCS#10 request that carries its public half to the issuer.
 
 use std::fmt;

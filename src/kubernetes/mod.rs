@@ -2,7 +2,7 @@
 //! client-side rate limit, clients acting with a pod's own service-account token, and pod Events.
 //! Used by the cert-manager issuer backend; the embedded CA needs none of it.
 
-pub mod events;
+pub mod event_recorder;
 pub mod rate_limit;
 pub mod token;
 

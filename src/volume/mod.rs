@@ -1,4 +1,4 @@
-//! Step 4 of a volume's path: the volume itself. Its files ([`files`]), its mount ([`mount`],
+//! Step 5 of a volume's path: the volume itself. Its files ([`files`]), its mount ([`mount`],
 //! [`mountinfo`]), where both live ([`layout`]: this driver's own, or the Go driver's for the
 //! volumes adopted from it, [`csi_lib`]), what survives a restart ([`state`]) and the operations
 //! kubelet asks for ([`manager`]).
@@ -11,4 +11,4 @@ pub mod mount;
 pub mod mountinfo;
 pub mod state;
 
-pub use manager::{ManagerConfig, PublishRequest, VolumeError, VolumeManager, VolumeStatus};
+pub use manager::{ManagerConfig, PublishCall, VolumeError, VolumeManager, VolumeSnapshot};

@@ -21,8 +21,13 @@ use crate::attributes::key::SERVICE_ACCOUNT_TOKENS;
 pub struct VolumeProgress {
     pub volume_id: String,
     /// The CertificateRequest behind the current certificate (cert-manager backend).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_name: Option<String>,
+    // Spelled as earlier versions wrote it, so their progress files still read.
+    #[serde(
+        default,
+        rename = "request_name",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub certificate_request: Option<String>,
     /// Unix seconds of the next renewal (or retry) the driver scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_renewal: Option<u64>,

@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use cert_manager_csi_driver::attributes::{KeyAlgorithm, KeyEncoding, key, parse_volume_context};
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
-use cert_manager_csi_driver::issuer::IssueRequest;
+use cert_manager_csi_driver::issuer::IssueOrder;
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys;
 use rustix::mount::{MountFlags, mount, mount_bind, mount_remount};
@@ -212,7 +212,7 @@ impl GoDriverNode {
         let csr_pem = keys::build_csr(spec, &private_key).unwrap();
         let issued = self
             .ca
-            .sign(&IssueRequest {
+            .sign(&IssueOrder {
                 volume_id: volume.volume_id.clone(),
                 pod: request.pod.clone(),
                 issuer: spec.issuer.clone(),

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use self::cache::{RequestCache, RequestKey, Updates};
 use self::request::{CertificateRequest, RequestState, evaluate};
-use super::{IssueFuture, IssueRequest, IssuedCertificate, Issuer, IssuerError};
+use super::{IssueFuture, IssueOrder, IssuedCertificate, Issuer, IssuerError};
 use crate::kubernetes::{KubeConnection, api_status, describe_error, is_transient};
 
 /// Default of `--publish-timeout`: how long one publish (or one renewal attempt) waits for a
@@ -113,12 +113,9 @@ impl CertManagerIssuer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn issue_request(
-        &self,
-        request: &IssueRequest,
-    ) -> Result<IssuedCertificate, IssuerError> {
+    async fn issue_order(&self, order: &IssueOrder) -> Result<IssuedCertificate, IssuerError> {
         // The volume is being issued again: its requests are not to be withdrawn any more.
-        if let Some(withdrawal) = self.withdrawals().remove(&request.volume_id) {
+        if let Some(withdrawal) = self.withdrawals().remove(&order.volume_id) {
             withdrawal.abort();
         }
         let deadline = Instant::now() + self.settings.publish_timeout;
@@ -132,12 +129,12 @@ impl CertManagerIssuer {
                     .unwrap_or_default()
             )));
         }
-        let namespace = &request.pod.namespace;
+        let namespace = &order.pod.namespace;
         let volume_requests: Vec<Arc<CertificateRequest>> = self
             .cache
-            .for_volume(&request::label_hashes(&request.volume_id))
+            .for_volume(&request::label_hashes(&order.volume_id))
             .into_iter()
-            .filter(|cr| request::belongs_to_volume(cr, namespace, &request.volume_id))
+            .filter(|cr| request::belongs_to_volume(cr, namespace, &order.volume_id))
             .collect();
 
         // A request with this very CSR is resumed while still pending (kubelet's retry after a
@@ -148,17 +145,17 @@ impl CertManagerIssuer {
         // are never this driver's to resume.
         let resumable = volume_requests.iter().find(|cr| {
             !request::is_go_drivers(cr)
-                && cr.has_csr(&request.csr_pem)
+                && cr.has_csr(&order.csr_pem)
                 && match evaluate(cr) {
                     RequestState::Pending { .. } => true,
-                    RequestState::Issued { .. } => request.resuming,
+                    RequestState::Issued { .. } => order.resuming,
                     RequestState::Denied { .. } | RequestState::Failed { .. } => false,
                 }
         });
         let (key, updates) = match resumable {
             Some(existing) => {
                 tracing::info!(
-                    volume_id = %request.volume_id,
+                    volume_id = %order.volume_id,
                     request = %existing.reference(),
                     "resuming the CertificateRequest already made for this key"
                 );
@@ -178,7 +175,7 @@ impl CertManagerIssuer {
                     .filter(|cr| matches!(evaluate(cr), RequestState::Pending { .. }))
                     .map(|stale| {
                         tracing::info!(
-                            volume_id = %request.volume_id,
+                            volume_id = %order.volume_id,
                             request = %stale.reference(),
                             made_by_go_driver = request::is_go_drivers(stale),
                             "deleting a pending CertificateRequest whose private key was lost"
@@ -186,7 +183,7 @@ impl CertManagerIssuer {
                         self.delete(stale, deadline)
                     });
                 futures_util::future::join_all(stale).await;
-                let (key, updates) = self.create(request, deadline).await?;
+                let (key, updates) = self.create(order, deadline).await?;
                 self.prune_history(&volume_requests, &key, deadline).await;
                 (key, updates)
             }
@@ -200,10 +197,10 @@ impl CertManagerIssuer {
     /// to before it is sent, so no update from the watch can slip past.
     async fn create(
         &self,
-        request: &IssueRequest,
+        order: &IssueOrder,
         deadline: Instant,
     ) -> Result<(RequestKey, Updates), IssuerError> {
-        let client = match (&request.token, self.settings.use_token_request) {
+        let client = match (&order.token, self.settings.use_token_request) {
             (Some(token), true) => self.connection.client_with_token(token).map_err(|e| {
                 IssuerError::Misconfigured(format!("building a client with the pod's token: {e}"))
             })?,
@@ -216,13 +213,13 @@ impl CertManagerIssuer {
             }
             (_, false) => self.connection.client(),
         };
-        let api: Api<CertificateRequest> = Api::namespaced(client, &request.pod.namespace);
+        let api: Api<CertificateRequest> = Api::namespaced(client, &order.pod.namespace);
         let mut object = request::build(
-            request,
-            &request::new_request_name(&request.pod.name),
+            order,
+            &request::new_request_name(&order.pod.name),
             &self.node_id,
         );
-        let mut key = (request.pod.namespace.clone(), object.name().to_string());
+        let mut key = (order.pod.namespace.clone(), object.name().to_string());
         let mut updates = self.cache.subscribe(&key);
         let mut attempt = 0u32;
         let mut last_error = "the publish deadline passed".to_string();
@@ -235,9 +232,9 @@ impl CertManagerIssuer {
             let error = match sent {
                 Ok(Ok(_)) => {
                     tracing::info!(
-                        volume_id = %request.volume_id,
+                        volume_id = %order.volume_id,
                         request = %format!("{}/{}", key.0, key.1),
-                        issuer = %request.issuer.name,
+                        issuer = %order.issuer.name,
                         "created CertificateRequest"
                     );
                     return Ok((key, updates));
@@ -253,7 +250,7 @@ impl CertManagerIssuer {
                 Some(409) => {
                     drop(updates);
                     self.cache.release(&key);
-                    key.1 = request::new_request_name(&request.pod.name);
+                    key.1 = request::new_request_name(&order.pod.name);
                     object.metadata.name = Some(key.1.clone());
                     updates = self.cache.subscribe(&key);
                     continue;
@@ -262,7 +259,7 @@ impl CertManagerIssuer {
                 _ => {
                     drop(updates);
                     self.cache.release(&key);
-                    return Err(classify_create_error(&key, error, request));
+                    return Err(classify_create_error(&key, error, order));
                 }
             }
             attempt += 1;
@@ -333,7 +330,7 @@ impl CertManagerIssuer {
                     match evaluate(&cr) {
                         RequestState::Issued { chain_pem, ca_pem } => {
                             return Ok(IssuedCertificate {
-                                request_name: Some(key.1.clone()),
+                                certificate_request: Some(key.1.clone()),
                                 chain_pem,
                                 ca_pem,
                             });
@@ -427,15 +424,11 @@ fn pending_for(
 }
 
 /// Turns a non-transient create failure into a message that says what to fix.
-fn classify_create_error(
-    key: &RequestKey,
-    error: kube::Error,
-    request: &IssueRequest,
-) -> IssuerError {
-    let who = if request.token.is_some() {
+fn classify_create_error(key: &RequestKey, error: kube::Error, order: &IssueOrder) -> IssuerError {
+    let who = if order.token.is_some() {
         format!(
             "the pod's service account ({})",
-            request.pod.service_account.as_deref().unwrap_or("?")
+            order.pod.service_account.as_deref().unwrap_or("?")
         )
     } else {
         "the driver's service account".to_string()
@@ -494,8 +487,8 @@ impl Issuer for CertManagerIssuer {
         self.cache.len()
     }
 
-    fn issue<'a>(&'a self, request: &'a IssueRequest) -> IssueFuture<'a> {
-        Box::pin(self.issue_request(request))
+    fn issue<'a>(&'a self, order: &'a IssueOrder) -> IssueFuture<'a> {
+        Box::pin(self.issue_order(order))
     }
 
     fn volume_gone(&self, volume_id: &str, namespace: &str, interrupted: bool) {

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::duration::format_go_duration;
-use crate::issuer::IssueRequest;
+use crate::issuer::IssueOrder;
 
 pub const API_VERSION: &str = "cert-manager.io/v1";
 pub const KIND: &str = "CertificateRequest";
@@ -243,11 +243,11 @@ pub fn new_request_name(pod_name: &str) -> String {
 
 /// Builds the request for one issuance. The pass-through annotations from the volume's
 /// attributes come first, so they can never overwrite the driver's own.
-pub fn build(request: &IssueRequest, name: &str, node_id: &str) -> CertificateRequest {
-    let mut annotations: BTreeMap<String, String> = request.annotations.clone();
-    annotations.insert(annotation::POD_NAME.into(), request.pod.name.clone());
-    annotations.insert(annotation::POD_UID.into(), request.pod.uid.clone());
-    annotations.insert(annotation::VOLUME_ID.into(), request.volume_id.clone());
+pub fn build(order: &IssueOrder, name: &str, node_id: &str) -> CertificateRequest {
+    let mut annotations: BTreeMap<String, String> = order.annotations.clone();
+    annotations.insert(annotation::POD_NAME.into(), order.pod.name.clone());
+    annotations.insert(annotation::POD_UID.into(), order.pod.uid.clone());
+    annotations.insert(annotation::VOLUME_ID.into(), order.volume_id.clone());
     annotations.insert(annotation::NODE_ID.into(), node_id.to_string());
     annotations.insert(
         annotation::REQUESTED_AT.into(),
@@ -259,15 +259,15 @@ pub fn build(request: &IssueRequest, name: &str, node_id: &str) -> CertificateRe
         (label::NODE_ID_HASH.to_string(), label_hash(node_id)),
         (
             label::VOLUME_ID_HASH.to_string(),
-            label_hash(&request.volume_id),
+            label_hash(&order.volume_id),
         ),
     ]);
-    let owner_references = (!request.pod.uid.is_empty()).then(|| {
+    let owner_references = (!order.pod.uid.is_empty()).then(|| {
         vec![OwnerReference {
             api_version: "v1".into(),
             kind: "Pod".into(),
-            name: request.pod.name.clone(),
-            uid: request.pod.uid.clone(),
+            name: order.pod.name.clone(),
+            uid: order.pod.uid.clone(),
             controller: None,
             block_owner_deletion: None,
         }]
@@ -277,22 +277,22 @@ pub fn build(request: &IssueRequest, name: &str, node_id: &str) -> CertificateRe
         kind: KIND.into(),
         metadata: ObjectMeta {
             name: Some(name.to_string()),
-            namespace: Some(request.pod.namespace.clone()),
+            namespace: Some(order.pod.namespace.clone()),
             labels: Some(labels),
             annotations: Some(annotations),
             owner_references,
             ..ObjectMeta::default()
         },
         spec: CertificateRequestSpec {
-            request: ByteString(request.csr_pem.as_bytes().to_vec()),
+            request: ByteString(order.csr_pem.as_bytes().to_vec()),
             issuer_ref: IssuerReference {
-                name: request.issuer.name.clone(),
-                kind: Some(request.issuer.kind.clone()),
-                group: Some(request.issuer.group.clone()),
+                name: order.issuer.name.clone(),
+                kind: Some(order.issuer.kind.clone()),
+                group: Some(order.issuer.group.clone()),
             },
-            duration: Some(format_go_duration(request.duration)),
-            is_ca: request.is_ca,
-            usages: request
+            duration: Some(format_go_duration(order.duration)),
+            is_ca: order.is_ca,
+            usages: order
                 .usages
                 .iter()
                 .map(|usage| usage.name().to_string())
@@ -433,8 +433,8 @@ mod tests {
     use crate::attributes::{IssuerRef, KeyUsage, PodInfo};
     use std::time::Duration;
 
-    fn issue_request() -> IssueRequest {
-        IssueRequest {
+    fn issue_request() -> IssueOrder {
+        IssueOrder {
             volume_id: "csi-0123".into(),
             pod: PodInfo {
                 name: "web-7d9f8".into(),

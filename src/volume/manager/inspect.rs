@@ -10,7 +10,7 @@ use crate::volume::files;
 
 /// What the outside world may know about a managed volume.
 #[derive(Debug, Clone)]
-pub struct VolumeStatus {
+pub struct VolumeSnapshot {
     pub volume_id: String,
     pub target_path: PathBuf,
     pub pod: String,
@@ -23,14 +23,14 @@ pub struct VolumeStatus {
 }
 
 impl VolumeManager {
-    /// State of one volume, for `NodeGetVolumeStats`, the demo and tests.
-    pub async fn status(&self, volume_id: &str) -> Option<VolumeStatus> {
-        let status = self.status_of_slot(volume_id).await;
+    /// A snapshot of one volume, for `NodeGetVolumeStats`, the demo and tests.
+    pub async fn snapshot(&self, volume_id: &str) -> Option<VolumeSnapshot> {
+        let snapshot = self.snapshot_of_slot(volume_id).await;
         self.release_slot_if_idle(volume_id);
-        status
+        snapshot
     }
 
-    async fn status_of_slot(&self, volume_id: &str) -> Option<VolumeStatus> {
+    async fn snapshot_of_slot(&self, volume_id: &str) -> Option<VolumeSnapshot> {
         let slot = self.existing_slot(volume_id)?;
         let guard = slot.volume.lock().await;
         let volume = guard.as_ref()?;
@@ -38,10 +38,10 @@ impl VolumeManager {
             let from_now = at.saturating_duration_since(tokio::time::Instant::now());
             SystemTime::now() + from_now
         });
-        Some(VolumeStatus {
+        Some(VolumeSnapshot {
             volume_id: volume_id.to_string(),
             target_path: volume.target().to_path_buf(),
-            pod: volume.pod_label(),
+            pod: volume.pod().to_string(),
             certificate: volume.certificate().cloned(),
             next_renewal,
             failures: volume.failures(),
@@ -98,10 +98,10 @@ impl VolumeManager {
         if !self.mounter.is_mounted(path).unwrap_or(false) {
             return Ok(Some(format!("{} is no longer mounted", path.display())));
         }
-        let Some(request) = volume.request() else {
+        let Some(attributes) = volume.valid_attributes() else {
             return Ok(volume.last_error());
         };
-        let names = &request.spec.files;
+        let names = &attributes.spec.files;
         for name in [&names.certificate, &names.private_key, &names.ca] {
             if std::fs::metadata(path.join(name)).is_err() {
                 return Ok(Some(format!(

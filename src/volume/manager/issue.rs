@@ -12,7 +12,7 @@ use super::volume::{ManagedVolume, PendingKey, Phase, Retry};
 use super::{Cancellation, VolumeError, VolumeManager};
 use crate::attributes::{CertRequestSpec, KeyAlgorithm};
 use crate::certificate::{CertificateSummary, inspect_leaf};
-use crate::issuer::{IssueRequest, IssuerError};
+use crate::issuer::{IssueOrder, IssuerError};
 use crate::keys::{self, KeyError, PrivateKey};
 use crate::volume::files::{self, FileToWrite, WriteOutcome};
 use crate::volume::layout::Layout;
@@ -44,7 +44,7 @@ impl Action {
 pub(super) struct Issued {
     pub certificate: CertificateSummary,
     /// The CertificateRequest that carried it (cert-manager backend).
-    pub request_name: Option<String>,
+    pub certificate_request: Option<String>,
 }
 
 /// An issuance that did not end in the volume.
@@ -81,15 +81,15 @@ impl VolumeManager {
         if cancellation.is_requested() {
             return Err(VolumeError::Cancelled(volume.id().to_string()).into());
         }
-        let Some(request) = volume.request() else {
+        let Some(attributes) = volume.valid_attributes() else {
             return Err(VolumeError::Internal(format!(
                 "volume {} has rejected attributes and is never issued",
                 volume.id()
             ))
             .into());
         };
-        let spec = request.spec.clone();
-        let pod = request.pod.clone();
+        let spec = attributes.spec.clone();
+        let pod = attributes.pod.clone();
         let files_dir = volume.files_dir();
         let volume_id = volume.id().to_string();
         let (key, csr_pem, resuming) = match volume.take_pending_key(&spec) {
@@ -106,7 +106,7 @@ impl VolumeManager {
         };
 
         self.metrics.issue_attempted(&volume_id);
-        let issue_request = IssueRequest {
+        let order = IssueOrder {
             volume_id: volume_id.clone(),
             pod,
             issuer: spec.issuer.clone(),
@@ -128,7 +128,7 @@ impl VolumeManager {
             None
         };
         let outcome = tokio::select! {
-            outcome = self.issuer.issue(&issue_request) => outcome,
+            outcome = self.issuer.issue(&order) => outcome,
             () = cancellation.requested() => {
                 return Err(VolumeError::Cancelled(volume_id).into());
             }
@@ -140,7 +140,7 @@ impl VolumeManager {
                     error,
                     IssuerError::TimedOut(_) | IssuerError::Unavailable(_)
                 )
-                .then(|| PendingKey::new(&spec, key, issue_request.csr_pem));
+                .then(|| PendingKey::new(&spec, key, order.csr_pem));
                 return Err(Failure {
                     error: error.into(),
                     pending_key,
@@ -224,10 +224,10 @@ impl VolumeManager {
         volume
             .layout
             .after_write(group, self.renewal_time_of(&spec, &certificate));
-        self.record_request_metrics(volume, issued.request_name.clone(), &certificate);
+        self.record_request_metrics(volume, issued.certificate_request.clone(), &certificate);
         Ok(Issued {
             certificate,
-            request_name: issued.request_name,
+            certificate_request: issued.certificate_request,
         })
     }
 
@@ -247,10 +247,10 @@ impl VolumeManager {
                     self.metrics.renewal_finished(true);
                 }
                 self.report_success(volume, action, &issued.certificate);
-                let spec = volume.request().map(|request| &request.spec);
+                let spec = volume.valid_attributes().map(|attributes| &attributes.spec);
                 tracing::info!(
                     volume_id = %volume.id(),
-                    pod = %volume.pod_label(),
+                    pod = %volume.pod(),
                     issuer = %spec.map_or("", |spec| spec.issuer.name.as_str()),
                     serial = %issued.certificate.serial,
                     adopted = volume.layout.is_adopted(),
@@ -261,7 +261,7 @@ impl VolumeManager {
                     }
                 );
                 self.schedule_renewal(volume, &issued.certificate);
-                volume.request_name = issued.request_name;
+                volume.certificate_request = issued.certificate_request;
                 volume.phase = Phase::Ready(issued.certificate);
                 self.clear_progress(volume);
                 Ok(())
@@ -298,7 +298,7 @@ impl VolumeManager {
             .and_then(|c| c.not_after.duration_since(SystemTime::now()).ok());
         tracing::warn!(
             volume_id = %volume.id(),
-            pod = %volume.pod_label(),
+            pod = %volume.pod(),
             failures = volume.failures(),
             retry_in = ?retry_in,
             expires_in = ?expires_in,

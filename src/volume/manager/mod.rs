@@ -25,17 +25,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use self::inspect::VolumeStatus;
+pub use self::inspect::VolumeSnapshot;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
 use self::volume::{Counted, Counters, ManagedVolume, ParkedKeys};
 use super::mount::Mounter;
 use super::state::StateStore;
 use crate::attributes::{InvalidAttributes, ParseOptions, redacted_context};
-use crate::events::PodEvents;
 use crate::issuer::{Issuer, IssuerError};
 use crate::keys::KeyError;
 use crate::metrics::Metrics;
+use crate::pod_events::PodEvents;
 use crate::renewal::{self, Scheduler};
 
 /// Settings of the volume manager.
@@ -63,7 +63,7 @@ pub struct ManagerConfig {
 
 /// A `NodePublishVolume` call, decoded.
 #[derive(Clone)]
-pub struct PublishRequest {
+pub struct PublishCall {
     pub volume_id: String,
     pub target_path: PathBuf,
     pub volume_context: HashMap<String, String>,
@@ -71,9 +71,9 @@ pub struct PublishRequest {
     pub volume_mount_group: Option<String>,
 }
 
-impl std::fmt::Debug for PublishRequest {
+impl std::fmt::Debug for PublishCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishRequest")
+        f.debug_struct("PublishCall")
             .field("volume_id", &self.volume_id)
             .field("target_path", &self.target_path)
             .field("volume_context", &redacted_context(&self.volume_context))

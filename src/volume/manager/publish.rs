@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::issue::Action;
 use super::volume::{Attributes, ManagedVolume, Phase, Retry};
-use super::{Cancellation, PublishRequest, VolumeError, VolumeManager};
-use crate::attributes::{InvalidAttributes, VolumeRequest, parse_volume_context_with};
-use crate::events::{PodEvent, reason};
+use super::{Cancellation, PublishCall, VolumeError, VolumeManager};
+use crate::attributes::{InvalidAttributes, VolumeAttributes, parse_volume_context_with};
 use crate::kubernetes::{ServiceAccountToken, token};
+use crate::pod_events::{PodEvent, reason};
 use crate::volume::csi_lib::{self, CsiLibRoot, Verdict};
 use crate::volume::layout::Layout;
 use crate::volume::mount::MOUNT_SOURCE;
@@ -80,28 +80,27 @@ impl VolumeManager {
     /// Publishes a volume: validates, then issues and writes its certificate into a tmpfs at the
     /// target path. Idempotent. The work runs in its own task, so a caller that gives up (kubelet's
     /// deadline) never leaves a half-published volume behind.
-    pub async fn publish(self: &Arc<Self>, request: PublishRequest) -> Result<(), VolumeError> {
-        if request.volume_id.is_empty() {
+    pub async fn publish(self: &Arc<Self>, call: PublishCall) -> Result<(), VolumeError> {
+        if call.volume_id.is_empty() {
             return Err(VolumeError::InvalidArgument("volume_id is required".into()));
         }
-        if !request.target_path.is_absolute() {
+        if !call.target_path.is_absolute() {
             return Err(VolumeError::InvalidArgument(format!(
                 "target_path {:?} must be an absolute path",
-                request.target_path
+                call.target_path
             )));
         }
-        let parsed = match parse_volume_context_with(&request.volume_context, self.parse_options())
-        {
+        let parsed = match parse_volume_context_with(&call.volume_context, self.parse_options()) {
             Ok(parsed) => parsed,
-            Err(invalid) => return self.republish_rejected(&request, invalid).await,
+            Err(invalid) => return self.republish_rejected(&call, invalid).await,
         };
-        parse_group(request.volume_mount_group.as_deref())?;
-        let context_bytes: usize = request
+        parse_group(call.volume_mount_group.as_deref())?;
+        let context_bytes: usize = call
             .volume_context
             .iter()
             .map(|(key, value)| key.len() + value.len())
             .sum();
-        if context_bytes > MAX_CONTEXT_BYTES && self.existing_slot(&request.volume_id).is_none() {
+        if context_bytes > MAX_CONTEXT_BYTES && self.existing_slot(&call.volume_id).is_none() {
             return Err(VolumeError::InvalidArgument(format!(
                 "volume_context is {context_bytes} bytes; this driver accepts at most \
                  {MAX_CONTEXT_BYTES}"
@@ -109,13 +108,13 @@ impl VolumeManager {
         }
         let mut token_problem = None;
         let token = if self.issuer.needs_pod_token() {
-            match token::from_volume_context(&request.volume_context) {
+            match token::from_volume_context(&call.volume_context) {
                 // A republish (kubelet's `requiresRepublish`) comes here with a fresh token.
                 Ok(token) => Some(token),
                 // A republish must not fail in a way that makes kubelet unmount a working volume
                 // (kubernetes #121271): keep the previous token and carry on. (Said once per
                 // volume and change, under its lock, not with every republish.)
-                Err(error) if self.existing_slot(&request.volume_id).is_some() => {
+                Err(error) if self.existing_slot(&call.volume_id).is_some() => {
                     token_problem = Some(error);
                     None
                 }
@@ -126,8 +125,8 @@ impl VolumeManager {
         };
         for warning in &parsed.warnings {
             tracing::warn!(
-                volume_id = %request.volume_id,
-                pod = %pod_label(&parsed),
+                volume_id = %call.volume_id,
+                pod = %parsed.pod,
                 "{warning}"
             );
         }
@@ -137,11 +136,7 @@ impl VolumeManager {
                 PodEvent::warning(
                     reason::UNKNOWN_ATTRIBUTE,
                     Action::Publish.as_str(),
-                    format!(
-                        "volume {}: {}",
-                        request.volume_id,
-                        parsed.warnings.join("; ")
-                    ),
+                    format!("volume {}: {}", call.volume_id, parsed.warnings.join("; ")),
                 ),
             );
         }
@@ -149,7 +144,7 @@ impl VolumeManager {
         let (mounted, on_mounted) = tokio::sync::oneshot::channel();
         let mounted = self.config.continue_on_not_ready.then_some(mounted);
         let mut task = tokio::spawn(async move {
-            this.publish_locked(request, parsed, (token, token_problem), mounted)
+            this.publish_locked(call, parsed, (token, token_problem), mounted)
                 .await
         });
         let joined = tokio::select! {
@@ -167,36 +162,36 @@ impl VolumeManager {
     /// gets the problems.
     async fn republish_rejected(
         &self,
-        request: &PublishRequest,
+        call: &PublishCall,
         invalid: InvalidAttributes,
     ) -> Result<(), VolumeError> {
-        if let Some(slot) = self.existing_slot(&request.volume_id) {
+        if let Some(slot) = self.existing_slot(&call.volume_id) {
             let mut guard = slot.volume.lock().await;
             if let Some(volume) = guard.as_mut()
-                && volume.target() == request.target_path
+                && volume.target() == call.target_path
                 && volume.certificate().is_some()
                 && self.mounter.is_mounted(volume.target()).unwrap_or(false)
             {
                 tracing::warn!(
-                    volume_id = %request.volume_id,
-                    pod = %volume.pod_label(),
+                    volume_id = %call.volume_id,
+                    pod = %volume.pod(),
                     %invalid,
                     "republish of a mounted volume whose attributes this driver rejects; keeping it as it is"
                 );
                 // A republish is how kubelet refreshes the pod's token: keep taking it.
                 if self.issuer.needs_pod_token()
-                    && let Ok(token) = token::from_volume_context(&request.volume_context)
+                    && let Ok(token) = token::from_volume_context(&call.volume_context)
                 {
                     volume.token = Some(token);
                 }
                 return Ok(());
             }
         } else if matches!(
-            self.mount_at_target(&request.volume_id, &request.target_path),
+            self.mount_at_target(&call.volume_id, &call.target_path),
             Ok(TargetMount::GoDriver)
         ) {
             tracing::warn!(
-                volume_id = %request.volume_id,
+                volume_id = %call.volume_id,
                 %invalid,
                 "republish of the Go driver's volume, which was not adopted; leaving it as it is"
             );
@@ -237,8 +232,8 @@ impl VolumeManager {
     /// `mounted`, when given, is told as soon as the volume is mounted (`--continue-on-not-ready`).
     async fn publish_locked(
         &self,
-        request: PublishRequest,
-        parsed: VolumeRequest,
+        call: PublishCall,
+        parsed: VolumeAttributes,
         (token, token_problem): (Option<ServiceAccountToken>, Option<token::TokenError>),
         mut mounted: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), VolumeError> {
@@ -247,22 +242,19 @@ impl VolumeManager {
         } else {
             Action::Publish
         };
-        let volume_id = request.volume_id.clone();
+        let volume_id = call.volume_id.clone();
         let slot = self.slot(&volume_id);
         let mut guard = slot.volume.lock().await;
         let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
         let has_files = guard.as_ref().is_some_and(|v| v.certificate().is_some())
-            && self
-                .mounter
-                .is_mounted(&request.target_path)
-                .unwrap_or(false);
-        let plan = plan_publish(existing_target.as_deref(), &request.target_path, has_files);
+            && self.mounter.is_mounted(&call.target_path).unwrap_or(false);
+        let plan = plan_publish(existing_target.as_deref(), &call.target_path, has_files);
         if let PublishPlan::Conflict { existing } = plan {
             // Not this volume's publish: its token is not the volume's either.
             return Err(VolumeError::TargetConflict {
                 volume_id,
                 existing: existing.display().to_string(),
-                requested: request.target_path.display().to_string(),
+                requested: call.target_path.display().to_string(),
             });
         }
         // A republish is how kubelet refreshes the pod's token.
@@ -270,7 +262,7 @@ impl VolumeManager {
             match (&token, &token_problem) {
                 (Some(token), _) => {
                     if std::mem::take(&mut volume.token_unusable) {
-                        tracing::info!(%volume_id, pod = %volume.pod_label(), "republish with a usable token again");
+                        tracing::info!(%volume_id, pod = %volume.pod(), "republish with a usable token again");
                     }
                     volume.token = Some(token.clone());
                 }
@@ -278,7 +270,7 @@ impl VolumeManager {
                     volume.token_unusable = true;
                     tracing::warn!(
                         %volume_id,
-                        pod = %volume.pod_label(),
+                        pod = %volume.pod(),
                         %error,
                         "republish without a usable token; keeping the previous one (said once \
                          until a usable token comes again)"
@@ -294,20 +286,20 @@ impl VolumeManager {
 
         let record = VolumeRecord::new(
             &volume_id,
-            &request.target_path,
-            &request.volume_context,
-            request.volume_mount_group.clone(),
+            &call.target_path,
+            &call.volume_context,
+            call.volume_mount_group.clone(),
         );
         let was_managed = guard.is_some();
         if !was_managed {
             // A fresh publish mounts its own tmpfs, and a failure takes it down again: it must
             // never take over (or, failing, unmount) a mount it did not make.
-            match self.mount_at_target(&volume_id, &request.target_path)? {
+            match self.mount_at_target(&volume_id, &call.target_path)? {
                 TargetMount::Nothing | TargetMount::Ours => {}
                 TargetMount::GoDriver => {
                     tracing::warn!(
                         %volume_id,
-                        target = %request.target_path.display(),
+                        target = %call.target_path.display(),
                         "the target is the Go driver's bind mount of this volume, which was not \
                          adopted at start (see the start-up log); leaving it as it is"
                     );
@@ -321,7 +313,7 @@ impl VolumeManager {
                     drop(slot);
                     self.release_slot_if_idle(&volume_id);
                     return Err(VolumeError::TargetInUse {
-                        target: request.target_path.display().to_string(),
+                        target: call.target_path.display().to_string(),
                         what,
                     });
                 }
@@ -337,7 +329,7 @@ impl VolumeManager {
                     record: record.without_context(),
                     layout: Layout::OwnTmpfs,
                     // Warnings were logged and reported above; they need no memory from now on.
-                    attributes: Attributes::Valid(VolumeRequest {
+                    attributes: Attributes::Valid(VolumeAttributes {
                         warnings: Vec::new(),
                         unknown_keys: Vec::new(),
                         ..parsed
@@ -346,7 +338,7 @@ impl VolumeManager {
                         pending_key,
                         ..Retry::default()
                     }),
-                    request_name: None,
+                    certificate_request: None,
                     progress_saved: false,
                     token,
                     token_unusable: false,
@@ -354,7 +346,7 @@ impl VolumeManager {
                 }
             }
         };
-        if volume.request().is_none() {
+        if volume.valid_attributes().is_none() {
             // Taken up with attributes this driver rejects (yet this publish's validate: a rule
             // changed in between). It has no usable files, and nothing may be issued from what
             // it recorded: say so rather than report an empty volume.
@@ -369,7 +361,7 @@ impl VolumeManager {
         let mut cleanup = FailedPublishCleanup {
             manager: self,
             volume_id: &volume_id,
-            target: &request.target_path,
+            target: &call.target_path,
             armed: !was_managed,
         };
         let mut cancellation = slot.cancellation();
@@ -409,7 +401,7 @@ impl VolumeManager {
                 let pending_key = volume.take_any_pending_key();
                 cleanup.armed = false;
                 drop(cleanup);
-                self.destroy_off_runtime(&volume_id, &request.target_path)
+                self.destroy_off_runtime(&volume_id, &call.target_path)
                     .await;
                 if let Some(pending_key) = pending_key {
                     self.parked_keys.park(&volume_id, pending_key);
@@ -535,10 +527,6 @@ fn check_target(target: &Path) -> Result<(), VolumeError> {
     }
 }
 
-pub(super) fn pod_label(request: &VolumeRequest) -> String {
-    format!("{}/{}", request.pod.namespace, request.pod.name)
-}
-
 /// The group that owns the files: the `fs-group` attribute, else the pod's fsGroup from kubelet.
 pub(super) fn effective_group(
     fs_group: Option<u32>,
@@ -586,7 +574,7 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_tokens_and_passwords() {
-        let request = PublishRequest {
+        let call = PublishCall {
             volume_id: "csi-1".into(),
             target_path: PathBuf::from("/t"),
             volume_context: [
@@ -602,7 +590,7 @@ mod tests {
             .collect::<HashMap<_, _>>(),
             volume_mount_group: None,
         };
-        let printed = format!("{request:?}");
+        let printed = format!("{call:?}");
         assert!(
             !printed.contains("eyJtoken") && !printed.contains("hunter2"),
             "{printed}"

@@ -41,7 +41,7 @@ impl VolumeManager {
         let Some(volume) = guard.as_mut() else {
             return;
         };
-        if volume.request().is_none() || cancellation.is_requested() {
+        if volume.valid_attributes().is_none() || cancellation.is_requested() {
             return;
         }
         // Taken off the queue before the lock was had: whatever held the lock meanwhile (a
@@ -63,7 +63,7 @@ impl VolumeManager {
         };
         tracing::info!(
             volume_id = %volume.id(),
-            pod = %volume.pod_label(),
+            pod = %volume.pod(),
             adopted = volume.layout.is_adopted(),
             "{}",
             match action {
@@ -129,13 +129,13 @@ impl VolumeManager {
         volume: &ManagedVolume,
         certificate: &CertificateSummary,
     ) {
-        let Some(request) = volume.request() else {
+        let Some(attributes) = volume.valid_attributes() else {
             return;
         };
         let at = renewal::renewal_time(
             certificate.not_before,
             certificate.not_after,
-            request.spec.renew_before,
+            attributes.spec.renew_before,
         );
         let at = renewal::with_jitter(at, certificate.lifetime());
         let at = at.max(SystemTime::now() + renewal::MINIMUM_INTERVAL);

@@ -7,9 +7,9 @@ use super::issue::Action;
 use super::volume::ManagedVolume;
 use super::{VolumeError, VolumeManager, human_duration, rfc3339};
 use crate::certificate::CertificateSummary;
-use crate::events::{PodEvent, reason};
 use crate::issuer::IssuerError;
 use crate::metrics;
+use crate::pod_events::{PodEvent, reason};
 use crate::volume::state::VolumeProgress;
 
 impl VolumeManager {
@@ -19,10 +19,10 @@ impl VolumeManager {
         action: Action,
         certificate: &CertificateSummary,
     ) {
-        let Some(request) = volume.request() else {
+        let Some(attributes) = volume.valid_attributes() else {
             return;
         };
-        let issuer = &request.spec.issuer;
+        let issuer = &attributes.spec.issuer;
         let (reason, verb) = match action {
             Action::Publish | Action::Issue => (reason::ISSUED, "issued"),
             Action::Renew => (reason::RENEWED, "renewed"),
@@ -91,13 +91,15 @@ impl VolumeManager {
         &self,
         volume: &ManagedVolume,
         ready: &'static str,
-        request_name: Option<String>,
+        certificate_request: Option<String>,
     ) -> metrics::RequestState {
-        let issuer = volume.request().map(|request| &request.spec.issuer);
+        let issuer = volume
+            .valid_attributes()
+            .map(|attributes| &attributes.spec.issuer);
         let label = |value: Option<&String>| value.cloned().unwrap_or_default();
         metrics::RequestState {
-            name: request_name
-                .or_else(|| volume.request_name.clone())
+            name: certificate_request
+                .or_else(|| volume.certificate_request.clone())
                 .unwrap_or_else(|| volume.id().to_string()),
             namespace: volume.pod().namespace.clone(),
             issuer_name: label(issuer.map(|i| &i.name)),
@@ -112,10 +114,10 @@ impl VolumeManager {
     pub(super) fn record_request_metrics(
         &self,
         volume: &ManagedVolume,
-        request_name: Option<String>,
+        certificate_request: Option<String>,
         certificate: &CertificateSummary,
     ) {
-        let mut state = self.request_state(volume, "True", request_name);
+        let mut state = self.request_state(volume, "True", certificate_request);
         state.not_after = Some(certificate.not_after);
         self.metrics.set_request(volume.id(), state);
     }
@@ -141,7 +143,7 @@ impl VolumeManager {
         });
         let progress = VolumeProgress {
             volume_id: volume.id().to_string(),
-            request_name: volume.request_name.clone(),
+            certificate_request: volume.certificate_request.clone(),
             next_renewal,
             failures: volume.failures(),
             last_error: volume.last_error(),
@@ -150,7 +152,7 @@ impl VolumeManager {
         if let Err(error) = self.store.save_progress(&progress) {
             tracing::debug!(
                 volume_id = %volume.id(),
-                pod = %volume.pod_label(),
+                pod = %volume.pod(),
                 %error,
                 "could not save volume progress"
             );

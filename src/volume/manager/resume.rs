@@ -16,8 +16,8 @@ use super::volume::{Attributes, ManagedVolume, Phase, Retry};
 use super::{VolumeManager, rfc3339};
 use crate::attributes::{PodInfo, check_file_name, key, parse_volume_context_with};
 use crate::certificate::{CertificateSummary, inspect_leaf};
-use crate::events::{PodEvent, reason};
 use crate::kubernetes::token;
+use crate::pod_events::{PodEvent, reason};
 use crate::volume::csi_lib::{self, CsiLibRoot, Found, Verdict};
 use crate::volume::files;
 use crate::volume::layout::Layout;
@@ -216,7 +216,7 @@ impl VolumeManager {
             }
             let volume = self.take_up(record, Layout::CsiLib { volume_dir });
             summary.adopted += 1;
-            if volume.request().is_none() {
+            if volume.valid_attributes().is_none() {
                 summary.not_renewed += 1;
             }
             self.report_adoption(&volume);
@@ -234,7 +234,7 @@ impl VolumeManager {
             .into_iter()
             .collect();
         let attributes = match parse_volume_context_with(&context, self.lenient_parse_options()) {
-            Ok(request) => Attributes::Valid(request),
+            Ok(attributes) => Attributes::Valid(attributes),
             Err(invalid) => {
                 tracing::error!(%volume_id, adopted = layout.is_adopted(), error = %invalid, "the volume's attributes do not validate; keeping its files as they are, without renewing them");
                 Attributes::Rejected {
@@ -249,7 +249,7 @@ impl VolumeManager {
             tracing::info!(%volume_id, entries = tidied, "removed what an interrupted write left in the volume");
         }
         let certificate_file = match &attributes {
-            Attributes::Valid(request) => request.spec.files.certificate.as_str(),
+            Attributes::Valid(attributes) => attributes.spec.files.certificate.as_str(),
             Attributes::Rejected { .. } => context
                 .get(key::CERTIFICATE_FILE)
                 .map(String::as_str)
@@ -277,7 +277,7 @@ impl VolumeManager {
             phase,
             // Not read back at start (10,000 file reads): the metrics name the volume until
             // its next issuance names the request.
-            request_name: None,
+            certificate_request: None,
             // A file from before the restart may exist; the next success removes it.
             progress_saved: true,
             token,
@@ -304,7 +304,7 @@ impl VolumeManager {
             .certificate()
             .map(|c| format!("valid until {}", rfc3339(c.not_after)))
             .unwrap_or_else(|| "no certificate yet".into());
-        let event = match volume.request() {
+        let event = match volume.valid_attributes() {
             Some(_) => {
                 let next = self
                     .scheduler
@@ -314,7 +314,7 @@ impl VolumeManager {
                         rfc3339(std::time::SystemTime::now() + from_now)
                     })
                     .unwrap_or_else(|| "-".into());
-                tracing::info!(volume_id = %volume.id(), pod = %volume.pod_label(), target = %volume.target().display(), next_renewal = %next, "adopted a volume the Go driver mounted");
+                tracing::info!(volume_id = %volume.id(), pod = %volume.pod(), target = %volume.target().display(), next_renewal = %next, "adopted a volume the Go driver mounted");
                 PodEvent::normal(
                     reason::ADOPTED,
                     "Adopt",

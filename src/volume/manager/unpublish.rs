@@ -47,7 +47,7 @@ impl VolumeManager {
         }
         if result.is_err()
             && let Some(volume) = guard.as_ref().and_then(|guard| guard.as_ref())
-            && volume.request().is_some()
+            && volume.valid_attributes().is_some()
             && self.scheduler.deadline(volume_id).is_none()
         {
             // It stays (kubelet retries the unpublish); a renewal this call stopped comes back.

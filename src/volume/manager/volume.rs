@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::super::layout::Layout;
 use super::super::state::VolumeRecord;
-use crate::attributes::{CertRequestSpec, PodInfo, VolumeRequest};
+use crate::attributes::{CertRequestSpec, PodInfo, VolumeAttributes};
 use crate::certificate::CertificateSummary;
 use crate::keys::PrivateKey;
 use crate::kubernetes::ServiceAccountToken;
@@ -26,7 +26,7 @@ pub(super) struct ManagedVolume {
     pub attributes: Attributes,
     pub phase: Phase,
     /// The CertificateRequest behind the current certificate (cert-manager backend).
-    pub request_name: Option<String>,
+    pub certificate_request: Option<String>,
     /// A progress file may exist for it (it failed since its last success, or it was reloaded).
     pub progress_saved: bool,
     /// The pod's service-account token (`--use-token-request`), refreshed by every (re)publish.
@@ -90,7 +90,7 @@ impl Drop for Counted {
 // Almost every volume is `Valid`: boxing it would add an allocation per volume to save nothing.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Attributes {
-    Valid(VolumeRequest),
+    Valid(VolumeAttributes),
     /// Attributes this driver rejects on a volume it did not publish itself: one adopted from the
     /// Go driver, which accepted them, or one of its own recorded before a rule was tightened. Its
     /// files stay and are served as they are, never renewed, until the pod goes.
@@ -164,21 +164,15 @@ impl ManagedVolume {
 
     pub fn pod(&self) -> &PodInfo {
         match &self.attributes {
-            Attributes::Valid(request) => &request.pod,
+            Attributes::Valid(attributes) => &attributes.pod,
             Attributes::Rejected { pod, .. } => pod,
         }
     }
 
-    /// `namespace/name`, for logs.
-    pub fn pod_label(&self) -> String {
-        let pod = self.pod();
-        format!("{}/{}", pod.namespace, pod.name)
-    }
-
     /// The parsed attributes; `None` for a volume whose attributes are rejected.
-    pub fn request(&self) -> Option<&VolumeRequest> {
+    pub fn valid_attributes(&self) -> Option<&VolumeAttributes> {
         match &self.attributes {
-            Attributes::Valid(request) => Some(request),
+            Attributes::Valid(attributes) => Some(attributes),
             Attributes::Rejected { .. } => None,
         }
     }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{KubeConnection, api_status};
 use crate::attributes::PodInfo;
-use crate::events::{PodEvent, PodEvents};
+use crate::pod_events::{PodEvent, PodEvents};
 
 /// Events waiting to be written; beyond this, new ones are dropped (and logged) rather than
 /// letting an API outage grow memory.
@@ -83,9 +83,9 @@ struct EventWriter {
 impl EventWriter {
     async fn run(mut self, mut receiver: mpsc::Receiver<(PodInfo, PodEvent)>) {
         while let Some((pod, event)) = receiver.recv().await {
-            let pod_label = format!("{}/{}", pod.namespace, pod.name);
+            let shown = pod.to_string();
             if let Err(error) = self.write(pod, event).await {
-                tracing::warn!(pod = %pod_label, %error, "could not write a pod event");
+                tracing::warn!(pod = %shown, %error, "could not write a pod event");
             }
         }
     }
