@@ -85,11 +85,7 @@ fn fixture() -> &'static Fixture {
 
 /// Every key the parser reads, under both prefixes.
 fn known_keys() -> Vec<&'static str> {
-    attributes::HANDLED_KEYS
-        .iter()
-        .chain(attributes::KUBELET_KEYS)
-        .copied()
-        .collect()
+    attributes::ATTRIBUTES.iter().map(|row| row.key).collect()
 }
 
 const ALIAS_ENABLE: &str = "csi.cert-manager.io/keystore-pkcs12-enable";

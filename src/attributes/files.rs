@@ -1,0 +1,102 @@
+//! The files inside the volume: their names (which can never leave the volume, and must be
+//! distinct) and the group that owns them.
+
+use std::collections::HashMap;
+
+use super::reader::{Reader, parse_decimal};
+use super::spec::{FileNames, Pkcs12Spec};
+use super::table::{Part, key};
+
+/// A file name must stay inside the volume: a plain name, no directories, no `..` tricks.
+pub fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("must not be empty");
+    }
+    if name.len() > 255 {
+        return Err("must be at most 255 characters");
+    }
+    if name.starts_with('/') {
+        return Err("must not be an absolute path");
+    }
+    if name.contains('/') {
+        return Err("must be a plain file name without '/'");
+    }
+    if name.starts_with("..") {
+        return Err("must not start with '..'");
+    }
+    if name == "." {
+        return Err("must be a file name, not '.'");
+    }
+    if name.trim() != name {
+        return Err("must not start or end with spaces");
+    }
+    if name.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    Ok(())
+}
+
+/// The certificate, key and CA file names (upstream's defaults: `tls.crt`, `tls.key`, `ca.crt`).
+pub(super) fn read_names(reader: &mut Reader<'_>) -> FileNames {
+    let reader = reader.part(Part::Files);
+    FileNames {
+        certificate: reader.file_name(key::CERTIFICATE_FILE, "tls.crt"),
+        private_key: reader.file_name(key::PRIVATE_KEY_FILE, "tls.key"),
+        ca: reader.file_name(key::CA_FILE, "ca.crt"),
+    }
+}
+
+/// No two files may share a name. A collision is blamed on an attribute the user set, not on one
+/// that kept its default.
+pub(super) fn check_distinct(
+    reader: &mut Reader<'_>,
+    files: &FileNames,
+    pkcs12: Option<&Pkcs12Spec>,
+) {
+    let reader = reader.part(Part::Files);
+    let mut file_keys = vec![
+        (key::CERTIFICATE_FILE, &files.certificate),
+        (key::PRIVATE_KEY_FILE, &files.private_key),
+        (key::CA_FILE, &files.ca),
+    ];
+    if let Some(keystore) = pkcs12 {
+        file_keys.push((key::PKCS12_FILENAME, &keystore.file_name));
+    }
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for (file_key, name) in file_keys {
+        match seen.get(name.as_str()) {
+            Some(first_key) => {
+                let blamed = if reader.get(file_key).is_some() {
+                    file_key
+                } else {
+                    *first_key
+                };
+                reader.problem(
+                    blamed,
+                    Some(name),
+                    "names the same file as another file attribute; file names must be distinct",
+                );
+            }
+            None => {
+                seen.insert(name.as_str(), file_key);
+            }
+        }
+    }
+}
+
+/// `fs-group`: the group that owns the files (else the pod's fsGroup, decided at publish).
+pub(super) fn read_group(reader: &mut Reader<'_>) -> Option<u32> {
+    let reader = reader.part(Part::Files);
+    let raw = reader.get(key::FS_GROUP)?;
+    match parse_decimal(raw) {
+        Ok(gid) if gid > 0 => Some(gid),
+        _ => {
+            reader.problem(
+                key::FS_GROUP,
+                Some(raw),
+                "must be an integer from 1 to 4294967295",
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Test vectors of the attribute parser: upstream's defaults, every rule, every message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn context(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut map: HashMap<String, String> = [
+        (key::EPHEMERAL, "true"),
+        (key::POD_NAME, "my-csi-app"),
+        (key::POD_NAMESPACE, "sandbox"),
+        (key::POD_UID, "c0ffee"),
+        (key::SERVICE_ACCOUNT_NAME, "default"),
+        (key::ISSUER_NAME, "ca-issuer"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    map
+}
+
+fn problems(extra: &[(&str, &str)]) -> InvalidAttributes {
+    parse_volume_context(&context(extra)).expect_err("must be rejected")
+}
+
+#[test]
+fn x509_upper_bounds_are_validation_rules() {
+    let cn_64 = "c".repeat(64);
+    assert!(parse_volume_context(&context(&[(key::COMMON_NAME, &cn_64)])).is_ok());
+    for (attribute, value, bound, source) in [
+        (key::COMMON_NAME, "c".repeat(65), "64", "ub-common-name"),
+        (
+            key::ORGANIZATIONS,
+            "o".repeat(65),
+            "64",
+            "ub-organization-name",
+        ),
+        (
+            key::ORGANIZATIONAL_UNITS,
+            "u".repeat(65),
+            "64",
+            "ub-organizational-unit-name",
+        ),
+        (key::LOCALITIES, "l".repeat(129), "128", "ub-locality-name"),
+        (key::PROVINCES, "p".repeat(129), "128", "ub-state-name"),
+        (
+            key::COUNTRIES,
+            "GBR".to_string(),
+            "2",
+            "ub-country-name-alpha-length",
+        ),
+        (key::POSTAL_CODES, "9".repeat(41), "40", "ub-postal-code"),
+        (
+            key::STREET_ADDRESSES,
+            "s".repeat(129),
+            "128",
+            "ub-street-address",
+        ),
+        (key::SERIAL_NUMBER, "1".repeat(65), "64", "ub-serial-number"),
+        (
+            key::LITERAL_SUBJECT,
+            format!("CN={}", "c".repeat(65)),
+            "64",
+            "ub-common-name",
+        ),
+    ] {
+        let message =
+            problems(&[(key::DNS_NAMES, "a.example.com"), (attribute, &value)]).to_string();
+        assert!(
+            message.contains(attribute)
+                && message.contains(&format!("at most {bound}"))
+                && message.contains(source),
+            "{attribute}: {message}"
+        );
+    }
+    // A 1 MB common name: named with its bound, and the message stays short.
+    let huge = "x".repeat(1_000_000);
+    let message = problems(&[(key::COMMON_NAME, &huge)]).to_string();
+    assert!(
+        message.contains("1000000 characters"),
+        "{}",
+        &message[..200]
+    );
+    assert!(message.len() < 1000, "{} bytes", message.len());
+    // DNS labels: 63 at most (RFC 1035).
+    let label = format!("{}.example.com", "d".repeat(64));
+    assert!(
+        problems(&[(key::DNS_NAMES, &label)])
+            .to_string()
+            .contains("63 per")
+    );
+}
+
+#[test]
+fn readme_example_gets_upstream_defaults() {
+    let request = parse_volume_context(&context(&[(
+        key::DNS_NAMES,
+        "${POD_NAME}.${POD_NAMESPACE}.svc.cluster.local",
+    )]))
+    .unwrap();
+    let spec = request.spec;
+    assert_eq!(spec.dns_names, ["my-csi-app.sandbox.svc.cluster.local"]);
+    assert_eq!(spec.issuer.kind, "Issuer");
+    assert_eq!(spec.issuer.group, "cert-manager.io");
+    assert_eq!(spec.duration, Duration::from_secs(720 * 3600));
+    assert_eq!(spec.renew_before, None);
+    assert_eq!(
+        spec.usages,
+        [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment]
+    );
+    assert_eq!(spec.key, KeySpec::DEFAULT);
+    assert_eq!(spec.files.certificate, "tls.crt");
+    assert_eq!(spec.files.private_key, "tls.key");
+    assert_eq!(spec.files.ca, "ca.crt");
+    assert!(!spec.is_ca && !spec.reuse_private_key);
+    assert_eq!(request.pod.name, "my-csi-app");
+}
+
+#[test]
+fn missing_issuer_name_is_named() {
+    let mut ctx = context(&[(key::DNS_NAMES, "a.example.com")]);
+    ctx.remove(key::ISSUER_NAME);
+    let error = parse_volume_context(&ctx).unwrap_err();
+    assert!(error.to_string().contains(key::ISSUER_NAME), "{error}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_key_and_value() {
+    let error = problems(&[
+        (key::DURATION, "90d"),
+        (key::IS_CA, "yes"),
+        (key::IP_SANS, "10.0.0.1,not-an-ip"),
+        (key::CERTIFICATE_FILE, "../escape"),
+        (key::KEY_USAGES, "server auth,flying"),
+    ]);
+    let message = error.to_string();
+    for expected in [
+        "csi.cert-manager.io/duration=\"90d\"",
+        "csi.cert-manager.io/is-ca=\"yes\"",
+        "\"not-an-ip\"",
+        "csi.cert-manager.io/certificate-file=\"../escape\"",
+        "\"flying\"",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected} missing from: {message}"
+        );
+    }
+    assert_eq!(error.0.len(), 5);
+}
+
+#[test]
+fn file_names_cannot_escape_the_volume() {
+    for bad in [
+        "/etc/passwd",
+        "a/b",
+        "..data",
+        "..",
+        " tls.crt",
+        "tls.crt ",
+        "",
+        ".",
+    ] {
+        let error = problems(&[(key::DNS_NAMES, "a"), (key::PRIVATE_KEY_FILE, bad)]);
+        assert!(
+            error.to_string().contains(key::PRIVATE_KEY_FILE),
+            "{bad:?}: {error}"
+        );
+    }
+    let long = "x".repeat(256);
+    assert!(
+        problems(&[(key::DNS_NAMES, "a"), (key::CA_FILE, &long)])
+            .0
+            .len()
+            == 1
+    );
+    assert!(
+        parse_volume_context(&context(&[(key::DNS_NAMES, "a"), (key::CA_FILE, "...ca")])).is_err()
+    );
+}
+
+#[test]
+fn file_names_must_be_distinct() {
+    let error = problems(&[(key::DNS_NAMES, "a"), (key::CA_FILE, "tls.crt")]);
+    assert!(error.to_string().contains("distinct"), "{error}");
+}
+
+#[test]
+fn non_ephemeral_and_missing_pod_info_are_rejected() {
+    let mut ctx = context(&[(key::DNS_NAMES, "a")]);
+    ctx.remove(key::EPHEMERAL);
+    ctx.remove(key::POD_NAMESPACE);
+    let message = parse_volume_context(&ctx).unwrap_err().to_string();
+    assert!(message.contains(key::EPHEMERAL), "{message}");
+    assert!(message.contains(key::POD_NAMESPACE), "{message}");
+}
+
+#[test]
+fn key_rules() {
+    let ok = |pairs: &[(&str, &str)]| {
+        let mut all = vec![(key::DNS_NAMES, "a")];
+        all.extend_from_slice(pairs);
+        parse_volume_context(&context(&all)).map(|r| r.spec.key)
+    };
+    assert_eq!(
+        ok(&[(key::KEY_ALGORITHM, "ecdsa")]).unwrap(),
+        KeySpec {
+            algorithm: KeyAlgorithm::Ecdsa,
+            size: 256,
+            encoding: KeyEncoding::Pkcs8
+        }
+    );
+    assert_eq!(ok(&[(key::KEY_ALGORITHM, "Ed25519")]).unwrap().size, 0);
+    assert_eq!(ok(&[(key::KEY_SIZE, "4096")]).unwrap().size, 4096);
+    assert!(ok(&[(key::KEY_SIZE, "1024")]).is_err());
+    assert!(ok(&[(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_SIZE, "2048")]).is_err());
+    assert!(ok(&[(key::KEY_ALGORITHM, "Ed25519"), (key::KEY_SIZE, "256")]).is_err());
+    assert!(ok(&[(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_ENCODING, "PKCS1")]).is_err());
+    assert!(ok(&[(key::KEY_ALGORITHM, "DSA")]).is_err());
+}
+
+#[test]
+fn unknown_keys_get_a_hint_and_other_prefixes_become_annotations() {
+    let request = parse_volume_context(&context(&[
+        (key::DNS_NAMES, "a"),
+        ("csi.cert-manager.io/dns-name", "b"),
+        ("csi.cert-manager.io/private-key-file", "x.key"),
+        ("csi.cert-manager.io/zzz", "1"),
+        ("venafi.cert-manager.io/custom-fields", "[]"),
+        ("plain-key", "ignored"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        request.unknown_keys,
+        [
+            "csi.cert-manager.io/dns-name",
+            "csi.cert-manager.io/private-key-file",
+            "csi.cert-manager.io/zzz"
+        ]
+    );
+    let warnings = request.warnings.join("\n");
+    assert!(
+        warnings
+            .contains("csi.cert-manager.io/dns-name (did you mean csi.cert-manager.io/dns-names?)"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("did you mean csi.cert-manager.io/privatekey-file?"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("unknown attribute csi.cert-manager.io/zzz\n")
+            || warnings.ends_with("unknown attribute csi.cert-manager.io/zzz"),
+        "{warnings}"
+    );
+    assert_eq!(
+        request.spec.annotations.keys().collect::<Vec<_>>(),
+        ["venafi.cert-manager.io/custom-fields"]
+    );
+}
+
+#[test]
+fn strict_mode_makes_unknown_keys_errors() {
+    let strict = ParseOptions {
+        strict: true,
+        ..ParseOptions::default()
+    };
+    let error = parse_volume_context_with(
+        &context(&[(key::DNS_NAMES, "a"), ("csi.cert-manager.io/dns-name", "b")]),
+        strict,
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("csi.cert-manager.io/dns-name is not a known attribute (did you mean csi.cert-manager.io/dns-names?)"), "{message}");
+    assert!(
+        !message.contains("\"b\""),
+        "values of unknown keys are never shown: {message}"
+    );
+}
+
+#[test]
+fn seed_001_keystore_spelling_is_an_alias() {
+    let request = parse_volume_context(&context(&[
+        (key::DNS_NAMES, "a"),
+        ("csi.cert-manager.io/keystore-pkcs12-enable", "true"),
+        ("csi.cert-manager.io/keystore-pkcs12-password", "changeit"),
+    ]))
+    .unwrap();
+    let keystore = request
+        .spec
+        .pkcs12
+        .expect("keystore enabled through the alias");
+    assert_eq!(keystore.file_name, "keystore.p12");
+    assert_eq!(keystore.password.0, "changeit");
+    assert_eq!(keystore.profile, Pkcs12Profile::LegacyRc2);
+    assert!(request.unknown_keys.is_empty());
+    assert!(
+        request.warnings.iter().any(|w| w.contains("old spelling")),
+        "{:?}",
+        request.warnings
+    );
+}
+
+#[test]
+fn sans_are_parsed() {
+    let request = parse_volume_context(&context(&[
+        (key::DNS_NAMES, " a.example.com , b.example.com,"),
+        (key::IP_SANS, "10.0.0.1,::1"),
+        (
+            key::URI_SANS,
+            "spiffe://cluster.local/ns/${POD_NAMESPACE}/pod/${POD_NAME}",
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(request.spec.dns_names, ["a.example.com", "b.example.com"]);
+    assert_eq!(request.spec.ip_sans.len(), 2);
+    assert_eq!(
+        request.spec.uri_sans,
+        ["spiffe://cluster.local/ns/sandbox/pod/my-csi-app"]
+    );
+    assert!(
+        problems(&[(key::URI_SANS, "not a uri")])
+            .to_string()
+            .contains("absolute URI")
+    );
+}
+
+#[test]
+fn a_volume_without_any_name_is_rejected() {
+    for nameless in [
+        vec![],
+        vec![(key::DNS_NAMES, ",")],
+        vec![(key::ORGANIZATIONS, "Only An Org")],
+        vec![(key::LITERAL_SUBJECT, "O=Example")],
+    ] {
+        let error = problems(&nameless);
+        assert!(
+            error.to_string().contains("names nothing"),
+            "{nameless:?}: {error}"
+        );
+    }
+    // A CN inside literal-subject is a name.
+    assert!(parse_volume_context(&context(&[(key::LITERAL_SUBJECT, "CN=x,O=Example")])).is_ok());
+}
+
+/// Every rule, one row each: the volume is rejected and the message names the key and the
+/// value as written.
+#[test]
+fn each_invalid_value_is_rejected_naming_key_and_value() {
+    let long_name = "x".repeat(256);
+    let cases: Vec<(&str, &str)> = vec![
+        (key::ISSUER_NAME, "  "),
+        (key::LITERAL_SUBJECT, "CN"),
+        (key::LITERAL_SUBJECT, "FOO=bar"),
+        (key::LITERAL_SUBJECT, "CN=#04020102"),
+        (key::SERIAL_NUMBER, " "),
+        (key::COMMON_NAME, "${POD_IP}"),
+        (key::ORGANIZATIONS, "${UNKNOWN}"),
+        (key::DNS_NAMES, "has space.example.com"),
+        (key::DNS_NAMES, "bücher.example"),
+        (key::IP_SANS, "300.1.1.1"),
+        (key::IP_SANS, "10.0.0.1/24"),
+        (key::URI_SANS, "no-scheme"),
+        (key::DURATION, "90d"),
+        (key::DURATION, "0s"),
+        (key::DURATION, "-1h"),
+        (key::RENEW_BEFORE, "1y"),
+        (key::IS_CA, "True"),
+        (key::REUSE_PRIVATE_KEY, "1"),
+        (key::KEY_USAGES, "server auth,flying"),
+        (key::KEY_USAGES, ","),
+        (key::KEY_ALGORITHM, "DSA"),
+        (key::KEY_SIZE, "1024"),
+        (key::KEY_SIZE, "8193"),
+        (key::KEY_SIZE, "big"),
+        (key::KEY_ENCODING, "PKCS7"),
+        (key::CERTIFICATE_FILE, "/etc/tls.crt"),
+        (key::PRIVATE_KEY_FILE, "keys/tls.key"),
+        (key::CA_FILE, "..ca.crt"),
+        (key::CA_FILE, " ca.crt"),
+        (key::CA_FILE, &long_name),
+        (key::FS_GROUP, "0"),
+        (key::FS_GROUP, "-1"),
+        (key::FS_GROUP, "4294967296"),
+        (key::FS_GROUP, "staff"),
+        (key::PKCS12_ENABLE, "yes"),
+    ];
+    for (bad_key, bad_value) in cases {
+        let error = problems(&[(key::DNS_NAMES, "a.example.com"), (bad_key, bad_value)]);
+        let message = error.to_string();
+        let shown = if bad_key == key::DNS_NAMES {
+            // The list is reported entry by entry.
+            format!("{bad_key}={:?}", bad_value)
+        } else {
+            format!("{bad_key}={bad_value:?}")
+        };
+        assert!(message.contains(&shown), "{shown} not in: {message}");
+    }
+    // Cross rules.
+    for (pairs, named) in [
+        (
+            vec![(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_SIZE, "2048")],
+            key::KEY_SIZE,
+        ),
+        (
+            vec![(key::KEY_ALGORITHM, "Ed25519"), (key::KEY_SIZE, "256")],
+            key::KEY_SIZE,
+        ),
+        (
+            vec![(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_ENCODING, "PKCS1")],
+            key::KEY_ENCODING,
+        ),
+        (vec![(key::PKCS12_ENABLE, "true")], key::PKCS12_PASSWORD),
+        (
+            vec![
+                (key::PKCS12_ENABLE, "true"),
+                (key::PKCS12_PASSWORD, "p"),
+                (key::PKCS12_PROFILE, "Modern2024"),
+            ],
+            key::PKCS12_PROFILE,
+        ),
+        (
+            vec![
+                (key::PKCS12_ENABLE, "true"),
+                (key::PKCS12_PASSWORD, "p"),
+                (key::PKCS12_FILENAME, "tls.key"),
+            ],
+            key::PKCS12_FILENAME,
+        ),
+    ] {
+        let mut all = vec![(key::DNS_NAMES, "a.example.com")];
+        all.extend(pairs);
+        let message = problems(&all).to_string();
+        assert!(message.contains(named), "{named} not in: {message}");
+    }
+}
+
+#[test]
+fn valid_values_are_read() {
+    let request = parse_volume_context(&context(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::ORGANIZATIONS, r"Example\, Inc.,${POD_NAMESPACE}"),
+        (key::COUNTRIES, "GB"),
+        (key::SERIAL_NUMBER, "42"),
+        (key::COMMON_NAME, "${POD_NAME}"),
+        (key::DURATION, "1h30m"),
+        (key::RENEW_BEFORE, "90s"),
+        (key::IS_CA, "true"),
+        (key::KEY_USAGES, "cert sign, crl sign"),
+        (key::KEY_ALGORITHM, "ecdsa"),
+        (key::KEY_SIZE, "521"),
+        (key::FS_GROUP, "2000"),
+        (key::REUSE_PRIVATE_KEY, "true"),
+        (key::PKCS12_ENABLE, "true"),
+        (key::PKCS12_PASSWORD, "changeit"),
+        (key::PKCS12_PROFILE, "modern2023"),
+        (key::IP_SANS, "10.0.0.1, ::1"),
+    ]))
+    .unwrap();
+    let spec = request.spec;
+    assert_eq!(
+        spec.subject.to_string(),
+        r"SERIALNUMBER=42,CN=my-csi-app,O=sandbox,O=Example\, Inc.,C=GB"
+    );
+    assert_eq!(spec.duration, Duration::from_secs(5400));
+    assert_eq!(spec.renew_before, Some(Duration::from_secs(90)));
+    assert!(spec.is_ca && spec.reuse_private_key);
+    assert_eq!(spec.usages, [KeyUsage::CertSign, KeyUsage::CrlSign]);
+    assert_eq!(spec.key.size, 521);
+    assert_eq!(spec.fs_group, Some(2000));
+    let keystore = spec.pkcs12.unwrap();
+    assert_eq!(keystore.profile, Pkcs12Profile::Modern2023);
+    assert_eq!(format!("{:?}", keystore.password), "<redacted>");
+    assert_eq!(spec.ip_sans.len(), 2);
+}
+
+#[test]
+fn literal_subject_overrides_the_other_subject_keys_with_a_warning() {
+    let request = parse_volume_context(&context(&[
+        (key::LITERAL_SUBJECT, "CN=${POD_NAME},O=Lit"),
+        (key::ORGANIZATIONS, "Ignored"),
+        (key::COMMON_NAME, "ignored"),
+    ]))
+    .unwrap();
+    assert_eq!(request.spec.subject.to_string(), "CN=my-csi-app,O=Lit");
+    assert!(
+        request
+            .warnings
+            .iter()
+            .any(|w| w.contains("organizations") && w.contains("common-name")),
+        "{:?}",
+        request.warnings
+    );
+}
+
+#[test]
+fn hints_find_the_intended_key() {
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/dnsnames"),
+        Some(key::DNS_NAMES)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/issuer"),
+        Some(key::ISSUER_NAME)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/renewbefore"),
+        Some(key::RENEW_BEFORE)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/organization"),
+        Some(key::ORGANIZATIONS)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/something-else-entirely"),
+        None
+    );
+}
+
+#[test]
+fn every_row_of_the_table_is_read_by_its_own_part() {
+    // A context that sets every key, so that every parser reads all it can.
+    let mut full = context(&[]);
+    for row in ATTRIBUTES {
+        full.entry(row.key.to_string())
+            .or_insert_with(|| "x".into());
+    }
+    full.insert(key::PKCS12_ENABLE.into(), "true".into());
+    let mut reader = Reader::new(&full);
+    let _ = parse(&mut reader, ParseOptions::default());
+    let reads = reader.reads.borrow();
+    for row in ATTRIBUTES.iter().filter(|row| row.part != Part::Token) {
+        assert!(
+            reads.contains(&(Some(row.part), row.key)),
+            "{} is in the table as {:?} but that part never reads it",
+            row.key,
+            row.part
+        );
+    }
+}
