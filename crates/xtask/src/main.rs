@@ -1,0 +1,268 @@
+//! `cargo xtask <task>`: every command this project is worked with, in one place. The README's
+//! commands and `.ci/run` call these tasks, so what a developer runs and what CI runs cannot drift
+//! apart (a test below reads both files to keep it so).
+//!
+//! No dependencies: it only runs cargo, the scripts under `deploy/` and helm.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// One task of the index.
+struct Task {
+    name: &'static str,
+    /// What `cargo xtask` prints for it.
+    about: &'static str,
+    run: fn(&[String]) -> Result<(), String>,
+}
+
+const TASKS: &[Task] = &[
+    Task {
+        name: "demo",
+        about: "the driver on its embedded CA: one sample pod, its certificate, a rotation, the cleanup",
+        run: demo,
+    },
+    Task {
+        name: "test",
+        about: "all tests (`cargo test`, extra arguments passed on); as root for the real tmpfs, mount and kill -9 tests",
+        run: test,
+    },
+    Task {
+        name: "fmt",
+        about: "format the workspace (rustfmt.toml)",
+        run: fmt,
+    },
+    Task {
+        name: "lint",
+        about: "helm lint of the chart (default and upstream-style values), cargo fmt --check, clippy -D warnings (clippy.toml bans)",
+        run: lint,
+    },
+    Task {
+        name: "static-binary",
+        about: "build the statically linked release binary the Dockerfile ships, and check that it is static",
+        run: static_binary,
+    },
+    Task {
+        name: "bench",
+        about: "a benchmark program: publish | keygen | cert_manager | scale | chaos (arguments after the name go to it; several need root)",
+        run: bench,
+    },
+    Task {
+        name: "chaos",
+        about: "the chaos bench for N minutes (default 10): churn, kill -9, API outages, a checker on every volume",
+        run: chaos,
+    },
+];
+
+/// The benchmark programs under `benches/`.
+const BENCHES: &[&str] = &["publish", "keygen", "cert_manager", "scale", "chaos"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        print_index();
+        return ExitCode::SUCCESS;
+    };
+    if matches!(name.as_str(), "help" | "-h" | "--help") {
+        print_index();
+        return ExitCode::SUCCESS;
+    }
+    let Some(task) = TASKS.iter().find(|task| task.name == name) else {
+        eprintln!("unknown task {name:?}");
+        print_index();
+        return ExitCode::from(2);
+    };
+    match (task.run)(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask {}: {message}", task.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_index() {
+    println!("cargo xtask <task> [arguments]\n");
+    for task in TASKS {
+        println!("  {:<14} {}", task.name, task.about);
+    }
+}
+
+/// The workspace root: this crate lives in `crates/xtask`.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/xtask sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs a program in the workspace root, announcing it, and fails if it fails.
+fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    println!("== {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|error| format!("could not run {program}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
+
+/// Runs a program and returns its standard output's last line (how the `deploy/` scripts print
+/// the path they made).
+fn last_line_of(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|error| format!("could not run {program}: {error}"))?;
+    if !output.status.success() {
+        return Err(format!("{program} failed ({})", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .last()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{program} printed nothing"))
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let mut command = vec!["run", "--release", "--", "demo"];
+    command.extend(strs(args));
+    run("cargo", &command, &[])
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    let mut command = vec!["test"];
+    command.extend(strs(args));
+    run("cargo", &command, &[])
+}
+
+fn fmt(_: &[String]) -> Result<(), String> {
+    run("cargo", &["fmt", "--all"], &[])
+}
+
+fn lint(_: &[String]) -> Result<(), String> {
+    let helm = last_line_of("deploy/tools/install-helm.sh", &[])?;
+    let chart = "deploy/charts/cert-manager-csi-driver";
+    run(&helm, &["lint", "--strict", chart], &[])?;
+    run(
+        &helm,
+        &[
+            "lint",
+            "--strict",
+            chart,
+            "-f",
+            "tests/chart/upstream-values.yaml",
+        ],
+        &[],
+    )?;
+    run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
+    run(
+        "cargo",
+        &["clippy", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )
+}
+
+fn static_binary(_: &[String]) -> Result<(), String> {
+    let binary = last_line_of("deploy/build-static-binary.sh", &[])?;
+    let described = Command::new("file")
+        .args(["-L", &binary])
+        .output()
+        .map_err(|error| format!("could not run file (install it): {error}"))?;
+    let described = String::from_utf8_lossy(&described.stdout).to_string();
+    print!("{described}");
+    if !(described.contains("statically linked") || described.contains("static-pie linked")) {
+        return Err(format!("{binary} is not statically linked"));
+    }
+    // ldd names a shared library with "=>"; a static binary has none.
+    let ldd = Command::new("ldd").arg(&binary).output();
+    if let Ok(ldd) = ldd
+        && String::from_utf8_lossy(&ldd.stdout).contains("=>")
+    {
+        return Err(format!("{binary} links shared libraries"));
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let Some(name) = args.first() else {
+        return Err(format!("which one? {}", BENCHES.join(" | ")));
+    };
+    if !BENCHES.contains(&name.as_str()) {
+        return Err(format!("no bench {name:?}: {}", BENCHES.join(" | ")));
+    }
+    let mut command = vec!["bench", "--bench", name.as_str()];
+    if args.len() > 1 {
+        command.push("--");
+        command.extend(strs(&args[1..]));
+    }
+    run("cargo", &command, &[])
+}
+
+fn chaos(args: &[String]) -> Result<(), String> {
+    let minutes = args.first().map_or("10", String::as_str);
+    bench(&["chaos".into(), "--minutes".into(), minutes.into()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `cargo xtask …` commands a file names.
+    fn xtask_commands(text: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|line| line.trim_start().strip_prefix("cargo xtask "))
+            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn readme_and_ci_name_only_tasks_of_the_index_and_run_the_same_test_command() {
+        let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+        let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+        for command in xtask_commands(&readme).iter().chain(&xtask_commands(&ci)) {
+            let task = command.split_whitespace().next().unwrap_or("");
+            assert!(
+                TASKS.iter().any(|known| known.name == task),
+                "`cargo xtask {command}` names no task"
+            );
+        }
+        // The README opens with the two commands a newcomer runs; the second is the test command,
+        // and CI runs exactly it.
+        let opening: Vec<String> = xtask_commands(readme.split("\n## ").next().unwrap());
+        assert_eq!(opening.first().map(String::as_str), Some("demo"));
+        let test_command = opening.get(1).expect("the README's test command");
+        assert!(
+            xtask_commands(&ci).contains(test_command),
+            ".ci/run does not run the README's test command `cargo xtask {test_command}`"
+        );
+    }
+
+    #[test]
+    fn every_bench_program_is_in_the_index() {
+        let mut on_disk: Vec<String> = std::fs::read_dir(root().join("benches"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".rs").map(str::to_string)
+            })
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<&str> = BENCHES.to_vec();
+        listed.sort();
+        assert_eq!(on_disk, listed);
+    }
+}
