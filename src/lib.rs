@@ -26,6 +26,7 @@ pub mod keys;
 pub mod kubernetes;
 pub mod metrics;
 pub mod pod_events;
+pub mod pod_gates;
 pub mod renewal;
 pub mod status;
 pub mod volume;
