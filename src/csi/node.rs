@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::fields;
 use super::proto::node_server::Node;
@@ -21,8 +21,6 @@ use super::proto::{
     volume_usage,
 };
 use crate::attributes::PodInfo;
-use crate::issuer::IssuerError;
-use crate::keys::KeyError;
 use crate::volume::{PublishCall, VolumeError, VolumeManager};
 
 /// The Node service.
@@ -33,29 +31,10 @@ pub struct NodeService {
     pub manager: Arc<VolumeManager>,
 }
 
-/// The one place that decides which gRPC code each failure gets.
+/// Each failure's code is decided by [`VolumeError::code`].
 impl From<VolumeError> for Status {
     fn from(error: VolumeError) -> Status {
-        let code = match &error {
-            VolumeError::InvalidAttributes(_) | VolumeError::InvalidArgument(_) => {
-                Code::InvalidArgument
-            }
-            VolumeError::Key(KeyError::Unsupported(..)) => Code::InvalidArgument,
-            VolumeError::Key(_) => Code::Internal,
-            VolumeError::TargetConflict { .. } => Code::AlreadyExists,
-            VolumeError::TargetInUse { .. } => Code::FailedPrecondition,
-            VolumeError::Cancelled(_) => Code::Aborted,
-            VolumeError::TooLarge { .. } => Code::ResourceExhausted,
-            VolumeError::Issuer(IssuerError::Rejected(_)) => Code::InvalidArgument,
-            VolumeError::Issuer(IssuerError::Unavailable(_)) => Code::Unavailable,
-            VolumeError::Issuer(IssuerError::Misconfigured(_)) => Code::FailedPrecondition,
-            VolumeError::Issuer(IssuerError::Denied(_)) => Code::PermissionDenied,
-            VolumeError::Issuer(IssuerError::Failed(_)) => Code::Unavailable,
-            VolumeError::Issuer(IssuerError::TimedOut(_)) => Code::DeadlineExceeded,
-            VolumeError::NotFound(_) => Code::NotFound,
-            VolumeError::Io { .. } | VolumeError::Internal(_) => Code::Internal,
-        };
-        Status::new(code, error.to_string())
+        Status::new(error.code(), error.to_string())
     }
 }
 

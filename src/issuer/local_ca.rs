@@ -50,7 +50,15 @@ impl std::fmt::Debug for LocalCa {
 }
 
 fn misconfigured(path: &Path, what: impl std::fmt::Display) -> IssuerError {
-    IssuerError::Misconfigured(format!("{}: {what}", path.display()))
+    IssuerError::misconfigured(format!("{}: {what}", path.display()))
+}
+
+/// [`misconfigured`] by an error, which is kept as the source.
+fn misconfigured_by<E>(path: &Path) -> impl FnOnce(E) -> IssuerError + '_
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |error| misconfigured(path, &error).with_source(error)
 }
 
 /// Writes a file through a temporary name and a rename, so a crash never leaves half a key.
@@ -62,11 +70,11 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), IssuerE
         .create_new(true)
         .mode(mode)
         .open(&temporary)
-        .map_err(|e| misconfigured(&temporary, e))?;
+        .map_err(misconfigured_by(&temporary))?;
     file.write_all(contents)
         .and_then(|()| file.sync_all())
-        .map_err(|e| misconfigured(&temporary, e))?;
-    fs::rename(&temporary, path).map_err(|e| misconfigured(path, e))
+        .map_err(misconfigured_by(&temporary))?;
+    fs::rename(&temporary, path).map_err(misconfigured_by(path))
 }
 
 impl LocalCa {
@@ -76,7 +84,7 @@ impl LocalCa {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| misconfigured(dir, e))?;
+            .map_err(misconfigured_by(dir))?;
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
         if key_path.exists() != cert_path.exists() {
@@ -91,18 +99,17 @@ impl LocalCa {
         if key_path.exists() {
             // Whatever created the files, the key is tightened to owner-only.
             fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))
-                .map_err(|e| misconfigured(&key_path, e))?;
-            let key_pem = fs::read_to_string(&key_path).map_err(|e| misconfigured(&key_path, e))?;
-            let ca_pem =
-                fs::read_to_string(&cert_path).map_err(|e| misconfigured(&cert_path, e))?;
-            let key = KeyPair::from_pem(&key_pem).map_err(|e| misconfigured(&key_path, e))?;
+                .map_err(misconfigured_by(&key_path))?;
+            let key_pem = fs::read_to_string(&key_path).map_err(misconfigured_by(&key_path))?;
+            let ca_pem = fs::read_to_string(&cert_path).map_err(misconfigured_by(&cert_path))?;
+            let key = KeyPair::from_pem(&key_pem).map_err(misconfigured_by(&key_path))?;
             let ca = LocalCa::from_parts(dir, ca_pem, key)?;
             tracing::info!(dir = %dir.display(), "embedded CA loaded");
             return Ok(ca);
         }
 
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| misconfigured(dir, e))?;
+        let key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(misconfigured_by(dir))?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, "cert-manager-csi-driver");
@@ -118,9 +125,7 @@ impl LocalCa {
         params.not_before = now - time::Duration::minutes(5);
         params.not_after = now + CA_LIFETIME;
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-        let certificate = params
-            .self_signed(&key)
-            .map_err(|e| misconfigured(dir, e))?;
+        let certificate = params.self_signed(&key).map_err(misconfigured_by(dir))?;
         let ca_pem = certificate.pem();
         write_new_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
         write_new_file(&cert_path, ca_pem.as_bytes(), 0o644)?;
@@ -131,9 +136,9 @@ impl LocalCa {
     fn from_parts(dir: &Path, ca_pem: String, key: KeyPair) -> Result<LocalCa, IssuerError> {
         let cert_path = dir.join(CERT_FILE);
         let der = crate::certificate::pem_certificates(&ca_pem)
-            .map_err(|e| misconfigured(&cert_path, e))?
+            .map_err(misconfigured_by(&cert_path))?
             .swap_remove(0);
-        let (_, ca) = X509Certificate::from_der(&der).map_err(|e| misconfigured(&cert_path, e))?;
+        let (_, ca) = X509Certificate::from_der(&der).map_err(misconfigured_by(&cert_path))?;
         let public_key = ca.public_key();
         if public_key.raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
             return Err(misconfigured(
@@ -150,7 +155,7 @@ impl LocalCa {
             })
             .unwrap_or_else(|| x509::key_identifier(&public_key.subject_public_key.data));
         let not_after = OffsetDateTime::from_unix_timestamp(ca.validity().not_after.timestamp())
-            .map_err(|e| misconfigured(&cert_path, e))?;
+            .map_err(misconfigured_by(&cert_path))?;
         Ok(LocalCa {
             dir: dir.to_path_buf(),
             not_after,
@@ -169,10 +174,11 @@ impl LocalCa {
     /// Signs a request: subject, public key and SANs copied from the CSR (whose signature must
     /// verify), lifetime, usages and CA flag from the request, like cert-manager's CA issuer.
     pub fn sign(&self, order: &IssueOrder) -> Result<IssuedCertificate, IssuerError> {
-        let rejected = |what: &str| IssuerError::Rejected(format!("CSR {what}"));
-        let block = pem::parse(&order.csr_pem).map_err(|_| rejected("is not PEM"))?;
+        let rejected = |what: &str| IssuerError::rejected(format!("CSR {what}"));
+        let block =
+            pem::parse(&order.csr_pem).map_err(|e| rejected("is not PEM").with_source(e))?;
         let (_, csr) = X509CertificationRequest::from_der(block.contents())
-            .map_err(|_| rejected("is not a valid PKCS#10 request"))?;
+            .map_err(|e| rejected("is not a valid PKCS#10 request").with_source(e))?;
         verify_request_signature(&csr).map_err(|reason| rejected(&reason))?;
         let info = &csr.certification_request_info;
         let alt_names =
@@ -186,7 +192,7 @@ impl LocalCa {
                     _ => None,
                 });
         let lifetime = time::Duration::try_from(order.duration)
-            .map_err(|_| IssuerError::Rejected("duration is too long".into()))?;
+            .map_err(|e| IssuerError::rejected("duration is too long").with_source(e))?;
         let now = OffsetDateTime::now_utc();
         // Capped at the CA's own end, as cert-manager's CA issuer does.
         let not_after = now
@@ -208,7 +214,7 @@ impl LocalCa {
             is_ca: order.is_ca,
         };
         let der = x509::certificate(&contents, &self.key, SignatureAlgorithm::EcdsaSha256)
-            .map_err(|e| IssuerError::Misconfigured(format!("cannot sign: {e}")))?;
+            .map_err(|e| IssuerError::misconfigured(format!("cannot sign: {e}")).with_source(e))?;
         Ok(IssuedCertificate {
             certificate_request: None,
             chain_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der)),

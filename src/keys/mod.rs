@@ -39,6 +39,20 @@ pub enum KeyError {
     Keystore(String),
 }
 
+impl KeyError {
+    /// The gRPC code kubelet sees: a key the volume asks for that cannot be made is the caller's
+    /// to change; anything else is the driver's own failure.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            KeyError::Unsupported(..) => tonic::Code::InvalidArgument,
+            KeyError::Generation(_)
+            | KeyError::Unreadable(_)
+            | KeyError::Csr(_)
+            | KeyError::Keystore(_) => tonic::Code::Internal,
+        }
+    }
+}
+
 /// `rsaEncryption`, the algorithm identifier PKCS#8 wraps PKCS#1 keys in.
 const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -327,6 +341,29 @@ mod tests {
             assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
             let back = PrivateKey::from_pem(&text).unwrap();
             assert_eq!((back.algorithm(), back.size()), (algorithm, size));
+        }
+    }
+
+    #[test]
+    fn only_an_unsupported_key_is_the_callers_to_change() {
+        let table = [
+            (
+                KeyError::Unsupported(KeySpec::DEFAULT, "m"),
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                KeyError::Generation(KeySpec::DEFAULT),
+                tonic::Code::Internal,
+            ),
+            (KeyError::Unreadable("m".into()), tonic::Code::Internal),
+            (
+                KeyError::Csr(X509Error::Invalid("m".into())),
+                tonic::Code::Internal,
+            ),
+            (KeyError::Keystore("m".into()), tonic::Code::Internal),
+        ];
+        for (error, code) in table {
+            assert_eq!(error.code(), code, "{error:?}");
         }
     }
 

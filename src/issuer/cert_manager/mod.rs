@@ -120,7 +120,7 @@ impl CertManagerIssuer {
         }
         let deadline = Instant::now() + self.settings.publish_timeout;
         if !self.cache.wait_synced(deadline).await {
-            return Err(IssuerError::TimedOut(format!(
+            return Err(IssuerError::timed_out(format!(
                 "the watch on CertificateRequests has not synced within {:?}{}",
                 self.settings.publish_timeout,
                 self.cache
@@ -202,13 +202,13 @@ impl CertManagerIssuer {
     ) -> Result<(RequestKey, Updates), IssuerError> {
         let client = match (&order.token, self.settings.use_token_request) {
             (Some(token), true) => self.connection.client_with_token(token).map_err(|e| {
-                IssuerError::Misconfigured(format!("building a client with the pod's token: {e}"))
+                IssuerError::misconfigured(format!("building a client with the pod's token: {e}"))
+                    .with_source(e)
             })?,
             (None, true) => {
-                return Err(IssuerError::Unavailable(
+                return Err(IssuerError::unavailable(
                     "no service-account token for this pod yet; kubelet passes a fresh one with \
-                     its next republish"
-                        .into(),
+                     its next republish",
                 ));
             }
             (_, false) => self.connection.client(),
@@ -222,7 +222,7 @@ impl CertManagerIssuer {
         let mut key = (order.pod.namespace.clone(), object.name().to_string());
         let mut updates = self.cache.subscribe(&key);
         let mut attempt = 0u32;
-        let mut last_error = "the publish deadline passed".to_string();
+        let mut last_error = None;
         loop {
             let sent = tokio::time::timeout_at(deadline, async {
                 self.connection.throttle().await;
@@ -263,8 +263,8 @@ impl CertManagerIssuer {
                 }
             }
             attempt += 1;
-            last_error = describe_error(&error);
             tracing::debug!(error = %describe_error(&error), attempt, "creating CertificateRequest failed; retrying");
+            last_error = Some(error);
             // Jittered (±20%), so that a burst of publishes hit by the same outage does not come
             // back in lockstep.
             let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)))
@@ -276,11 +276,18 @@ impl CertManagerIssuer {
         }
         drop(updates);
         self.cache.release(&key);
-        Err(IssuerError::Unavailable(format!(
-            "creating CertificateRequest {}/{} did not succeed before the publish deadline: \
-             {last_error}",
-            key.0, key.1
-        )))
+        let unavailable = IssuerError::unavailable(format!(
+            "creating CertificateRequest {}/{} did not succeed before the publish deadline: {}",
+            key.0,
+            key.1,
+            last_error
+                .as_ref()
+                .map_or_else(|| "the publish deadline passed".to_string(), describe_error)
+        ));
+        Err(match last_error {
+            Some(error) => unavailable.with_source(error),
+            None => unavailable,
+        })
     }
 
     /// Deletes a volume's requests beyond the newest `history_limit` (the one just created
@@ -336,12 +343,12 @@ impl CertManagerIssuer {
                             });
                         }
                         RequestState::Denied { reason, message } => {
-                            return Err(IssuerError::Denied(format!(
+                            return Err(IssuerError::denied(format!(
                                 "CertificateRequest {reference} was denied ({reason}): {message}"
                             )));
                         }
                         RequestState::Failed { message } => {
-                            return Err(IssuerError::Failed(format!(
+                            return Err(IssuerError::failed(format!(
                                 "CertificateRequest {reference} failed: {}",
                                 request::explain_failure(&message)
                             )));
@@ -350,7 +357,7 @@ impl CertManagerIssuer {
                     }
                 }
                 None if seen => {
-                    return Err(IssuerError::Unavailable(format!(
+                    return Err(IssuerError::unavailable(format!(
                         "CertificateRequest {reference} was deleted before it was signed"
                     )));
                 }
@@ -359,11 +366,11 @@ impl CertManagerIssuer {
             tokio::select! {
                 changed = updates.changed() => {
                     if changed.is_err() {
-                        return Err(IssuerError::Unavailable("the request cache closed".into()));
+                        return Err(IssuerError::unavailable("the request cache closed"));
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(IssuerError::TimedOut(format!(
+                    return Err(IssuerError::timed_out(format!(
                         "CertificateRequest {reference} is not signed after {:?}; last seen: \
                          {detail}. The next attempt for this volume resumes waiting on it",
                         self.settings.publish_timeout
@@ -434,25 +441,26 @@ fn classify_create_error(key: &RequestKey, error: kube::Error, order: &IssueOrde
         "the driver's service account".to_string()
     };
     let status = api_status(&error);
-    let error = describe_error(&error);
-    match status {
-        Some(401) => IssuerError::Misconfigured(format!(
-            "the API server did not accept the credentials of {who}: {error}"
+    let described = describe_error(&error);
+    let classified = match status {
+        Some(401) => IssuerError::misconfigured(format!(
+            "the API server did not accept the credentials of {who}: {described}"
         )),
-        Some(403) => IssuerError::Misconfigured(format!(
-            "{who} may not create CertificateRequests in namespace {}: {error}",
+        Some(403) => IssuerError::misconfigured(format!(
+            "{who} may not create CertificateRequests in namespace {}: {described}",
             key.0
         )),
-        Some(404) => IssuerError::Misconfigured(format!(
+        Some(404) => IssuerError::misconfigured(format!(
             "the API server has no CertificateRequest resource (are cert-manager's CRDs \
-             installed?) or no namespace {}: {error}",
+             installed?) or no namespace {}: {described}",
             key.0
         )),
-        _ => IssuerError::Rejected(format!(
-            "creating CertificateRequest {}/{}: {error}",
+        _ => IssuerError::rejected(format!(
+            "creating CertificateRequest {}/{}: {described}",
             key.0, key.1
         )),
-    }
+    };
+    classified.with_source(error)
 }
 
 impl Issuer for CertManagerIssuer {

@@ -136,11 +136,9 @@ impl VolumeManager {
         let issued = match outcome {
             Ok(issued) => issued,
             Err(error) => {
-                let pending_key = matches!(
-                    error,
-                    IssuerError::TimedOut(_) | IssuerError::Unavailable(_)
-                )
-                .then(|| PendingKey::new(&spec, key, order.csr_pem));
+                let pending_key = error
+                    .keeps_key()
+                    .then(|| PendingKey::new(&spec, key, order.csr_pem));
                 return Err(Failure {
                     error: error.into(),
                     pending_key,
@@ -150,7 +148,8 @@ impl VolumeManager {
         let certificate = inspect_leaf(&issued.chain_pem)
             .map(|info| CertificateSummary::from(&info))
             .map_err(|e| {
-                IssuerError::Rejected(format!("issuer returned an unreadable certificate: {e}"))
+                IssuerError::rejected(format!("issuer returned an unreadable certificate: {e}"))
+                    .with_source(e)
             })?;
 
         let key_pem = key.to_pem(spec.key.encoding)?;

@@ -141,6 +141,32 @@ impl VolumeError {
         let context = context.into();
         move |source| VolumeError::Io { context, source }
     }
+
+    /// The gRPC code kubelet sees for a call that failed this way (the one place it is decided).
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            VolumeError::InvalidAttributes(_) | VolumeError::InvalidArgument(_) => {
+                tonic::Code::InvalidArgument
+            }
+            VolumeError::Key(error) => error.code(),
+            VolumeError::Issuer(error) => error.code(),
+            VolumeError::TargetConflict { .. } => tonic::Code::AlreadyExists,
+            VolumeError::TargetInUse { .. } => tonic::Code::FailedPrecondition,
+            VolumeError::Cancelled(_) => tonic::Code::Aborted,
+            VolumeError::TooLarge { .. } => tonic::Code::ResourceExhausted,
+            VolumeError::NotFound(_) => tonic::Code::NotFound,
+            VolumeError::Io { .. } | VolumeError::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    /// The reason of the Warning Event the driver puts on the pod for this failure, if it is
+    /// one the driver names itself (only the issuer's answers are).
+    pub fn event_reason(&self) -> Option<&'static str> {
+        match self {
+            VolumeError::Issuer(error) => error.event_reason(),
+            _ => None,
+        }
+    }
 }
 
 /// One volume ID's place in the manager.
@@ -363,5 +389,91 @@ fn human_duration(duration: Duration) -> String {
         format!("{minutes}m{seconds}s")
     } else {
         format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+    use crate::attributes::KeySpec;
+    use crate::pod_events::reason;
+
+    #[test]
+    fn each_failure_has_one_code_and_event_reason() {
+        let table = [
+            (
+                VolumeError::InvalidAttributes(InvalidAttributes(Vec::new())),
+                Code::InvalidArgument,
+                None,
+            ),
+            (
+                VolumeError::InvalidArgument("m".into()),
+                Code::InvalidArgument,
+                None,
+            ),
+            (
+                VolumeError::TargetConflict {
+                    volume_id: "v".into(),
+                    existing: "/a".into(),
+                    requested: "/b".into(),
+                },
+                Code::AlreadyExists,
+                None,
+            ),
+            (
+                VolumeError::Key(KeyError::Unsupported(KeySpec::DEFAULT, "m")),
+                Code::InvalidArgument,
+                None,
+            ),
+            (
+                VolumeError::Key(KeyError::Generation(KeySpec::DEFAULT)),
+                Code::Internal,
+                None,
+            ),
+            (
+                VolumeError::Issuer(IssuerError::denied("m")),
+                Code::PermissionDenied,
+                Some(reason::DENIED),
+            ),
+            (
+                VolumeError::Issuer(IssuerError::misconfigured("m")),
+                Code::FailedPrecondition,
+                None,
+            ),
+            (
+                VolumeError::Io {
+                    context: "m".into(),
+                    source: io::Error::other("m"),
+                },
+                Code::Internal,
+                None,
+            ),
+            (
+                VolumeError::TargetInUse {
+                    target: "/t".into(),
+                    what: "m".into(),
+                },
+                Code::FailedPrecondition,
+                None,
+            ),
+            (VolumeError::NotFound("v".into()), Code::NotFound, None),
+            (
+                VolumeError::TooLarge {
+                    volume_id: "v".into(),
+                    needed: 2,
+                    limit: 1,
+                },
+                Code::ResourceExhausted,
+                None,
+            ),
+            (VolumeError::Cancelled("v".into()), Code::Aborted, None),
+            (VolumeError::Internal("m".into()), Code::Internal, None),
+        ];
+        for (error, code, reason) in table {
+            assert_eq!(error.code(), code, "{error:?}");
+            assert_eq!(error.event_reason(), reason, "{error:?}");
+        }
     }
 }

@@ -7,7 +7,6 @@ use super::issue::Action;
 use super::volume::ManagedVolume;
 use super::{VolumeError, VolumeManager, human_duration, rfc3339};
 use crate::certificate::CertificateSummary;
-use crate::issuer::IssuerError;
 use crate::metrics;
 use crate::pod_events::{PodEvent, reason};
 use crate::volume::state::VolumeProgress;
@@ -56,14 +55,11 @@ impl VolumeManager {
         if action == Action::Renew {
             self.metrics.renewal_finished(false);
         }
-        let reason = match error {
-            VolumeError::Issuer(IssuerError::Denied(_)) => reason::DENIED,
-            VolumeError::Issuer(IssuerError::Failed(_)) => reason::FAILED,
-            VolumeError::Issuer(IssuerError::TimedOut(_)) => reason::TIMED_OUT,
-            VolumeError::Issuer(IssuerError::Unavailable(_)) => reason::ISSUER_UNAVAILABLE,
-            _ if action == Action::Renew => reason::RENEWAL_FAILED,
+        let reason = match error.event_reason() {
+            Some(reason) => reason,
+            None if action == Action::Renew => reason::RENEWAL_FAILED,
             // Other first-publish failures reach the pod through kubelet's own FailedMount event.
-            _ => return,
+            None => return,
         };
         let mut message = format!("volume {}: {error}", volume.id());
         if action == Action::Renew
