@@ -16,6 +16,8 @@ mod publish;
 mod renew;
 mod report;
 mod resume;
+#[cfg(test)]
+mod tests;
 mod unpublish;
 mod volume;
 

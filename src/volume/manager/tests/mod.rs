@@ -1,0 +1,4 @@
+//! Unit tests of the manager that run as any user: no mounts, no sockets, no cluster.
+
+mod fixtures;
+mod scenarios;
