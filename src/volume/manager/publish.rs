@@ -148,9 +148,12 @@ impl VolumeManager {
                 .await
         });
         let joined = tokio::select! {
-            joined = &mut task => joined,
+            // Mounted comes first: an issuance that fails at once must not turn a mounted volume's
+            // publish into an error by the luck of the draw (the volume stays and is retried).
+            biased;
             // `--continue-on-not-ready`: mounted is enough; the task finishes the issuance.
             Ok(()) = on_mounted => return Ok(()),
+            joined = &mut task => joined,
         };
         joined.map_err(|e| VolumeError::Internal(e.to_string()))?
     }

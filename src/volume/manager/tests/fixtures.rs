@@ -226,8 +226,8 @@ impl Issuer for ScriptedIssuer {
             let answer = match outcome {
                 Outcome::Sign => self.ca.sign(order),
                 Outcome::Fail(error) => Err(error),
-                Outcome::TimeOut => Err(IssuerError::TimedOut(
-                    "scripted: not signed before the deadline".into(),
+                Outcome::TimeOut => Err(IssuerError::timed_out(
+                    "scripted: not signed before the deadline",
                 )),
                 Outcome::Hang => {
                     self.gate.acquire().await.expect("gate open").forget();

@@ -197,9 +197,7 @@ fn hours(hours: u64) -> Duration {
 }
 
 fn unavailable() -> Outcome {
-    Outcome::Fail(IssuerError::Unavailable(
-        "scripted: connection refused".into(),
-    ))
+    Outcome::Fail(IssuerError::unavailable("scripted: connection refused"))
 }
 
 /// What the issuer must have received by the end. Orders are counted from 1, as in "the second
@@ -623,7 +621,7 @@ scenarios! {
 
     a_first_publish_the_issuer_denies_leaves_nothing_behind => Scenario {
         knobs: Knobs::default(),
-        script: vec![Outcome::Fail(IssuerError::Denied("scripted: denied".into()))],
+        script: vec![Outcome::Fail(IssuerError::denied("scripted: denied"))],
         steps: vec![
             publish("csi-a", "a").answers(Answer::Issuer),
             Step::Holds("csi-a", Held::Nothing),
@@ -795,7 +793,7 @@ scenarios! {
     repeated_failures_are_retried_with_doubling_delays_up_to_the_cap => Scenario {
         knobs: Knobs::default().continue_on_not_ready().backoff(10, 40).renewal_loop(),
         script: (0..5)
-            .map(|_| Outcome::Fail(IssuerError::Failed("scripted: failed".into())))
+            .map(|_| Outcome::Fail(IssuerError::failed("scripted: failed")))
             .collect(),
         steps: vec![
             publish("csi-a", "a"),
@@ -858,19 +856,19 @@ scenarios! {
     // An issuer failure never takes a valid certificate away.
 
     a_renewal_the_issuer_denies_keeps_the_current_files =>
-        renewal_failing_with(IssuerError::Denied("scripted: denied".into()));
+        renewal_failing_with(IssuerError::denied("scripted: denied"));
 
     a_renewal_the_issuer_fails_keeps_the_current_files =>
-        renewal_failing_with(IssuerError::Failed("scripted: failed".into()));
+        renewal_failing_with(IssuerError::failed("scripted: failed"));
 
     a_renewal_the_issuer_rejects_keeps_the_current_files =>
-        renewal_failing_with(IssuerError::Rejected("scripted: bad CSR".into()));
+        renewal_failing_with(IssuerError::rejected("scripted: bad CSR"));
 
     a_renewal_without_a_reachable_issuer_keeps_the_current_files =>
-        renewal_failing_with(IssuerError::Unavailable("scripted: connection refused".into()));
+        renewal_failing_with(IssuerError::unavailable("scripted: connection refused"));
 
     a_renewal_with_a_misconfigured_issuer_keeps_the_current_files =>
-        renewal_failing_with(IssuerError::Misconfigured("scripted: CA unreadable".into()));
+        renewal_failing_with(IssuerError::misconfigured("scripted: CA unreadable"));
 
     a_renewal_that_times_out_keeps_the_files_and_retries_with_the_same_key => Scenario {
         knobs: Knobs::default().backoff(10, 80).renewal_loop(),
