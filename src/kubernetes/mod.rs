@@ -3,6 +3,7 @@
 //! Used by the cert-manager issuer backend; the embedded CA needs none of it.
 
 pub mod event_recorder;
+pub mod pods;
 pub mod rate_limit;
 pub mod token;
 

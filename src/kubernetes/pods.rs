@@ -1,0 +1,288 @@
+//! The pods on this node, as one watch sees them (`spec.nodeName=<node>`, the field selector
+//! kubelet itself uses): what readiness gates and `${POD_IP}` need. A volume waiting on its pod
+//! follows that pod's entry and wakes the moment the watch delivers a change; nothing polls the
+//! API server.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::pod_gates::PodFacts;
+
+/// `(namespace, name)`.
+pub type PodKey = (String, String);
+
+/// One pod's latest facts as the watch delivers them (`None` until seen, or once deleted).
+pub type PodUpdates = watch::Receiver<Option<Arc<PodFacts>>>;
+
+/// The few fields of a Pod the driver uses.
+pub fn facts_of(pod: &Pod) -> PodFacts {
+    let status = pod.status.as_ref();
+    let ips = status
+        .and_then(|status| status.pod_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.ip.parse().ok())
+        .collect();
+    let conditions = status
+        .and_then(|status| status.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|condition| (condition.type_.clone(), condition.status.clone()))
+        .collect();
+    PodFacts {
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        ips,
+        conditions,
+        annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+fn key_of(pod: &Pod) -> PodKey {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+#[derive(Default)]
+struct View {
+    /// One channel per pod anyone follows or the watch delivered.
+    entries: HashMap<PodKey, watch::Sender<Option<Arc<PodFacts>>>>,
+    /// A re-list in progress: what it has delivered so far.
+    relisting: Option<BTreeMap<PodKey, PodFacts>>,
+}
+
+impl View {
+    fn entry(&mut self, key: &PodKey) -> &watch::Sender<Option<Arc<PodFacts>>> {
+        self.entries
+            .entry(key.clone())
+            .or_insert_with(|| watch::channel(None).0)
+    }
+
+    /// Stores a pod's facts; followers wake only when a fact they can see changed (a pod's status
+    /// is rewritten often, mostly in fields no gate reads).
+    fn apply(&mut self, key: &PodKey, facts: PodFacts) {
+        self.entry(key).send_if_modified(|current| {
+            if current.as_deref() == Some(&facts) {
+                return false;
+            }
+            *current = Some(Arc::new(facts));
+            true
+        });
+    }
+
+    fn delete(&mut self, key: &PodKey) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        entry.send_replace(None);
+        if entry.receiver_count() == 0 {
+            self.entries.remove(key);
+        }
+    }
+}
+
+/// The watch-fed view of this node's pods. Cheap to share.
+#[derive(Default)]
+pub struct PodWatch {
+    view: Mutex<View>,
+    /// True once the first full list arrived.
+    synced: watch::Sender<bool>,
+}
+
+impl PodWatch {
+    pub fn new() -> Arc<PodWatch> {
+        Arc::new(PodWatch::default())
+    }
+
+    /// Follows one pod. The receiver holds its current facts and changes with every update.
+    pub fn follow(&self, namespace: &str, name: &str) -> PodUpdates {
+        self.view()
+            .entry(&(namespace.to_string(), name.to_string()))
+            .subscribe()
+    }
+
+    /// Forgets a pod nobody follows any more and the watch has not delivered.
+    pub fn release(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        let mut view = self.view();
+        if let Some(entry) = view.entries.get(&key)
+            && entry.receiver_count() == 0
+            && entry.borrow().is_none()
+        {
+            view.entries.remove(&key);
+        }
+    }
+
+    /// The latest facts of one pod.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>> {
+        let key = (namespace.to_string(), name.to_string());
+        self.view().entries.get(&key)?.borrow().clone()
+    }
+
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    fn view(&self) -> parking_lot::MutexGuard<'_, View> {
+        self.view.lock()
+    }
+
+    /// Applies one event from the watch.
+    pub fn handle(&self, event: watcher::Event<Pod>) {
+        let mut view = self.view();
+        match event {
+            watcher::Event::Apply(pod) => view.apply(&key_of(&pod), facts_of(&pod)),
+            watcher::Event::Delete(pod) => view.delete(&key_of(&pod)),
+            watcher::Event::Init => view.relisting = Some(BTreeMap::new()),
+            watcher::Event::InitApply(pod) => {
+                view.relisting
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key_of(&pod), facts_of(&pod));
+            }
+            watcher::Event::InitDone => {
+                let listed = view.relisting.take().unwrap_or_default();
+                // What the view held that the list no longer has was deleted meanwhile.
+                let vanished: Vec<PodKey> = view
+                    .entries
+                    .iter()
+                    .filter(|(key, entry)| entry.borrow().is_some() && !listed.contains_key(*key))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in vanished {
+                    view.delete(&key);
+                }
+                for (key, facts) in listed {
+                    view.apply(&key, facts);
+                }
+                drop(view);
+                self.synced.send_replace(true);
+            }
+        }
+    }
+
+    /// Runs the watch of the pods on `node` until the process ends. Reconnects with backoff after
+    /// errors; kube's watcher re-lists after `410 Gone`.
+    pub async fn run_watch(self: Arc<Self>, client: kube::Client, node: String) {
+        let api: kube::Api<Pod> = kube::Api::all(client);
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let mut events = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.handle(event),
+                Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{PodCondition, PodIP, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn pod(name: &str, ips: &[&str], ready: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                pod_ips: Some(ips.iter().map(|ip| PodIP { ip: ip.to_string() }).collect()),
+                conditions: ready.map(|status| {
+                    vec![PodCondition {
+                        type_: "Ready".into(),
+                        status: status.into(),
+                        ..PodCondition::default()
+                    }]
+                }),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn facts_are_read_from_the_pod() {
+        let facts = facts_of(&pod(
+            "a",
+            &["10.0.0.7", "fd00::7", "not-an-ip"],
+            Some("True"),
+        ));
+        assert_eq!(facts.uid, "uid-a");
+        assert_eq!(
+            facts.ips,
+            [
+                "10.0.0.7".parse::<std::net::IpAddr>().unwrap(),
+                "fd00::7".parse().unwrap()
+            ]
+        );
+        assert_eq!(facts.conditions["Ready"], "True");
+        assert!(!facts.deleting);
+    }
+
+    #[tokio::test]
+    async fn a_follower_wakes_when_what_it_sees_changes_and_not_otherwise() {
+        let watch = PodWatch::new();
+        let mut follower = watch.follow("ns", "a");
+        assert!(follower.borrow_and_update().is_none());
+        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
+        follower.changed().await.unwrap();
+        assert!(
+            follower
+                .borrow_and_update()
+                .as_ref()
+                .unwrap()
+                .ips
+                .is_empty()
+        );
+        // The same facts again (another field of the status changed): nobody wakes.
+        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
+        assert!(!follower.has_changed().unwrap());
+        watch.handle(watcher::Event::Apply(pod("a", &["10.0.0.7"], None)));
+        assert!(follower.has_changed().unwrap());
+        assert_eq!(follower.borrow_and_update().as_ref().unwrap().ips.len(), 1);
+        watch.handle(watcher::Event::Delete(pod("a", &["10.0.0.7"], None)));
+        assert!(follower.has_changed().unwrap());
+        assert!(follower.borrow_and_update().is_none());
+    }
+
+    #[test]
+    fn a_relist_replaces_the_view() {
+        let watch = PodWatch::new();
+        assert!(!watch.is_synced());
+        watch.handle(watcher::Event::Init);
+        watch.handle(watcher::Event::InitApply(pod("a", &[], None)));
+        watch.handle(watcher::Event::InitApply(pod("b", &[], None)));
+        watch.handle(watcher::Event::InitDone);
+        assert!(watch.is_synced());
+        let b = watch.follow("ns", "b");
+        // Lost watch: meanwhile b was deleted and a got an address.
+        watch.handle(watcher::Event::Init);
+        watch.handle(watcher::Event::InitApply(pod("a", &["10.0.0.7"], None)));
+        watch.handle(watcher::Event::InitDone);
+        assert!(b.borrow().is_none());
+        assert_eq!(watch.get("ns", "a").unwrap().ips.len(), 1);
+        drop(b);
+        watch.release("ns", "b");
+        assert!(
+            watch
+                .view()
+                .entries
+                .get(&("ns".into(), "b".into()))
+                .is_none()
+        );
+    }
+}
