@@ -246,6 +246,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             strict_attributes: config.strict_attributes,
             default_duration: config.default_duration,
             csi_lib_root: config.adopt_csi_lib_data_root.clone(),
+            readiness: None,
         },
         issuer,
         mounter,

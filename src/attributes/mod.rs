@@ -36,7 +36,8 @@ pub use files::check_file_name;
 pub use problems::{AttributeProblem, InvalidAttributes};
 pub use spec::{
     CertRequestSpec, DEFAULT_DURATION, FileNames, IssuerRef, KeyAlgorithm, KeyEncoding, KeySpec,
-    KeyUsage, ParseOptions, Password, Pkcs12Profile, Pkcs12Spec, PodInfo, VolumeAttributes,
+    KeyUsage, ParseOptions, Password, Pkcs12Profile, Pkcs12Spec, PodInfo, PodIpSans, PodIpWait,
+    VolumeAttributes,
 };
 pub use subject::Subject;
 pub use table::{
@@ -73,7 +74,7 @@ fn parse(
     let pod = pod::read(reader);
     let issuer = issuer::read(reader);
     let subject = subject_fields::read(reader, &pod, &mut warnings);
-    let sans = sans::read(reader, &pod);
+    let sans = sans::read(reader, &pod, options);
     sans::check_something_is_named(reader, &subject, &sans);
     let terms = certificate::read(reader, options.default_duration);
     let key = key_spec::read(reader);
@@ -95,6 +96,7 @@ fn parse(
             subject,
             dns_names: sans.dns_names,
             ip_sans: sans.ip_sans,
+            pod_ip_sans: sans.pod_ip_sans,
             uri_sans: sans.uri_sans,
             duration: terms.duration,
             renew_before: terms.renew_before,

@@ -5,21 +5,25 @@ use std::net::IpAddr;
 
 use super::Subject;
 use super::reader::{Reader, split_list};
-use super::spec::PodInfo;
+use super::spec::{ParseOptions, PodInfo, PodIpSans};
 use super::table::{Part, key};
 
 /// The names a certificate is valid for besides its subject.
 pub(super) struct Sans {
     pub dns_names: Vec<String>,
     pub ip_sans: Vec<IpAddr>,
+    pub pod_ip_sans: PodIpSans,
     pub uri_sans: Vec<String>,
 }
 
-pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo) -> Sans {
+pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, options: ParseOptions) -> Sans {
     let reader = reader.part(Part::Sans);
+    let dns_names = read_dns_names(reader, pod);
+    let (ip_sans, pod_ip_sans) = read_ip_sans(reader, options);
     Sans {
-        dns_names: read_dns_names(reader, pod),
-        ip_sans: read_ip_sans(reader),
+        dns_names,
+        ip_sans,
+        pod_ip_sans,
         uri_sans: read_uri_sans(reader, pod),
     }
 }
@@ -46,21 +50,52 @@ fn read_dns_names(reader: &mut Reader<'_>, pod: &PodInfo) -> Vec<String> {
     dns_names
 }
 
-fn read_ip_sans(reader: &mut Reader<'_>) -> Vec<IpAddr> {
+/// Addresses, and `${POD_IP}` / `${POD_IPS}` (each a whole entry) for the pod's own.
+fn read_ip_sans(reader: &mut Reader<'_>, options: ParseOptions) -> (Vec<IpAddr>, PodIpSans) {
     let mut ip_sans = Vec::new();
-    if let Some(raw) = reader.get(key::IP_SANS) {
-        for entry in split_list(raw) {
-            match entry.parse::<IpAddr>() {
-                Ok(ip) => ip_sans.push(ip),
-                Err(_) => reader.problem(
+    let mut pod_ip_sans = PodIpSans::None;
+    let Some(raw) = reader.get(key::IP_SANS) else {
+        return (ip_sans, pod_ip_sans);
+    };
+    for entry in split_list(raw) {
+        let own = match entry.as_str() {
+            "${POD_IP}" | "$POD_IP" => Some(PodIpSans::Primary),
+            "${POD_IPS}" | "$POD_IPS" => Some(PodIpSans::All),
+            _ => None,
+        };
+        if let Some(own) = own {
+            match options.pod_ip_wait.missing() {
+                // Both asked: all of them.
+                None => pod_ip_sans = pod_ip_sans.max(own),
+                Some(flags) => reader.problem(
                     key::IP_SANS,
                     Some(raw),
-                    format!("contains {entry:?}, which is not an IPv4 or IPv6 address"),
+                    format!(
+                        "uses {entry}, but the pod has no address when its volume is published: \
+                         the driver must run with {flags} to wait for it"
+                    ),
                 ),
             }
+            continue;
+        }
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => ip_sans.push(ip),
+            Err(_) if entry.contains('$') => reader.problem(
+                key::IP_SANS,
+                Some(raw),
+                format!(
+                    "contains {entry:?}: the variables of ip-sans are ${{POD_IP}} and \
+                     ${{POD_IPS}}, each as a whole entry"
+                ),
+            ),
+            Err(_) => reader.problem(
+                key::IP_SANS,
+                Some(raw),
+                format!("contains {entry:?}, which is not an IPv4 or IPv6 address"),
+            ),
         }
     }
-    ip_sans
+    (ip_sans, pod_ip_sans)
 }
 
 fn read_uri_sans(reader: &mut Reader<'_>, pod: &PodInfo) -> Vec<String> {
@@ -91,6 +126,7 @@ pub(super) fn check_something_is_named(reader: &mut Reader<'_>, subject: &Subjec
     if subject.common_name().is_none()
         && sans.dns_names.is_empty()
         && sans.ip_sans.is_empty()
+        && sans.pod_ip_sans == PodIpSans::None
         && sans.uri_sans.is_empty()
     {
         let dns_names = reader.part(Part::Sans).get(key::DNS_NAMES);

@@ -224,7 +224,11 @@ pub struct CertRequestSpec {
     /// per-field attributes.
     pub subject: Subject,
     pub dns_names: Vec<String>,
+    /// The addresses written in `ip-sans`; the pod's own come on top ([`Self::pod_ip_sans`]).
     pub ip_sans: Vec<IpAddr>,
+    /// The pod's own addresses asked for in `ip-sans`: put first, before the written ones, once
+    /// known ([`CertRequestSpec::with_pod_ips`]).
+    pub pod_ip_sans: PodIpSans,
     pub uri_sans: Vec<String>,
     pub duration: Duration,
     pub renew_before: Option<Duration>,
@@ -263,6 +267,8 @@ pub struct ParseOptions {
     pub strict: bool,
     /// The lifetime of a volume without a `duration` attribute (`--default-duration`).
     pub default_duration: Duration,
+    /// What the driver can do to learn a pod's addresses, for `${POD_IP}` and `${POD_IPS}`.
+    pub pod_ip_wait: PodIpWait,
 }
 
 impl Default for ParseOptions {
@@ -270,6 +276,63 @@ impl Default for ParseOptions {
         ParseOptions {
             strict: false,
             default_duration: DEFAULT_DURATION,
+            pod_ip_wait: PodIpWait::default(),
         }
+    }
+}
+
+/// A pod has no address when kubelet publishes its volumes, so a certificate naming it can only
+/// be issued by a driver that may answer before issuing and that waits for the address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodIpWait {
+    /// `--continue-on-not-ready=true`.
+    pub continue_on_not_ready: bool,
+    /// A `--pod-readiness-gate=pod-ip:…`.
+    pub pod_ip_gate: bool,
+}
+
+impl PodIpWait {
+    /// What is missing for `${POD_IP}`, as the flags to add; `None` when nothing is.
+    pub fn missing(self) -> Option<&'static str> {
+        match (self.continue_on_not_ready, self.pod_ip_gate) {
+            (true, true) => None,
+            (true, false) => Some("--pod-readiness-gate=pod-ip:any (or ipv4/ipv6)"),
+            (false, true) => Some("--continue-on-not-ready=true"),
+            (false, false) => Some(
+                "--continue-on-not-ready=true and --pod-readiness-gate=pod-ip:any (or ipv4/ipv6)",
+            ),
+        }
+    }
+}
+
+/// Which of the pod's own addresses a certificate carries (`${POD_IP}` / `${POD_IPS}` in
+/// `ip-sans`), resolved when the certificate is issued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PodIpSans {
+    #[default]
+    None,
+    /// `${POD_IP}`: the first address of `status.podIPs`.
+    Primary,
+    /// `${POD_IPS}`: every address of `status.podIPs`.
+    All,
+}
+
+impl CertRequestSpec {
+    /// The spec with the pod's current addresses in its IP SANs (`pod_ips` in `status.podIPs`
+    /// order): what a certificate is issued for. Without `${POD_IP}`/`${POD_IPS}` it is unchanged.
+    pub fn with_pod_ips(&self, pod_ips: &[IpAddr]) -> CertRequestSpec {
+        let own: &[IpAddr] = match self.pod_ip_sans {
+            PodIpSans::None => &[],
+            PodIpSans::Primary => &pod_ips[..pod_ips.len().min(1)],
+            PodIpSans::All => pod_ips,
+        };
+        let mut spec = self.clone();
+        spec.ip_sans = own.to_vec();
+        for ip in &self.ip_sans {
+            if !spec.ip_sans.contains(ip) {
+                spec.ip_sans.push(*ip);
+            }
+        }
+        spec
     }
 }

@@ -542,3 +542,99 @@ fn every_row_of_the_table_is_read_by_its_own_part() {
         );
     }
 }
+
+fn with_pod_ip_wait(continue_on_not_ready: bool, pod_ip_gate: bool) -> ParseOptions {
+    ParseOptions {
+        pod_ip_wait: PodIpWait {
+            continue_on_not_ready,
+            pod_ip_gate,
+        },
+        ..ParseOptions::default()
+    }
+}
+
+#[test]
+fn pod_ip_variables_need_a_driver_that_waits_for_the_address() {
+    let ctx = context(&[(key::IP_SANS, "${POD_IP}")]);
+    for (continue_on_not_ready, pod_ip_gate, missing) in [
+        (
+            false,
+            false,
+            "--continue-on-not-ready=true and --pod-readiness-gate=pod-ip:any",
+        ),
+        (true, false, "--pod-readiness-gate=pod-ip:any"),
+        (false, true, "--continue-on-not-ready=true"),
+    ] {
+        let message =
+            parse_volume_context_with(&ctx, with_pod_ip_wait(continue_on_not_ready, pod_ip_gate))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            message.contains(key::IP_SANS)
+                && message.contains("${POD_IP}")
+                && message.contains(missing),
+            "{message}"
+        );
+    }
+    let parsed = parse_volume_context_with(&ctx, with_pod_ip_wait(true, true)).unwrap();
+    assert_eq!(parsed.spec.pod_ip_sans, PodIpSans::Primary);
+    assert!(
+        parsed.spec.ip_sans.is_empty(),
+        "the pod's address alone names the certificate"
+    );
+}
+
+#[test]
+fn pod_ip_variables_are_whole_ip_sans_entries_and_nothing_else() {
+    let waits = with_pod_ip_wait(true, true);
+    let parsed = parse_volume_context_with(
+        &context(&[(key::IP_SANS, "$POD_IP, 192.0.2.1, ${POD_IPS}")]),
+        waits,
+    )
+    .unwrap();
+    assert_eq!(parsed.spec.pod_ip_sans, PodIpSans::All);
+    assert_eq!(
+        parsed.spec.ip_sans,
+        ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    for (attribute, value) in [
+        (key::IP_SANS, "10.0.0.${POD_IP}"),
+        (key::DNS_NAMES, "${POD_IP}.example.com"),
+        (key::URI_SANS, "spiffe://cluster/${POD_IPS}"),
+        (key::COMMON_NAME, "${POD_IP}"),
+    ] {
+        let message = parse_volume_context_with(&context(&[(attribute, value)]), waits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(attribute)
+                && message.contains("ip-sans")
+                && message.contains("whole entry"),
+            "{attribute}: {message}"
+        );
+    }
+}
+
+#[test]
+fn the_pods_addresses_come_first_in_the_issued_spec() {
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+    let parsed = parse_volume_context_with(
+        &context(&[(key::IP_SANS, "${POD_IP},192.0.2.1,10.0.0.7")]),
+        with_pod_ip_wait(true, true),
+    )
+    .unwrap();
+    let pod_ips = [ip("10.0.0.7"), ip("fd00::7")];
+    assert_eq!(
+        parsed.spec.with_pod_ips(&pod_ips).ip_sans,
+        [ip("10.0.0.7"), ip("192.0.2.1")],
+        "the primary address first, a written address it repeats only once"
+    );
+    let mut all = parsed.spec.clone();
+    all.pod_ip_sans = PodIpSans::All;
+    assert_eq!(
+        all.with_pod_ips(&pod_ips).ip_sans,
+        [ip("10.0.0.7"), ip("fd00::7"), ip("192.0.2.1")]
+    );
+    let literal = parse_volume_context(&context(&[(key::IP_SANS, "192.0.2.1")])).unwrap();
+    assert_eq!(literal.spec.with_pod_ips(&pod_ips), literal.spec);
+}

@@ -18,6 +18,13 @@ fn lookup<'a>(name: &str, pod: &'a PodInfo) -> Result<&'a str, String> {
         "POD_NAMESPACE" => Some(pod.namespace.as_str()),
         "POD_UID" => Some(pod.uid.as_str()),
         "SERVICE_ACCOUNT_NAME" => pod.service_account.as_deref(),
+        // The pod's addresses are IP SANs, which is what a client checks an address against;
+        // they are resolved at issuance (see `sans.rs`), never spelled into a name.
+        "POD_IP" | "POD_IPS" => {
+            return Err(format!(
+                "uses ${{{name}}}, which only csi.cert-manager.io/ip-sans can use, as a whole entry"
+            ));
+        }
         _ => {
             return Err(format!(
                 "uses unknown variable ${{{name}}}; known variables are {}",
@@ -92,8 +99,8 @@ mod tests {
 
     #[test]
     fn unknown_variable_lists_known_ones() {
-        let error = expand("${POD_IP}", &pod()).unwrap_err();
-        assert!(error.contains("${POD_IP}"), "{error}");
+        let error = expand("${POD_HOSTNAME}", &pod()).unwrap_err();
+        assert!(error.contains("${POD_HOSTNAME}"), "{error}");
         for known in KNOWN_VARIABLES {
             assert!(error.contains(known), "{error}");
         }

@@ -11,4 +11,6 @@ pub mod mount;
 pub mod mountinfo;
 pub mod state;
 
-pub use manager::{ManagerConfig, PublishCall, VolumeError, VolumeManager, VolumeSnapshot};
+pub use manager::{
+    ManagerConfig, PublishCall, Readiness, VolumeError, VolumeManager, VolumeSnapshot,
+};

@@ -33,11 +33,13 @@ pub use self::resume::{AdoptionSummary, ResumeSummary};
 use self::volume::{Counted, Counters, ManagedVolume, ParkedKeys};
 use super::mount::Mounter;
 use super::state::StateStore;
-use crate::attributes::{InvalidAttributes, ParseOptions, redacted_context};
+use crate::attributes::{InvalidAttributes, ParseOptions, PodIpWait, redacted_context};
 use crate::issuer::{Issuer, IssuerError};
 use crate::keys::KeyError;
+use crate::kubernetes::pods::PodWatch;
 use crate::metrics::Metrics;
 use crate::pod_events::PodEvents;
+use crate::pod_gates::{Gate, GateBackoff};
 use crate::renewal::{self, Scheduler};
 
 /// Settings of the volume manager.
@@ -61,6 +63,28 @@ pub struct ManagerConfig {
     /// start, and an unpublish of one of its volumes that could not be adopted is still carried
     /// out.
     pub csi_lib_root: Option<PathBuf>,
+    /// `--pod-readiness-gate`: what a volume's pod must satisfy before its certificate is issued,
+    /// judged on the node's pod watch. `None` without gates.
+    pub readiness: Option<Readiness>,
+}
+
+/// The readiness gates and what they are judged on.
+#[derive(Clone)]
+pub struct Readiness {
+    pub gates: Vec<Gate>,
+    /// Bounds the re-check of a pod whose watch event was missed (`--gate-backoff-*`).
+    pub backoff: GateBackoff,
+    pub pods: Arc<PodWatch>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gates: Vec<String> = self.gates.iter().map(Gate::to_string).collect();
+        f.debug_struct("Readiness")
+            .field("gates", &gates)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A `NodePublishVolume` call, decoded.
@@ -289,9 +313,18 @@ impl VolumeManager {
     }
 
     fn parse_options(&self) -> ParseOptions {
+        let pod_ip_gate = self
+            .config
+            .readiness
+            .as_ref()
+            .is_some_and(|readiness| readiness.gates.iter().any(Gate::waits_for_ip));
         ParseOptions {
             strict: self.config.strict_attributes,
             default_duration: self.config.default_duration,
+            pod_ip_wait: PodIpWait {
+                continue_on_not_ready: self.config.continue_on_not_ready,
+                pod_ip_gate,
+            },
         }
     }
 

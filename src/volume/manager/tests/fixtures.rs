@@ -327,6 +327,7 @@ impl Knobs {
             strict_attributes: false,
             default_duration: DEFAULT_DURATION,
             csi_lib_root: None,
+            readiness: None,
         }
     }
 }
