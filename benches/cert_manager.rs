@@ -100,6 +100,8 @@ async fn run() -> BenchResult<()> {
         cert_manager: Default::default(),
         default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
         adopt_csi_lib_data_root: None,
+        readiness_gates: Vec::new(),
+        gate_backoff: Default::default(),
     };
     let running = driver::start(config.clone()).await?;
     let csi = client::connect(running.socket_path()).await?;

@@ -9,6 +9,7 @@ use crate::attributes::duration::parse_go_duration;
 use crate::driver::{self, DriverConfig, IssuerBackend, MountMode};
 use crate::issuer::cert_manager::CertManagerSettings;
 use crate::kubernetes::KubeSettings;
+use crate::pod_gates::{self, Gate, GateBackoff};
 
 /// Where the driver keeps what it needs to resume after a restart. Not under /tmp, which
 /// systemd-tmpfiles cleans (upstream csi-lib #18).
@@ -128,10 +129,28 @@ pub struct DriverArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
     pub strict_attributes: bool,
 
-    /// Accepted for compatibility with upstream's command lines, not implemented yet: the driver
-    /// logs a warning and sets no pod readiness gate.
-    #[arg(long, value_name = "CONDITION_TYPE")]
-    pub pod_readiness_gate: Option<String>,
+    /// Defer a volume's issuance until its pod meets this gate (repeatable; all must pass):
+    /// `pod-ip:any|ipv4|ipv6`, `pod-condition:<Type>[=<Status>]`, `pod-annotation:<key>`.
+    /// Needs --continue-on-not-ready=true. Judged on one watch of this node's pods.
+    #[arg(long, value_name = "TYPE:VALUE", action = ArgAction::Append)]
+    pub pod_readiness_gate: Vec<String>,
+
+    /// First re-check of a pod whose gates are pending, when no watch event woke it (the watch
+    /// wakes a pending volume the moment its pod changes; this only bounds a missed event).
+    #[arg(long, default_value = "1s", value_parser = parse_timeout)]
+    pub gate_backoff_duration: std::time::Duration,
+
+    /// Growth of that re-check interval.
+    #[arg(long, default_value_t = 2.0)]
+    pub gate_backoff_factor: f64,
+
+    /// Random extra on each re-check interval, as a fraction of it.
+    #[arg(long, default_value_t = 0.5)]
+    pub gate_backoff_jitter: f64,
+
+    /// Longest re-check interval (0 = no cap).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub gate_backoff_cap: std::time::Duration,
 
     /// Where to serve /metrics, /healthz and /readyz (`:9402`, `127.0.0.1:9402`); `0` = off.
     #[arg(long, default_value = "0")]
@@ -256,7 +275,22 @@ impl DriverArgs {
             .clone()
             .filter(|id| !id.is_empty())
             .ok_or("--node-id (or NODE_ID) is required")?;
+        let readiness_gates = self
+            .pod_readiness_gate
+            .iter()
+            .map(|spec| spec.parse::<Gate>())
+            .collect::<Result<Vec<Gate>, String>>()?;
+        pod_gates::check_flags(&readiness_gates, self.continue_on_not_ready)?;
+        let gate_backoff = GateBackoff {
+            initial: self.gate_backoff_duration,
+            factor: self.gate_backoff_factor,
+            jitter: self.gate_backoff_jitter,
+            cap: self.gate_backoff_cap,
+        };
+        gate_backoff.validate()?;
         Ok(DriverConfig {
+            readiness_gates,
+            gate_backoff,
             node_id,
             driver_name: self.driver_name.clone(),
             socket_path: crate::csi::server::parse_endpoint(&self.endpoint)?,
@@ -336,12 +370,6 @@ fn print_status(data_root: &std::path::Path, format: StatusFormat) -> ExitCode {
 }
 
 fn run_driver(args: &DriverArgs) -> ExitCode {
-    if let Some(gate) = &args.pod_readiness_gate {
-        tracing::warn!(
-            gate = %gate,
-            "--pod-readiness-gate is accepted for compatibility but not implemented: no readiness gate is set on pods"
-        );
-    }
     let config = match args.to_config() {
         Ok(config) => config,
         Err(message) => {
@@ -463,7 +491,7 @@ mod tests {
             "--use-token-request=false",
             "--continue-on-not-ready=true",
             "--endpoint=unix://plugin/csi.sock",
-            "--pod-readiness-gate=cert-manager.io/csi-ready",
+            "--pod-readiness-gate=pod-condition:cert-manager.io/csi-ready",
         ])
         .unwrap();
         let explicit = explicit.driver.to_config().unwrap();
@@ -480,6 +508,42 @@ mod tests {
             Cli::try_parse_from(["x", "--certificate-request-history=0"]).is_err(),
             "history below 1 is refused"
         );
+    }
+
+    #[test]
+    fn readiness_gates_are_checked_at_start() {
+        let config = |extra: &[&str]| {
+            let mut args = vec!["cert-manager-csi-driver", "--node-id=n"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().driver.to_config()
+        };
+        let gated = config(&[
+            "--continue-on-not-ready=true",
+            "--pod-readiness-gate=pod-ip:ipv4",
+            "--pod-readiness-gate",
+            "pod-condition:example.com/net=true",
+            "--gate-backoff-cap=0",
+        ])
+        .unwrap();
+        let gates: Vec<String> = gated.readiness_gates.iter().map(Gate::to_string).collect();
+        assert_eq!(gates, ["pod-ip:ipv4", "pod-condition:example.com/net=True"]);
+        assert_eq!(gated.gate_backoff.cap, std::time::Duration::ZERO);
+        assert_eq!(
+            config(&[]).unwrap().gate_backoff,
+            GateBackoff::default(),
+            "upstream's defaults: 1s, 2.0, 0.5, 10s"
+        );
+        assert_eq!(
+            config(&["--pod-readiness-gate=pod-ip:any"]).unwrap_err(),
+            "--pod-readiness-gate requires --continue-on-not-ready=true"
+        );
+        let bad = config(&[
+            "--continue-on-not-ready",
+            "--pod-readiness-gate=pod-ip:ipv5",
+        ]);
+        assert!(bad.unwrap_err().contains("\"pod-ip:ipv5\""));
+        let bad = config(&["--gate-backoff-factor=0.5"]);
+        assert!(bad.unwrap_err().contains("--gate-backoff-factor"));
     }
 
     #[test]

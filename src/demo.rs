@@ -208,6 +208,8 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         cert_manager: Default::default(),
         default_duration: crate::attributes::DEFAULT_DURATION,
         adopt_csi_lib_data_root: None,
+        readiness_gates: Vec::new(),
+        gate_backoff: Default::default(),
     };
     let running = driver::start(config.clone()).await?;
     let mut csi = client::connect(running.socket_path()).await?;

@@ -16,14 +16,16 @@ use crate::issuer::cert_manager::{CertManagerIssuer, CertManagerSettings};
 use crate::issuer::local_ca::LocalCa;
 use crate::issuer::{Issuer, IssuerError};
 use crate::kubernetes::event_recorder::KubeEvents;
+use crate::kubernetes::pods::PodWatch;
 use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
 use crate::metrics::Metrics;
 use crate::pod_events::{NoEvents, PodEvents};
+use crate::pod_gates::{Gate, GateBackoff};
 use crate::volume::csi_lib::CsiLibRoot;
 use crate::volume::manager::{AdoptionSummary, ResumeSummary};
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use crate::volume::state::StateStore;
-use crate::volume::{ManagerConfig, VolumeManager};
+use crate::volume::{ManagerConfig, Readiness, VolumeManager};
 
 /// Where certificates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +74,10 @@ pub struct DriverConfig {
     pub default_duration: std::time::Duration,
     /// The Go driver's data root whose volumes are taken over at start (absolute).
     pub adopt_csi_lib_data_root: Option<PathBuf>,
+    /// `--pod-readiness-gate`: judged on a watch of this node's pods (cert-manager backend).
+    pub readiness_gates: Vec<Gate>,
+    /// `--gate-backoff-*`.
+    pub gate_backoff: GateBackoff,
 }
 
 /// Why the driver could not start.
@@ -93,6 +99,9 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    /// The flags ask for something this setup cannot do.
+    #[error("{0}")]
+    Config(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -181,10 +190,16 @@ impl Drop for RunningDriver {
     }
 }
 
+/// What [`build_issuer`] sets up: the issuer, where pod Events go, and the API connection when
+/// there is a cluster.
+pub struct IssuerParts {
+    pub issuer: Arc<dyn Issuer>,
+    pub events: Arc<dyn PodEvents>,
+    pub connection: Option<KubeConnection>,
+}
+
 /// Builds the issuer the configuration asks for, and where pod events go with it.
-pub async fn build_issuer(
-    config: &DriverConfig,
-) -> Result<(Arc<dyn Issuer>, Arc<dyn PodEvents>), DriverError> {
+pub async fn build_issuer(config: &DriverConfig) -> Result<IssuerParts, DriverError> {
     match config.issuer_backend {
         IssuerBackend::CertManager => {
             let connection = KubeConnection::connect(&config.kube).await?;
@@ -200,20 +215,59 @@ pub async fn build_issuer(
                 config.driver_name.clone(),
                 format!("{}/{}", config.driver_name, config.node_id),
             );
-            let issuer =
-                CertManagerIssuer::start(connection, &config.node_id, config.cert_manager.clone());
-            Ok((Arc::new(issuer), Arc::new(events)))
+            let issuer = CertManagerIssuer::start(
+                connection.clone(),
+                &config.node_id,
+                config.cert_manager.clone(),
+            );
+            Ok(IssuerParts {
+                issuer: Arc::new(issuer),
+                events: Arc::new(events),
+                connection: Some(connection),
+            })
         }
-        IssuerBackend::LocalCa => Ok((
-            Arc::new(LocalCa::load_or_create(&config.local_ca_dir)?),
-            Arc::new(NoEvents),
-        )),
+        IssuerBackend::LocalCa => Ok(IssuerParts {
+            issuer: Arc::new(LocalCa::load_or_create(&config.local_ca_dir)?),
+            events: Arc::new(NoEvents),
+            connection: None,
+        }),
     }
+}
+
+/// With readiness gates: one watch of this node's pods, which the gates are judged on.
+fn start_pod_watch(
+    config: &DriverConfig,
+    connection: Option<&KubeConnection>,
+) -> Result<Option<Readiness>, DriverError> {
+    if config.readiness_gates.is_empty() {
+        return Ok(None);
+    }
+    let Some(connection) = connection else {
+        return Err(DriverError::Config(
+            "--pod-readiness-gate judges the pod as the API server has it, so it needs a cluster: \
+             use --issuer-backend cert-manager"
+                .into(),
+        ));
+    };
+    let pods = PodWatch::new();
+    tokio::spawn(Arc::clone(&pods).run_watch(connection.client(), config.node_id.clone()));
+    let gates: Vec<String> = config.readiness_gates.iter().map(Gate::to_string).collect();
+    tracing::info!(gates = %gates.join(","), "pod readiness gates in force");
+    Ok(Some(Readiness {
+        gates: config.readiness_gates.clone(),
+        backoff: config.gate_backoff,
+        pods,
+    }))
 }
 
 /// Starts the driver: issuer, data root, reload of existing volumes, renewal loop, gRPC socket.
 pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
-    let (issuer, events) = build_issuer(&config).await?;
+    let IssuerParts {
+        issuer,
+        events,
+        connection,
+    } = build_issuer(&config).await?;
+    let readiness = start_pod_watch(&config, connection.as_ref())?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -246,7 +300,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             strict_attributes: config.strict_attributes,
             default_duration: config.default_duration,
             csi_lib_root: config.adopt_csi_lib_data_root.clone(),
-            readiness: None,
+            readiness,
         },
         issuer,
         mounter,
