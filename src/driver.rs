@@ -355,6 +355,8 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         config.socket_path.display()
     )))?;
     let renewals = manager.spawn_renewal_loop();
+    // Lives as long as the process, as the pod watch does.
+    let _gate_loop = manager.spawn_gate_loop();
     let identity = IdentityService {
         driver_name: config.driver_name.clone(),
         data_root: config.data_root.clone(),

@@ -30,6 +30,8 @@ pub mod reason {
     pub const TIMED_OUT: &str = "CertificateRequestTimedOut";
     pub const ISSUER_UNAVAILABLE: &str = "IssuerUnavailable";
     pub const RENEWAL_FAILED: &str = "RenewalFailed";
+    /// The certificate waits on the pod: a readiness gate, its address, or the pod is going.
+    pub const WAITING_FOR_POD: &str = "CertificateWaitsForPod";
     pub const UNKNOWN_ATTRIBUTE: &str = "UnknownAttribute";
     /// A volume the Go driver mounted is now managed (renewed, unmounted) by this driver.
     pub const ADOPTED: &str = "VolumeAdopted";

@@ -104,14 +104,24 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
         let certificate = files::read_current(&files_dir, &certificate_file)
             .ok()
             .and_then(|bytes| inspect_leaf(&String::from_utf8_lossy(&bytes)).ok());
+        let waiting_on = progress.as_ref().and_then(|p| p.waiting_on.clone());
         let state = match (&certificate, record.target_path.is_dir()) {
-            (_, false) => "not mounted",
-            _ if parsed.is_err() => "not renewed",
-            (None, true) => "no certificate",
-            (Some(certificate), true) if certificate.not_after <= SystemTime::now() => "expired",
-            (Some(_), true) => "ok",
+            (_, false) => "not mounted".to_string(),
+            _ if parsed.is_err() => "not renewed".to_string(),
+            (None, true) if waiting_on.is_some() => "waiting on its pod".to_string(),
+            (None, true) => "no certificate".to_string(),
+            (Some(certificate), true) if certificate.not_after <= SystemTime::now() => {
+                "expired".to_string()
+            }
+            (Some(_), true) => "ok".to_string(),
         };
         let mut notes = Vec::new();
+        if let Some((on, since)) = &waiting_on {
+            notes.push(format!(
+                "issuance waits for {on} since {}",
+                rfc3339(UNIX_EPOCH + Duration::from_secs(*since))
+            ));
+        }
         if let Some(volume_dir) = &record.adopted_from {
             notes.push(format!(
                 "adopted from the Go driver; its files are in {}",
@@ -169,7 +179,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                 .and_then(|p| p.last_error.clone())
                 .or(rejected),
             certificate_request: progress.and_then(|p| p.certificate_request),
-            state: state.into(),
+            state,
             adopted: record.adopted_from.is_some(),
             notes,
         });

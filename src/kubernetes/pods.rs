@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::pod_gates::PodFacts;
 
@@ -52,12 +52,26 @@ fn key_of(pod: &Pod) -> PodKey {
     )
 }
 
-#[derive(Default)]
 struct View {
     /// One channel per pod anyone follows or the watch delivered.
     entries: HashMap<PodKey, watch::Sender<Option<Arc<PodFacts>>>>,
     /// A re-list in progress: what it has delivered so far.
     relisting: Option<BTreeMap<PodKey, PodFacts>>,
+    /// Every pod whose facts changed, for whoever waits on several pods at once.
+    changes: broadcast::Sender<PodKey>,
+}
+
+/// Changes a slow listener may fall behind by before it is told it lagged (and looks at all).
+const CHANGES_BUFFERED: usize = 1024;
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            entries: HashMap::new(),
+            relisting: None,
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
+        }
+    }
 }
 
 impl View {
@@ -70,13 +84,16 @@ impl View {
     /// Stores a pod's facts; followers wake only when a fact they can see changed (a pod's status
     /// is rewritten often, mostly in fields no gate reads).
     fn apply(&mut self, key: &PodKey, facts: PodFacts) {
-        self.entry(key).send_if_modified(|current| {
+        let changed = self.entry(key).send_if_modified(|current| {
             if current.as_deref() == Some(&facts) {
                 return false;
             }
             *current = Some(Arc::new(facts));
             true
         });
+        if changed {
+            let _ = self.changes.send(key.clone());
+        }
     }
 
     fn delete(&mut self, key: &PodKey) {
@@ -87,6 +104,7 @@ impl View {
         if entry.receiver_count() == 0 {
             self.entries.remove(key);
         }
+        let _ = self.changes.send(key.clone());
     }
 }
 
@@ -130,6 +148,11 @@ impl PodWatch {
 
     pub fn is_synced(&self) -> bool {
         *self.synced.borrow()
+    }
+
+    /// Every change from now on, by pod.
+    pub fn changes(&self) -> broadcast::Receiver<PodKey> {
+        self.view().changes.subscribe()
     }
 
     fn view(&self) -> parking_lot::MutexGuard<'_, View> {

@@ -34,6 +34,9 @@ pub struct VolumeProgress {
     pub failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// What the issuance waits for on the pod (a readiness gate), and since when (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<(String, u64)>,
     /// Unix seconds of this update.
     pub updated: u64,
 }

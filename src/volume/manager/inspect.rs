@@ -20,6 +20,8 @@ pub struct VolumeSnapshot {
     pub last_error: Option<String>,
     /// Taken over from the Go driver.
     pub adopted: bool,
+    /// What its issuance waits for on the pod (a readiness gate), while it does.
+    pub waiting_on: Option<String>,
 }
 
 impl VolumeManager {
@@ -47,6 +49,7 @@ impl VolumeManager {
             failures: volume.failures(),
             last_error: volume.last_error(),
             adopted: volume.layout.is_adopted(),
+            waiting_on: volume.gate_wait.as_ref().map(|wait| wait.on.clone()),
         })
     }
 

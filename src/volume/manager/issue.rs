@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
+use super::gates::Verdict;
 use super::publish::effective_group;
 use super::volume::{ManagedVolume, PendingKey, Phase, Retry};
 use super::{Cancellation, VolumeError, VolumeManager};
@@ -75,12 +76,25 @@ impl VolumeManager {
     pub(super) async fn issue_and_write(
         &self,
         volume: &mut ManagedVolume,
+        action: Action,
         permit: tokio::sync::SemaphorePermit<'_>,
         cancellation: &mut Cancellation,
     ) -> Result<Issued, Failure> {
         if cancellation.is_requested() {
             return Err(VolumeError::Cancelled(volume.id().to_string()).into());
         }
+        // The pod first (readiness gates, its addresses): no key is made for a pod not ready.
+        let pod_ips = match self.gate_verdict(volume, action) {
+            Verdict::Issue(pod_ips) => pod_ips,
+            Verdict::Wait { on, pod_gone } => {
+                return Err(VolumeError::Waiting {
+                    volume_id: volume.id().to_string(),
+                    on,
+                    pod_gone,
+                }
+                .into());
+            }
+        };
         let Some(attributes) = volume.valid_attributes() else {
             return Err(VolumeError::Internal(format!(
                 "volume {} has rejected attributes and is never issued",
@@ -88,7 +102,7 @@ impl VolumeManager {
             ))
             .into());
         };
-        let spec = attributes.spec.clone();
+        let spec = attributes.spec.with_pod_ips(&pod_ips);
         let pod = attributes.pod.clone();
         let files_dir = volume.files_dir();
         let volume_id = volume.id().to_string();
@@ -260,6 +274,7 @@ impl VolumeManager {
                     }
                 );
                 self.schedule_renewal(volume, &issued.certificate);
+                self.end_wait(volume);
                 volume.certificate_request = issued.certificate_request;
                 volume.phase = Phase::Ready(issued.certificate);
                 self.clear_progress(volume);
@@ -270,6 +285,18 @@ impl VolumeManager {
                 error: error @ VolumeError::Cancelled(_),
                 ..
             }) => Err(error),
+            // Not a failure: the pod is not ready for it yet (or is going).
+            Err(Failure {
+                error: VolumeError::Waiting { on, pod_gone, .. },
+                ..
+            }) => {
+                self.book_wait(volume, on.clone(), pod_gone);
+                Err(VolumeError::Waiting {
+                    volume_id: volume.id().to_string(),
+                    on,
+                    pod_gone,
+                })
+            }
             Err(Failure { error, pending_key }) => {
                 let retry = Retry {
                     failures: volume.failures() + 1,

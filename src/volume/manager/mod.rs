@@ -10,6 +10,7 @@
 //! from the Go driver); `report.rs` (events, metrics, progress files); `inspect.rs` (status and
 //! volume condition). `volume.rs` is what is held per volume.
 
+mod gates;
 mod inspect;
 mod issue;
 mod publish;
@@ -143,6 +144,15 @@ pub enum VolumeError {
     /// The volume is not managed by this driver.
     #[error("volume {0} is not managed by this driver")]
     NotFound(String),
+    /// The issuance waits on the volume's pod (a readiness gate, its address, or the pod is going):
+    /// not a failure, nothing is retried with backoff.
+    #[error("volume {volume_id}: certificate issuance waits for {on}")]
+    Waiting {
+        volume_id: String,
+        on: String,
+        /// The pod is gone or going: it never will be issued.
+        pod_gone: bool,
+    },
     /// The certificate files would not fit the volume's tmpfs.
     #[error(
         "volume {volume_id}: the certificate files need {needed} bytes of its tmpfs (the new set \
@@ -179,6 +189,8 @@ impl VolumeError {
             VolumeError::TargetConflict { .. } => tonic::Code::AlreadyExists,
             VolumeError::TargetInUse { .. } => tonic::Code::FailedPrecondition,
             VolumeError::Cancelled(_) => tonic::Code::Aborted,
+            // Only reached where kubelet already has its answer (`--continue-on-not-ready`).
+            VolumeError::Waiting { .. } => tonic::Code::Unavailable,
             VolumeError::TooLarge { .. } => tonic::Code::ResourceExhausted,
             VolumeError::NotFound(_) => tonic::Code::NotFound,
             VolumeError::Io { .. } | VolumeError::Internal(_) => tonic::Code::Internal,
@@ -256,6 +268,9 @@ pub struct VolumeManager {
     /// burst, volumes then finish in arrival order instead of all advancing together and all
     /// finishing late; waiting on the issuer is outside it.
     node_work: tokio::sync::Semaphore,
+    /// Volumes waiting on their pod's readiness gates, by pod `(namespace, name)`: woken when
+    /// the pod watch delivers a change to it.
+    waiting: parking_lot::Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
 }
 
 impl VolumeManager {
@@ -281,6 +296,7 @@ impl VolumeManager {
             node_work: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
+            waiting: parking_lot::Mutex::default(),
         })
     }
 

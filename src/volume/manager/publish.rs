@@ -345,6 +345,7 @@ impl VolumeManager {
                     progress_saved: false,
                     token,
                     token_unusable: false,
+                    gate_wait: None,
                     counted: None,
                 }
             }
@@ -507,7 +508,9 @@ impl VolumeManager {
         if let Some(mounted) = mounted.take() {
             let _ = mounted.send(());
         }
-        let outcome = self.issue_and_write(volume, permit, cancellation).await;
+        let outcome = self
+            .issue_and_write(volume, action, permit, cancellation)
+            .await;
         self.settle(volume, action, outcome)
     }
 }

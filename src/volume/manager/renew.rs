@@ -79,7 +79,7 @@ impl VolumeManager {
             () = cancellation.requested() => return,
         };
         let outcome = self
-            .issue_and_write(volume, permit, &mut cancellation)
+            .issue_and_write(volume, action, permit, &mut cancellation)
             .await;
         // A failure is logged, reported and rescheduled there; nobody waits for this answer.
         let _ = self.settle(volume, action, outcome);

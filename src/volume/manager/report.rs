@@ -143,6 +143,10 @@ impl VolumeManager {
             next_renewal,
             failures: volume.failures(),
             last_error: volume.last_error(),
+            waiting_on: volume
+                .gate_wait
+                .as_ref()
+                .map(|wait| (wait.on.clone(), unix(wait.since))),
             updated: unix(SystemTime::now()),
         };
         if let Err(error) = self.store.save_progress(&progress) {

@@ -282,6 +282,7 @@ impl VolumeManager {
             progress_saved: true,
             token,
             token_unusable: false,
+            gate_wait: None,
             counted: None,
         };
         match (&volume.attributes, &certificate) {

@@ -81,6 +81,7 @@ impl VolumeManager {
         }
         let layout = held.map(|volume| volume.layout.clone());
         let namespace = held.map(|volume| volume.pod().namespace.clone());
+        let pod_name = held.map(|volume| volume.pod().name.clone());
         let teardown = self.teardown();
         let (id, path, known) = (volume_id.to_string(), target.to_path_buf(), layout.clone());
         // Unmounting and removing files can stall: not on the async runtime's threads.
@@ -93,6 +94,9 @@ impl VolumeManager {
             self.scheduler.cancel(volume_id);
             self.metrics.forget_volume(volume_id);
             self.parked_keys.forget(volume_id);
+            if let (Some(namespace), Some(name)) = (&namespace, &pod_name) {
+                self.forget_waiting(&(namespace.clone(), name.clone()), volume_id);
+            }
             if let Some(guard) = guard.as_mut() {
                 **guard = None;
             }

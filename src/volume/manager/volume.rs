@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::super::layout::Layout;
 use super::super::state::VolumeRecord;
+use super::gates::GateWait;
 use crate::attributes::{CertRequestSpec, PodInfo, VolumeAttributes};
 use crate::certificate::CertificateSummary;
 use crate::keys::PrivateKey;
@@ -34,6 +35,8 @@ pub(super) struct ManagedVolume {
     pub token: Option<ServiceAccountToken>,
     /// The last republish brought no usable token (warned about once, until one comes again).
     pub token_unusable: bool,
+    /// What its issuance waits for on its pod (readiness gates), while it does.
+    pub gate_wait: Option<GateWait>,
     /// Counts it in the manager's figures from the moment kubelet knows it as published (a first
     /// publish in flight is not counted yet) until it is dropped.
     pub counted: Option<Counted>,
