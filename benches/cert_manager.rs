@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
@@ -19,6 +19,7 @@ use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
 use kube_test_server::{Signer, TestApiServer};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 

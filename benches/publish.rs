@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{self, KeyEncoding, VolumeAttributes, key};
 use cert_manager_csi_driver::certificate;
@@ -37,6 +37,7 @@ use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, Tmp
 use cert_manager_csi_driver::volume::mountinfo;
 use cert_manager_csi_driver::volume::state::{StateStore, VolumeRecord};
 use cert_manager_csi_driver::volume::{PublishCall, VolumeManager};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 

@@ -11,12 +11,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::{NodeUnpublishVolumeRequest, ProbeRequest};
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -620,9 +620,12 @@ async fn kill_9_half_way_through_adoption_loses_nothing() {
     // Killed as soon as adoption has recorded its first volume (polled every millisecond:
     // adopting all 24 takes tens of milliseconds).
     let mut driver = node.spawn();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while node.records().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing was recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was recorded"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     kill_hard(&mut driver);

@@ -983,14 +983,14 @@ async fn token_request_mode_creates_requests_as_the_pod() {
 }
 
 /// Names of the requests in the order they were created, from the server's change feed.
-fn record_created_requests(api: &TestApiServer) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+fn record_created_requests(api: &TestApiServer) -> std::sync::Arc<parking_lot::Mutex<Vec<String>>> {
+    let created = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut changes = api.subscribe();
     let sink = created.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
             if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
-                sink.lock().unwrap().push(name_of(&change.object));
+                sink.lock().push(name_of(&change.object));
             }
         }
     });
@@ -1023,7 +1023,7 @@ async fn history_keeps_only_the_newest_requests() {
     assert_eq!(renewed["type"], "Normal");
     // Stop renewing, then compare what is left with the order of creation.
     harness.unpublish("csi-history", &target).await.unwrap();
-    let created = created.lock().unwrap().clone();
+    let created = created.lock().clone();
     assert!(created.len() >= 4, "{created:?}");
     let mut newest_two: Vec<String> = created[created.len() - 2..].to_vec();
     newest_two.sort();
@@ -1137,14 +1137,14 @@ async fn unknown_attributes_are_reported_on_the_pod_once() {
 /// When each request was created, from the server's change feed.
 fn record_creation_times(
     api: &TestApiServer,
-) -> std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> {
-    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+) -> std::sync::Arc<parking_lot::Mutex<Vec<tokio::time::Instant>>> {
+    let created = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut changes = api.subscribe();
     let sink = created.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
             if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
-                sink.lock().unwrap().push(std::time::Instant::now());
+                sink.lock().push(tokio::time::Instant::now());
             }
         }
     });
@@ -1179,10 +1179,7 @@ async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
         message: "vault is sealed".into(),
     });
     let created = record_creation_times(&cluster.api);
-    eventually("four renewal attempts failed", || {
-        created.lock().unwrap().len() >= 4
-    })
-    .await;
+    eventually("four renewal attempts failed", || created.lock().len() >= 4).await;
     // Meanwhile the pod keeps its (still valid, then expiring) certificate, whole.
     assert_eq!(serial_of(&target), serial);
     assert!(key_matches(&target));
@@ -1195,7 +1192,7 @@ async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
         "the event says how long is left: {note}"
     );
     // Attempts are spaced out by the backoff: 300 ms, then 600 ms, then 1200 ms (±10%).
-    let times = created.lock().unwrap().clone();
+    let times = created.lock().clone();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps[0] >= Duration::from_millis(250), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(520), "{gaps:?}");
@@ -1228,7 +1225,7 @@ async fn an_api_server_outage_keeps_certificates_and_renewal_resumes_after_it() 
     // The API server answers nothing useful for 4 s: creates fail, the watch cannot reconnect.
     cluster.api.fail_next(usize::MAX, 503, None, None);
     cluster.api.drop_watches();
-    let outage_started = std::time::Instant::now();
+    let outage_started = tokio::time::Instant::now();
     while outage_started.elapsed() < Duration::from_secs(4) {
         assert_eq!(
             serial_of(&target),

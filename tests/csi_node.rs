@@ -497,14 +497,14 @@ async fn strict_attributes_turn_typos_into_errors() {
 }
 
 async fn wait_for_new_serial(target: &std::path::Path, old: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let serial = serial_of(target);
         if serial != old {
             return serial;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "no renewal within 15 s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client;
@@ -15,6 +15,7 @@ use cert_manager_csi_driver::driver::DriverConfig;
 use common::cluster::{Cluster, cluster};
 use common::{Harness, http_get as get};
 use kube_test_server::SignerMode;
+use tokio::time::Instant;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::demo::publish_request;
 use common::binary::{BinaryNode, cert_manager_backend, kill_hard, unpublish, wait_for};
@@ -14,6 +14,7 @@ use common::cluster::{Cluster, cluster};
 use common::{Harness, is_root, mounts_at, mounts_under};
 use kube_test_server::{SignerMode, TestApiServer};
 use serde_json::Value;
+use tokio::time::Instant;
 
 /// The bound the issue sets for an unpublish during a complete API outage.
 const UNPUBLISH_BOUND: Duration = Duration::from_secs(1);

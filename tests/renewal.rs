@@ -9,10 +9,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cert_manager_csi_driver::certificate::{self, CertificateInfo, inspect_leaf};
 use common::{Harness, serial_of};
+use tokio::time::Instant;
 
 fn current_certificate(target: &Path) -> CertificateInfo {
     inspect_leaf(&std::fs::read_to_string(target.join("tls.crt")).unwrap()).unwrap()

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::csi::client::CsiClient;
 use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
@@ -17,6 +17,7 @@ use common::cluster::{Cluster, cluster};
 use common::{
     is_root, key_matches, mounts_at, mounts_under, serial_of, verify_volume_with_openssl,
 };
+use tokio::time::Instant;
 
 async fn publish(client: &CsiClient, volume_id: &str, target: &Path, overrides: &[(&str, &str)]) {
     let pod = target

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
+use tokio::time::Instant;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 

@@ -5,11 +5,12 @@
 //! so no wake-up is lost across disconnects.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use super::request::{CertificateRequest, label};
@@ -99,7 +100,7 @@ pub struct RequestCache {
     /// True once the first full list arrived.
     synced: watch::Sender<bool>,
     /// The watch's latest error, for messages while it is failing.
-    last_error: Mutex<Option<(String, std::time::Instant)>>,
+    last_error: Mutex<Option<(String, tokio::time::Instant)>>,
 }
 
 impl RequestCache {
@@ -107,8 +108,8 @@ impl RequestCache {
         Arc::new(RequestCache::default())
     }
 
-    fn view(&self) -> std::sync::MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock()
     }
 
     /// Follows one request. Subscribe before creating it, so that no update can slip past.
@@ -171,11 +172,8 @@ impl RequestCache {
     }
 
     /// The watch's latest error and when it happened, until the next full list succeeds.
-    pub fn last_error_at(&self) -> Option<(String, std::time::Instant)> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub fn last_error_at(&self) -> Option<(String, tokio::time::Instant)> {
+        self.last_error.lock().clone()
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -223,7 +221,7 @@ impl RequestCache {
                 }
                 drop(view);
                 self.synced.send_replace(true);
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.last_error.lock() = None;
             }
         }
     }
@@ -240,8 +238,8 @@ impl RequestCache {
                 Ok(event) => self.handle(event),
                 Err(error) => {
                     tracing::warn!(%error, "CertificateRequest watch failed; retrying");
-                    *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((error.to_string(), std::time::Instant::now()));
+                    *self.last_error.lock() =
+                        Some((error.to_string(), tokio::time::Instant::now()));
                 }
             }
         }

@@ -66,7 +66,7 @@ pub struct CertManagerIssuer {
     watch: JoinHandle<()>,
     /// Background withdrawals of unpublished volumes' pending requests, by volume ID; a new
     /// issuance for the same volume ID stops its withdrawal.
-    withdrawals: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+    withdrawals: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Drop for CertManagerIssuer {
@@ -106,11 +106,9 @@ impl CertManagerIssuer {
 
     fn withdrawals(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, tokio::task::AbortHandle>>
+    ) -> parking_lot::MutexGuard<'_, std::collections::HashMap<String, tokio::task::AbortHandle>>
     {
-        self.withdrawals
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.withdrawals.lock()
     }
 
     async fn issue_order(&self, order: &IssueOrder) -> Result<IssuedCertificate, IssuerError> {

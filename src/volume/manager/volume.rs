@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::super::layout::Layout;
@@ -239,10 +240,8 @@ impl ManagedVolume {
 pub(super) struct ParkedKeys(Mutex<HashMap<String, PendingKey>>);
 
 impl ParkedKeys {
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingKey>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn keys(&self) -> MutexGuard<'_, HashMap<String, PendingKey>> {
+        self.0.lock()
     }
 
     pub fn park(&self, volume_id: &str, pending: PendingKey) {
