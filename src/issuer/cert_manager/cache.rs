@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::runtime::WatchStreamExt;
@@ -180,6 +181,28 @@ impl RequestCache {
         self.last_error_at().map(|(error, _)| error)
     }
 
+    /// What `/readyz` says of the watch. Only reads: the watch task alone decides what it has
+    /// seen. A watch that reconnected quietly reports nothing, so an error counts while it is
+    /// recent (younger than `grace`): the watcher retries at least every 30 s while it keeps
+    /// failing, so a failing watch never looks recovered.
+    pub fn readiness(&self, grace: Duration) -> Result<(), String> {
+        match (self.is_synced(), self.last_error_at()) {
+            (false, Some((error, _))) => Err(format!(
+                "the CertificateRequest watch has not listed yet: {error}"
+            )),
+            (false, None) => Err("the CertificateRequest watch has not listed yet".into()),
+            (true, Some((error, at))) if at.elapsed() < grace => {
+                Err(format!("the CertificateRequest watch is failing: {error}"))
+            }
+            (true, _) => Ok(()),
+        }
+    }
+
+    /// Remembers the watch's latest error, for [`Self::readiness`] and messages.
+    fn watch_failed(&self, error: String) {
+        *self.last_error.lock() = Some((error, tokio::time::Instant::now()));
+    }
+
     /// Applies one event from the watch.
     pub fn handle(&self, event: watcher::Event<CertificateRequest>) {
         let mut view = self.view();
@@ -238,8 +261,7 @@ impl RequestCache {
                 Ok(event) => self.handle(event),
                 Err(error) => {
                     tracing::warn!(%error, "CertificateRequest watch failed; retrying");
-                    *self.last_error.lock() =
-                        Some((error.to_string(), tokio::time::Instant::now()));
+                    self.watch_failed(error.to_string());
                 }
             }
         }
@@ -365,5 +387,23 @@ mod tests {
         drop(cache.subscribe(&key("never-created")));
         cache.release(&key("never-created"));
         assert!(cache.view().entries.is_empty());
+    }
+
+    /// `/readyz` reports a watch error for the default grace, 40 s, and not a moment longer.
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_error_is_reported_for_forty_seconds_after_it() {
+        let grace = super::super::CertManagerSettings::default().watch_error_grace;
+        let cache = RequestCache::new();
+        cache.handle(watcher::Event::Init);
+        cache.handle(watcher::Event::InitDone);
+        assert_eq!(cache.readiness(grace), Ok(()));
+
+        cache.watch_failed("connection refused".into());
+        let failing = Err("the CertificateRequest watch is failing: connection refused".into());
+        assert_eq!(cache.readiness(grace), failing);
+        tokio::time::advance(Duration::from_secs(40) - Duration::from_millis(1)).await;
+        assert_eq!(cache.readiness(grace), failing, "just before 40 s");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(cache.readiness(grace), Ok(()), "at 40 s");
     }
 }

@@ -465,19 +465,7 @@ impl Issuer for CertManagerIssuer {
     fn readiness(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        // Only reads: the watch task alone decides what it has seen. A watch that reconnected
-        // quietly reports nothing, so an error counts while it is recent: the watcher retries
-        // at least every 30 s while it keeps failing, so a failing watch never looks recovered.
-        let verdict = match (self.cache.is_synced(), self.cache.last_error_at()) {
-            (false, Some((error, _))) => Err(format!(
-                "the CertificateRequest watch has not listed yet: {error}"
-            )),
-            (false, None) => Err("the CertificateRequest watch has not listed yet".into()),
-            (true, Some((error, at))) if at.elapsed() < self.settings.watch_error_grace => {
-                Err(format!("the CertificateRequest watch is failing: {error}"))
-            }
-            (true, _) => Ok(()),
-        };
+        let verdict = self.cache.readiness(self.settings.watch_error_grace);
         Box::pin(std::future::ready(verdict))
     }
 
