@@ -30,17 +30,7 @@ const IN_FLIGHT: usize = 64;
 const MAX_CONCURRENT_RENEWALS: usize = 16;
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("\nbenchmark failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::block_on(run())
 }
 
 struct Driver {

@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use cert_manager_csi_driver::demo::publish_request;
-use common::binary::{BinaryNode, cert_manager_backend, kill_hard, unpublish, wait_for};
+use common::binary::{BinaryNode, cert_manager_backend, kill_hard};
 use common::cluster::{Cluster, cluster};
-use common::{Harness, is_root, mounts_at, mounts_under};
+use common::{Harness, is_root, mounts_at, mounts_under, unpublish, wait_for};
 use kube_test_server::{SignerMode, TestApiServer};
 use serde_json::Value;
 use tokio::time::Instant;
