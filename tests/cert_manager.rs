@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::demo::SamplePod;
-use common::cluster::{Cluster, cluster, event_with_reason, events_for};
+use common::cluster::{Cluster, cluster, creates, event_with_reason, events_for};
 use common::{
     Harness, ecdsa_context, key_matches, mounts_at, pod_in, publish, publish_context, serial_of,
     verify_volume_with_openssl, wait_for,
@@ -48,15 +48,6 @@ fn pod(name: &str) -> SamplePod {
 
 fn requests(api: &TestApiServer) -> Vec<Value> {
     api.list_objects(CR_API, CRS)
-}
-
-/// How many requests the API server accepted a create for: what a request storm would inflate
-/// (counting live objects would not show a storm the driver cleans up after).
-fn creates(api: &TestApiServer) -> usize {
-    api.requests()
-        .into_iter()
-        .filter(|entry| entry.method == "POST" && entry.path.ends_with(CRS) && entry.status == 201)
-        .count()
 }
 
 fn name_of(object: &Value) -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cert_manager_csi_driver::demo::publish_request;
 use common::binary::{BinaryNode, cert_manager_backend, kill_hard};
-use common::cluster::{Cluster, cluster};
+use common::cluster::{Cluster, cluster, creates};
 use common::{Harness, is_root, mounts_at, mounts_under, unpublish, wait_for};
 use kube_test_server::{SignerMode, TestApiServer};
 use serde_json::Value;
@@ -31,15 +31,6 @@ fn pending_requests_of(api: &TestApiServer, volume_id: &str) -> Vec<Value> {
                 .is_none_or(str::is_empty)
         })
         .collect()
-}
-
-fn creates(api: &TestApiServer) -> usize {
-    api.requests()
-        .iter()
-        .filter(|e| {
-            e.method == "POST" && e.path.ends_with("certificaterequests") && e.status == 201
-        })
-        .count()
 }
 
 async fn driver(cluster: &Cluster, continue_on_not_ready: bool) -> Harness {
