@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
@@ -19,6 +19,7 @@ use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
 use kube_test_server::{Signer, TestApiServer};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -27,17 +28,7 @@ const CONCURRENT: usize = 1280;
 const IN_FLIGHT: usize = 64;
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("\nbenchmark failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::block_on(run())
 }
 
 /// One publish: which volume, when it returned, how long it took.
@@ -77,31 +68,15 @@ async fn run() -> BenchResult<()> {
     let kubeconfig = root.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig, "driver-token");
     let config = DriverConfig {
-        node_id: "bench-node".into(),
-        driver_name: "csi.cert-manager.io".into(),
-        socket_path: root.join("plugin/csi.sock"),
-        data_root: root.join("driver-state"),
         issuer_backend: IssuerBackend::CertManager,
         local_ca_dir: root.join("unused-ca"),
-        max_volumes_per_node: 0,
-        volume_size_bytes: 1024 * 1024,
-        renewal_concurrency: 4,
-        renewal_backoff: Default::default(),
-        continue_on_not_ready: false,
-        metrics_address: None,
-        mount_mode,
-        strict_attributes: false,
         kube: cert_manager_csi_driver::kubernetes::KubeSettings {
             kubeconfig: Some(kubeconfig),
             // The figures are about the driver, not its client-side limiter.
             qps: 100_000.0,
             burst: 100_000,
         },
-        cert_manager: Default::default(),
-        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
-        adopt_csi_lib_data_root: None,
-        readiness_gates: Vec::new(),
-        gate_backoff: Default::default(),
+        ..common::driver_config(&root, mount_mode)
     };
     let running = driver::start(config.clone()).await?;
     let csi = client::connect(running.socket_path()).await?;

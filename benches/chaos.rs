@@ -21,9 +21,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::certificate::{inspect_leaf, key_matches_certificate};
@@ -34,7 +34,9 @@ use cert_manager_csi_driver::csi::proto::{
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::volume::mountinfo;
 use kube_test_server::{Signer, TestApiServer};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -282,13 +284,13 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()?;
-        *lock(&self.child) = Some(child);
+        *self.child.lock() = Some(child);
         Ok(())
     }
 
     /// SIGKILL: no chance to clean up, like an OOM kill.
     fn kill(&self) {
-        if let Some(mut child) = lock(&self.child).take() {
+        if let Some(mut child) = self.child.lock().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -331,10 +333,6 @@ impl Drop for Cleanup {
             let _ = std::fs::remove_dir_all(&self.node.dir);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,19 +409,19 @@ struct Chaos {
 
 impl Chaos {
     fn client(&self) -> CsiClient {
-        lock(&self.client).clone()
+        self.client.lock().clone()
     }
 
     fn tally(&self) -> MutexGuard<'_, Tally> {
-        lock(&self.tally)
+        self.tally.lock()
     }
 
     fn outages(&self) -> Vec<Window> {
-        lock(&self.outages).clone()
+        self.outages.lock().clone()
     }
 
     fn is_published(&self, volume_id: &str) -> bool {
-        lock(&self.published).contains_key(volume_id)
+        self.published.lock().contains_key(volume_id)
     }
 }
 
@@ -617,7 +615,7 @@ async fn kubelet_publish(chaos: Arc<Chaos>, volume: Volume) {
         match result {
             Ok(()) => {
                 let took = started.elapsed();
-                lock(&chaos.published).insert(volume.id.clone(), volume);
+                chaos.published.lock().insert(volume.id.clone(), volume);
                 chaos.tally().publishes.push((took, attempts));
                 return;
             }
@@ -688,7 +686,7 @@ async fn churn_loop(
         }
         tokio::time::sleep(pause).await;
         let victim = {
-            let mut published = lock(&chaos.published);
+            let mut published = chaos.published.lock();
             let ids: Vec<String> = published.keys().cloned().collect();
             rng.choice(ids).and_then(|id| published.remove(&id))
         };
@@ -746,7 +744,7 @@ async fn kill_loop(
         chaos.driver.spawn()?;
         let client = connect_when_serving(&chaos.node.socket(), START_LIMIT).await?;
         let took = started.elapsed();
-        *lock(&chaos.client) = client;
+        *chaos.client.lock() = client;
         let mut tally = chaos.tally();
         tally.kills += 1;
         tally.kills_mid_publish += usize::from(mid_publish);
@@ -778,17 +776,17 @@ fn plan_outages(rng: &mut fastrand::Rng, chaos_length: Duration) -> Vec<(Duratio
 /// A full outage: requests hang and watches go silent until the thaw.
 async fn outage_loop(chaos: Arc<Chaos>, chaos_started: Instant, plan: Vec<(Duration, Duration)>) {
     for (offset, length) in plan {
-        tokio::time::sleep_until((chaos_started + offset).into()).await;
+        tokio::time::sleep_until(chaos_started + offset).await;
         chaos.api.set_frozen(true);
         chaos.frozen.store(true, Ordering::Relaxed);
-        lock(&chaos.outages).push(Window {
+        chaos.outages.lock().push(Window {
             start: Instant::now(),
             end: None,
         });
         tokio::time::sleep(length).await;
         chaos.api.set_frozen(false);
         chaos.frozen.store(false, Ordering::Relaxed);
-        if let Some(window) = lock(&chaos.outages).last_mut() {
+        if let Some(window) = chaos.outages.lock().last_mut() {
             window.end = Some(Instant::now());
         }
     }
@@ -900,7 +898,7 @@ impl Checker {
 
     fn round(&mut self) {
         self.checked.rounds += 1;
-        let volumes: Vec<Volume> = lock(&self.chaos.published).values().cloned().collect();
+        let volumes: Vec<Volume> = self.chaos.published.lock().values().cloned().collect();
         let mounts: HashSet<PathBuf> = self.chaos.node.mounts().into_iter().collect();
         let mut renewals_due = 0;
         let live: HashSet<&str> = volumes.iter().map(|v| v.id.as_str()).collect();
@@ -1084,7 +1082,7 @@ struct Teardown {
 /// kubelet deletes every pod: each volume it published, or tried to, is unpublished.
 async fn teardown(chaos: &Chaos) -> Teardown {
     let started = Instant::now();
-    let mut volumes: Vec<Volume> = std::mem::take(&mut *lock(&chaos.published))
+    let mut volumes: Vec<Volume> = std::mem::take(&mut *chaos.published.lock())
         .into_values()
         .collect();
     {

@@ -12,11 +12,12 @@
 mod common;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{self, CertRequestSpec, KeySpec, key};
 use cert_manager_csi_driver::demo::{self, SamplePod};
 use cert_manager_csi_driver::keys::{self, PrivateKey};
+use tokio::time::Instant;
 
 /// How many samples to take of one operation: at least `min`, at most `max`, and no more once
 /// `budget` is spent. The minimum wins over the budget so every figure rests on a few samples.

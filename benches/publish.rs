@@ -21,14 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{self, KeyEncoding, VolumeAttributes, key};
 use cert_manager_csi_driver::certificate;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::{GetPluginInfoRequest, NodeUnpublishVolumeRequest};
 use cert_manager_csi_driver::demo::{self, SamplePod};
-use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
+use cert_manager_csi_driver::driver::{self, MountMode};
 use cert_manager_csi_driver::issuer::IssueOrder;
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, PrivateKey};
@@ -37,11 +37,10 @@ use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, Tmp
 use cert_manager_csi_driver::volume::mountinfo;
 use cert_manager_csi_driver::volume::state::{StateStore, VolumeRecord};
 use cert_manager_csi_driver::volume::{PublishCall, VolumeManager};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
-/// The tmpfs size cap of every volume, as in the demo.
-const VOLUME_SIZE_BYTES: u64 = 1024 * 1024;
 /// ECDSA P-256: the key the benchmark is specified for (the driver's default is RSA 2048).
 const KEY_OVERRIDES: [(&str, &str); 2] = [(key::KEY_ALGORITHM, "ECDSA"), (key::KEY_SIZE, "256")];
 
@@ -377,7 +376,7 @@ fn time_mount_umount(root: &Path, mounter: &dyn Mounter) -> BenchResult<Primitiv
     for i in 0..MOUNT_ITERATIONS {
         let dir = base.join(i.to_string());
         fs::create_dir(&dir)?;
-        mount.time(|| mounter.mount_tmpfs(&dir, VOLUME_SIZE_BYTES))?;
+        mount.time(|| mounter.mount_tmpfs(&dir, common::VOLUME_SIZE_BYTES))?;
         umount.time(|| mounter.unmount(&dir))?;
         let pair = mount.0[i] + umount.0[i];
         both.0.push(pair);
@@ -403,7 +402,7 @@ fn time_file_writes(
 ) -> BenchResult<Samples> {
     let volume = root.join("primitive-files");
     fs::create_dir(&volume)?;
-    mounter.mount_tmpfs(&volume, 64 * VOLUME_SIZE_BYTES)?;
+    mounter.mount_tmpfs(&volume, 64 * common::VOLUME_SIZE_BYTES)?;
     let written = write_file_sets(&volume, key_pems, chains, ca_pem);
     // Unmount even when a write failed, so the tmpfs is not left behind.
     let unmounted = mounter.unmount(&volume);
@@ -764,34 +763,9 @@ async fn run_series(
     })
 }
 
-fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
-    DriverConfig {
-        node_id: "bench-node".into(),
-        driver_name: "csi.cert-manager.io".into(),
-        socket_path: root.join("plugin/csi.sock"),
-        data_root: root.join("driver-state"),
-        issuer_backend: IssuerBackend::LocalCa,
-        local_ca_dir: root.join("local-ca"),
-        max_volumes_per_node: 0,
-        volume_size_bytes: VOLUME_SIZE_BYTES,
-        renewal_concurrency: 4,
-        renewal_backoff: Default::default(),
-        continue_on_not_ready: false,
-        metrics_address: None,
-        mount_mode,
-        strict_attributes: false,
-        kube: Default::default(),
-        cert_manager: Default::default(),
-        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
-        adopt_csi_lib_data_root: None,
-        readiness_gates: Vec::new(),
-        gate_backoff: Default::default(),
-    }
-}
-
 async fn measure_publishes(root: &Path, mount_mode: MountMode) -> BenchResult<Publishes> {
     println!("measuring NodePublishVolume...");
-    let running = driver::start(driver_config(root, mount_mode)).await?;
+    let running = driver::start(common::driver_config(root, mount_mode)).await?;
     let measured = run_all_series(&running, root).await;
     // Stop the driver even after a failure; the leftover-mount check runs after this.
     running.stop().await?;

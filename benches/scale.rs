@@ -11,12 +11,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::{NodeUnpublishVolumeRequest, ProbeRequest};
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -29,17 +30,7 @@ const IN_FLIGHT: usize = 64;
 const MAX_CONCURRENT_RENEWALS: usize = 16;
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("\nbenchmark failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::block_on(run())
 }
 
 struct Driver {

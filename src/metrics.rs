@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, MutexGuard};
 
 /// Upper bounds (seconds) of the gRPC latency histogram: from a cached republish to a slow issuer.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -123,8 +124,8 @@ impl Metrics {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// An issuance (first or renewal) was attempted for a volume.

@@ -5,9 +5,10 @@
 //! volume every second).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -95,12 +96,8 @@ impl Scheduler {
         Scheduler::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // A panic while holding this lock cannot leave the queue half-updated in a way that
-        // matters, so a poisoned lock is still used.
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock()
     }
 
     /// Sets (or moves) the deadline of a volume.

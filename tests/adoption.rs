@@ -14,12 +14,12 @@ use cert_manager_csi_driver::csi::client::CsiClient;
 use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
 use cert_manager_csi_driver::demo::publish_request;
 use cert_manager_csi_driver::volume::mountinfo;
-use common::binary::{BinaryNode, cert_manager_backend, kill_hard, unpublish, wait_for};
+use common::binary::{BinaryNode, cert_manager_backend, kill_hard};
 use common::cluster::{Cluster, cluster, event_with_reason};
 use common::go_driver::{GoDriverNode, GoVolume};
 use common::{
-    Harness, http_get, is_root, key_matches, mounts_at, mounts_under, serial_of,
-    verify_volume_with_openssl,
+    Harness, http_get, is_root, key_matches, mounts_at, mounts_under, serial_of, unpublish,
+    verify_volume_with_openssl, wait_for,
 };
 use kube_test_server::SignerMode;
 
@@ -620,9 +620,12 @@ async fn kill_9_half_way_through_adoption_loses_nothing() {
     // Killed as soon as adoption has recorded its first volume (polled every millisecond:
     // adopting all 24 takes tens of milliseconds).
     let mut driver = node.spawn();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while node.records().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing was recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was recorded"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     kill_hard(&mut driver);

@@ -5,16 +5,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
-use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use common::cluster::{Cluster, cluster, event_with_reason, events_for};
-use common::{Harness, key_matches, mounts_at, serial_of, verify_volume_with_openssl};
+use cert_manager_csi_driver::demo::SamplePod;
+use common::cluster::{Cluster, cluster, creates, event_with_reason, events_for};
+use common::{
+    Harness, ecdsa_context, key_matches, mounts_at, pod_in, publish, publish_context, serial_of,
+    verify_volume_with_openssl, wait_for,
+};
 use kube_test_server::{IGNORED_ISSUER, SignerMode, TestApiServer};
 use serde_json::Value;
-use tonic::{Code, Status};
+use tonic::Code;
 
 const CR_API: &str = "cert-manager.io/v1";
 const CRS: &str = "certificaterequests";
@@ -38,70 +41,17 @@ async fn driver_with(
         .await
 }
 
+/// The pods of these tests live in `apps`.
 fn pod(name: &str) -> SamplePod {
-    SamplePod {
-        name: name.into(),
-        namespace: "apps".into(),
-        uid: format!("uid-of-{name}"),
-    }
-}
-
-fn context_for(pod: &SamplePod, overrides: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut all = vec![(key::KEY_ALGORITHM, "ECDSA")];
-    all.extend_from_slice(overrides);
-    sample_volume_context(pod, &all)
-}
-
-async fn publish_context(
-    harness: &Harness,
-    volume_id: &str,
-    target: &Path,
-    context: HashMap<String, String>,
-) -> Result<(), Status> {
-    harness
-        .client
-        .node
-        .clone()
-        .node_publish_volume(publish_request(volume_id, target, context))
-        .await
-        .map(|_| ())
-}
-
-async fn publish(
-    harness: &Harness,
-    volume_id: &str,
-    target: &Path,
-    pod: &SamplePod,
-    overrides: &[(&str, &str)],
-) -> Result<(), Status> {
-    publish_context(harness, volume_id, target, context_for(pod, overrides)).await
+    pod_in("apps", name)
 }
 
 fn requests(api: &TestApiServer) -> Vec<Value> {
     api.list_objects(CR_API, CRS)
 }
 
-/// How many requests the API server accepted a create for: what a request storm would inflate
-/// (counting live objects would not show a storm the driver cleans up after).
-fn creates(api: &TestApiServer) -> usize {
-    api.requests()
-        .into_iter()
-        .filter(|entry| entry.method == "POST" && entry.path.ends_with(CRS) && entry.status == 201)
-        .count()
-}
-
 fn name_of(object: &Value) -> String {
     object["metadata"]["name"].as_str().unwrap().to_string()
-}
-
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn csr_of(request: &Value) -> String {
@@ -498,7 +448,7 @@ async fn a_volume_without_a_duration_gets_the_default_duration() {
         .await;
         let web = pod("web-24");
         let target = harness.target("web-24");
-        let mut context = context_for(&web, &[]);
+        let mut context = ecdsa_context(&web, &[]);
         context.remove(key::DURATION);
         publish_context(&harness, "csi-default-duration", &target, context)
             .await
@@ -773,7 +723,10 @@ async fn publish_across_a_watch_outage(expire: bool) -> (Cluster, Harness) {
         // Every list and watch of requests fails while the watch is cut.
         api.fail_next(usize::MAX, 503, Some("GET"), Some(CRS));
         api.drop_watches();
-        eventually("the signer answered", || signer.signed_count() == 1).await;
+        wait_for("the signer answered", Duration::from_secs(15), || {
+            signer.signed_count() == 1
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(
             api.open_watches(),
@@ -848,7 +801,7 @@ fn token_context(pod: &SamplePod, token: &str) -> HashMap<String, String> {
     let tokens = serde_json::json!({
         "": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}
     });
-    let mut context = context_for(pod, &[]);
+    let mut context = ecdsa_context(pod, &[]);
     context.insert(key::SERVICE_ACCOUNT_TOKENS.into(), tokens.to_string());
     context
 }
@@ -983,14 +936,14 @@ async fn token_request_mode_creates_requests_as_the_pod() {
 }
 
 /// Names of the requests in the order they were created, from the server's change feed.
-fn record_created_requests(api: &TestApiServer) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+fn record_created_requests(api: &TestApiServer) -> std::sync::Arc<parking_lot::Mutex<Vec<String>>> {
+    let created = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut changes = api.subscribe();
     let sink = created.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
             if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
-                sink.lock().unwrap().push(name_of(&change.object));
+                sink.lock().push(name_of(&change.object));
             }
         }
     });
@@ -1018,20 +971,27 @@ async fn history_keeps_only_the_newest_requests() {
     .await
     .unwrap();
     let signer = &cluster.signer;
-    eventually("three renewals happened", || signer.signed_count() >= 4).await;
+    wait_for("three renewals happened", Duration::from_secs(15), || {
+        signer.signed_count() >= 4
+    })
+    .await;
     let renewed = event_with_reason(&cluster.api, "web-11", "CertificateRenewed").await;
     assert_eq!(renewed["type"], "Normal");
     // Stop renewing, then compare what is left with the order of creation.
     harness.unpublish("csi-history", &target).await.unwrap();
-    let created = created.lock().unwrap().clone();
+    let created = created.lock().clone();
     assert!(created.len() >= 4, "{created:?}");
     let mut newest_two: Vec<String> = created[created.len() - 2..].to_vec();
     newest_two.sort();
-    eventually("only the two newest requests are left", || {
-        let mut kept: Vec<String> = requests(&cluster.api).iter().map(name_of).collect();
-        kept.sort();
-        kept == newest_two
-    })
+    wait_for(
+        "only the two newest requests are left",
+        Duration::from_secs(15),
+        || {
+            let mut kept: Vec<String> = requests(&cluster.api).iter().map(name_of).collect();
+            kept.sort();
+            kept == newest_two
+        },
+    )
     .await;
 }
 
@@ -1050,11 +1010,16 @@ async fn by_default_one_request_per_volume_is_kept() {
     .await
     .unwrap();
     let signer = &cluster.signer;
-    eventually("two renewals happened", || signer.signed_count() >= 3).await;
-    harness.unpublish("csi-one", &target).await.unwrap();
-    eventually("only the newest request is left", || {
-        requests(&cluster.api).len() == 1
+    wait_for("two renewals happened", Duration::from_secs(15), || {
+        signer.signed_count() >= 3
     })
+    .await;
+    harness.unpublish("csi-one", &target).await.unwrap();
+    wait_for(
+        "only the newest request is left",
+        Duration::from_secs(15),
+        || requests(&cluster.api).len() == 1,
+    )
     .await;
 }
 
@@ -1077,14 +1042,21 @@ async fn renewal_with_a_reused_rsa_key_gets_a_new_certificate() {
     let key_before = std::fs::read_to_string(target.join("tls.key")).unwrap();
     let mut serials = vec![serial_of(&target)];
     let signer = &cluster.signer;
-    eventually("two renewals were signed", || signer.signed_count() >= 3).await;
-    eventually("the mounted certificate changed twice", || {
-        let serial = serial_of(&target);
-        if serials.last() != Some(&serial) {
-            serials.push(serial);
-        }
-        serials.len() >= 3
+    wait_for("two renewals were signed", Duration::from_secs(15), || {
+        signer.signed_count() >= 3
     })
+    .await;
+    wait_for(
+        "the mounted certificate changed twice",
+        Duration::from_secs(15),
+        || {
+            let serial = serial_of(&target);
+            if serials.last() != Some(&serial) {
+                serials.push(serial);
+            }
+            serials.len() >= 3
+        },
+    )
     .await;
     assert_eq!(
         std::fs::read_to_string(target.join("tls.key")).unwrap(),
@@ -1122,10 +1094,14 @@ async fn unknown_attributes_are_reported_on_the_pod_once() {
         .unwrap();
     let name = first["metadata"]["name"].as_str().unwrap().to_string();
     let api = &cluster.api;
-    eventually("the event's series counts the repeat", || {
-        api.get_object("events.k8s.io/v1", "events", "apps", &name)
-            .is_some_and(|event| event["series"]["count"] == 2)
-    })
+    wait_for(
+        "the event's series counts the repeat",
+        Duration::from_secs(15),
+        || {
+            api.get_object("events.k8s.io/v1", "events", "apps", &name)
+                .is_some_and(|event| event["series"]["count"] == 2)
+        },
+    )
     .await;
     let unknown = events_for(&cluster.api, "web-13")
         .into_iter()
@@ -1137,14 +1113,14 @@ async fn unknown_attributes_are_reported_on_the_pod_once() {
 /// When each request was created, from the server's change feed.
 fn record_creation_times(
     api: &TestApiServer,
-) -> std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> {
-    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+) -> std::sync::Arc<parking_lot::Mutex<Vec<tokio::time::Instant>>> {
+    let created = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut changes = api.subscribe();
     let sink = created.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
             if change.resource == CRS && change.kind == kube_test_server::ChangeKind::Added {
-                sink.lock().unwrap().push(std::time::Instant::now());
+                sink.lock().push(tokio::time::Instant::now());
             }
         }
     });
@@ -1179,9 +1155,11 @@ async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
         message: "vault is sealed".into(),
     });
     let created = record_creation_times(&cluster.api);
-    eventually("four renewal attempts failed", || {
-        created.lock().unwrap().len() >= 4
-    })
+    wait_for(
+        "four renewal attempts failed",
+        Duration::from_secs(15),
+        || created.lock().len() >= 4,
+    )
     .await;
     // Meanwhile the pod keeps its (still valid, then expiring) certificate, whole.
     assert_eq!(serial_of(&target), serial);
@@ -1195,7 +1173,7 @@ async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
         "the event says how long is left: {note}"
     );
     // Attempts are spaced out by the backoff: 300 ms, then 600 ms, then 1200 ms (±10%).
-    let times = created.lock().unwrap().clone();
+    let times = created.lock().clone();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps[0] >= Duration::from_millis(250), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(520), "{gaps:?}");
@@ -1203,7 +1181,10 @@ async fn failed_renewals_back_off_keep_the_certificate_and_recover() {
 
     // The issuer recovers: the next attempt renews.
     cluster.signer.set_mode(SignerMode::Approve);
-    eventually("renewed after recovery", || serial_of(&target) != serial).await;
+    wait_for("renewed after recovery", Duration::from_secs(15), || {
+        serial_of(&target) != serial
+    })
+    .await;
     assert!(key_matches(&target));
     verify_volume_with_openssl(&target);
     harness.unpublish("csi-backoff", &target).await.unwrap();
@@ -1228,7 +1209,7 @@ async fn an_api_server_outage_keeps_certificates_and_renewal_resumes_after_it() 
     // The API server answers nothing useful for 4 s: creates fail, the watch cannot reconnect.
     cluster.api.fail_next(usize::MAX, 503, None, None);
     cluster.api.drop_watches();
-    let outage_started = std::time::Instant::now();
+    let outage_started = tokio::time::Instant::now();
     while outage_started.elapsed() < Duration::from_secs(4) {
         assert_eq!(
             serial_of(&target),
@@ -1249,9 +1230,11 @@ async fn an_api_server_outage_keeps_certificates_and_renewal_resumes_after_it() 
         "renewal kept trying during the outage ({refused} attempts)"
     );
     cluster.api.clear_faults();
-    eventually("renewed once the API server is back", || {
-        serial_of(&target) != serial
-    })
+    wait_for(
+        "renewed once the API server is back",
+        Duration::from_secs(15),
+        || serial_of(&target) != serial,
+    )
     .await;
     assert!(key_matches(&target));
     harness

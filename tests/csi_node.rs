@@ -14,7 +14,9 @@ use cert_manager_csi_driver::csi::proto::{
     NodeStageVolumeRequest, ProbeRequest,
 };
 use cert_manager_csi_driver::demo::publish_request;
-use common::{Harness, is_root, mounts_at, serial_of, verify_volume_with_openssl};
+use common::{
+    Harness, is_root, mounts_at, serial_of, verify_volume_with_openssl, wait_for_new_serial,
+};
 use tonic::Code;
 
 #[tokio::test]
@@ -496,21 +498,6 @@ async fn strict_attributes_turn_typos_into_errors() {
     assert!(!target.exists());
 }
 
-async fn wait_for_new_serial(target: &std::path::Path, old: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let serial = serial_of(target);
-        if serial != old {
-            return serial;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no renewal within 15 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_private_key_keeps_the_key_across_renewals_unless_it_is_unreadable() {
     let harness = Harness::start().await;
@@ -527,7 +514,13 @@ async fn reuse_private_key_keeps_the_key_across_renewals_unless_it_is_unreadable
         .await
         .unwrap();
     let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
-    let serial = wait_for_new_serial(&target, &serial_of(&target)).await;
+    let serial = wait_for_new_serial(
+        &target,
+        &serial_of(&target),
+        std::time::Duration::from_secs(15),
+        "no renewal within 15 s",
+    )
+    .await;
     assert_eq!(
         std::fs::read_to_string(target.join("tls.key")).unwrap(),
         key,
@@ -538,7 +531,13 @@ async fn reuse_private_key_keeps_the_key_across_renewals_unless_it_is_unreadable
     // A key that cannot be read back is replaced by a fresh one at the next renewal.
     let current = cert_manager_csi_driver::volume::files::current_set(&target).unwrap();
     std::fs::write(current.join("tls.key"), "not a key").unwrap();
-    wait_for_new_serial(&target, &serial).await;
+    wait_for_new_serial(
+        &target,
+        &serial,
+        std::time::Duration::from_secs(15),
+        "no renewal within 15 s",
+    )
+    .await;
     let replaced = std::fs::read_to_string(target.join("tls.key")).unwrap();
     assert_ne!(replaced, key);
     verify_volume_with_openssl(&target);
@@ -557,7 +556,13 @@ async fn without_reuse_every_renewal_has_a_new_key() {
         .await
         .unwrap();
     let key = std::fs::read_to_string(target.join("tls.key")).unwrap();
-    wait_for_new_serial(&target, &serial_of(&target)).await;
+    wait_for_new_serial(
+        &target,
+        &serial_of(&target),
+        std::time::Duration::from_secs(15),
+        "no renewal within 15 s",
+    )
+    .await;
     assert_ne!(
         std::fs::read_to_string(target.join("tls.key")).unwrap(),
         key

@@ -4,17 +4,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client;
-use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use cert_manager_csi_driver::demo::{SamplePod, publish_request};
 use cert_manager_csi_driver::driver::DriverConfig;
 use common::cluster::{Cluster, cluster};
-use common::{Harness, http_get as get};
+use common::{Harness, ecdsa_context, eventually, http_get as get, pod_in, publish_context};
 use kube_test_server::SignerMode;
+use tokio::time::Instant;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
@@ -33,33 +33,9 @@ async fn driver(cluster: &Cluster, adjust: impl FnOnce(&mut DriverConfig)) -> Ha
         .await
 }
 
+/// The pods of these tests live in `ops`.
 fn pod(name: &str) -> SamplePod {
-    SamplePod {
-        name: name.into(),
-        namespace: "ops".into(),
-        uid: format!("uid-{name}"),
-    }
-}
-
-fn context(pod: &SamplePod, overrides: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut all = vec![(key::KEY_ALGORITHM, "ECDSA")];
-    all.extend_from_slice(overrides);
-    sample_volume_context(pod, &all)
-}
-
-async fn publish(
-    harness: &Harness,
-    volume_id: &str,
-    target: &Path,
-    context: HashMap<String, String>,
-) -> Result<(), tonic::Status> {
-    harness
-        .client
-        .node
-        .clone()
-        .node_publish_volume(publish_request(volume_id, target, context))
-        .await
-        .map(|_| ())
+    pod_in("ops", name)
 }
 
 /// The value of the one sample line that starts with `prefix`.
@@ -67,14 +43,6 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
     let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with(prefix)).collect();
     assert_eq!(lines.len(), 1, "{prefix}: {lines:?}\n{metrics}");
     lines[0].rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,20 +53,23 @@ async fn metrics_and_health_report_what_happened() {
         .driver()
         .metrics_address()
         .expect("metrics are served");
-    eventually("ready", async || get(address, "/readyz").await.0 == 200).await;
+    eventually("ready", Duration::from_secs(20), async || {
+        get(address, "/readyz").await.0 == 200
+    })
+    .await;
     assert_eq!(get(address, "/healthz").await, (200, "ok\n".into()));
 
     // One volume issued and renewed, one denied.
     let good = harness.target("good");
-    publish(
+    publish_context(
         &harness,
         "csi-good",
         &good,
-        context(&pod("good"), &[(key::DURATION, "3s")]),
+        ecdsa_context(&pod("good"), &[(key::DURATION, "3s")]),
     )
     .await
     .unwrap();
-    eventually("a renewal", async || {
+    eventually("a renewal", Duration::from_secs(20), async || {
         get(address, "/metrics")
             .await
             .1
@@ -110,7 +81,7 @@ async fn metrics_and_health_report_what_happened() {
         message: "not allowed".into(),
     });
     let bad = harness.target("bad");
-    let denied = publish(&harness, "csi-bad", &bad, context(&pod("bad"), &[])).await;
+    let denied = publish_context(&harness, "csi-bad", &bad, ecdsa_context(&pod("bad"), &[])).await;
     assert_eq!(denied.unwrap_err().code(), tonic::Code::PermissionDenied);
 
     let (status, metrics) = get(address, "/metrics").await;
@@ -192,30 +163,37 @@ async fn metrics_and_health_report_what_happened() {
     assert!(sample(&metrics, "process_open_fds ") > 3.0);
 
     // The good volume's renewals are denied now too: counted as errors, marked not ready.
-    eventually("a failed renewal is counted", async || {
-        let metrics = get(address, "/metrics").await.1;
-        metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(
+    eventually(
+        "a failed renewal is counted",
+        Duration::from_secs(20),
+        async || {
+            let metrics = get(address, "/metrics").await.1;
+            metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with(
                     "certmanager_csi_issue_errors_total{node=\"test-node\",volume=\"csi-good\"}",
                 )
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .is_some_and(|errors| errors >= 1.0)
-            && metrics.contains("condition=\"False\"} 1")
-            && metrics.contains("certmanager_csi_renewals_total{result=\"failure\"}")
-    })
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .is_some_and(|errors| errors >= 1.0)
+                && metrics.contains("condition=\"False\"} 1")
+                && metrics.contains("certmanager_csi_renewals_total{result=\"failure\"}")
+        },
+    )
     .await;
 
     // The API server goes away: not ready (and says why), still alive.
     cluster.api.fail_next(usize::MAX, 503, None, None);
     cluster.api.drop_watches();
-    eventually("not ready", async || get(address, "/readyz").await.0 == 503).await;
+    eventually("not ready", Duration::from_secs(20), async || {
+        get(address, "/readyz").await.0 == 503
+    })
+    .await;
     assert!(get(address, "/readyz").await.1.contains("watch"));
     assert_eq!(get(address, "/healthz").await.0, 200);
     cluster.api.clear_faults();
-    eventually("ready again", async || {
+    eventually("ready again", Duration::from_secs(20), async || {
         get(address, "/readyz").await.0 == 200
     })
     .await;
@@ -235,11 +213,11 @@ async fn status_lists_every_volume_in_its_state() {
     // and one whose renewals fail.
     let waiting = harness.target("waiting");
     // --continue-on-not-ready: the publish returns once the volume is mounted.
-    publish(
+    publish_context(
         &harness,
         "csi-waiting",
         &waiting,
-        context(
+        ecdsa_context(
             &pod("waiting"),
             &[(key::ISSUER_NAME, kube_test_server::IGNORED_ISSUER)],
         ),
@@ -248,26 +226,28 @@ async fn status_lists_every_volume_in_its_state() {
     .unwrap();
     assert!(waiting.is_dir());
     let healthy = harness.target("healthy");
-    publish(
+    publish_context(
         &harness,
         "csi-healthy",
         &healthy,
-        context(&pod("healthy"), &[]),
+        ecdsa_context(&pod("healthy"), &[]),
     )
     .await
     .unwrap();
     let failing = harness.target("failing");
-    publish(
+    publish_context(
         &harness,
         "csi-failing",
         &failing,
-        context(&pod("failing"), &[(key::DURATION, "2s")]),
+        ecdsa_context(&pod("failing"), &[(key::DURATION, "2s")]),
     )
     .await
     .unwrap();
-    eventually("both certificates are in place", async || {
-        healthy.join("tls.crt").exists() && failing.join("tls.crt").exists()
-    })
+    eventually(
+        "both certificates are in place",
+        Duration::from_secs(20),
+        async || healthy.join("tls.crt").exists() && failing.join("tls.crt").exists(),
+    )
     .await;
     cluster.signer.set_mode(SignerMode::Fail {
         message: "vault is sealed".into(),
@@ -284,12 +264,16 @@ async fn status_lists_every_volume_in_its_state() {
         assert!(output.status.success());
         String::from_utf8(output.stdout).unwrap()
     };
-    eventually("the failing renewal is recorded", async || {
-        let reports: Vec<serde_json::Value> = serde_json::from_str(&status("json")).unwrap();
-        reports
-            .iter()
-            .any(|r| r["volume_id"] == "csi-failing" && r["failures"].as_u64() >= Some(1))
-    })
+    eventually(
+        "the failing renewal is recorded",
+        Duration::from_secs(20),
+        async || {
+            let reports: Vec<serde_json::Value> = serde_json::from_str(&status("json")).unwrap();
+            reports
+                .iter()
+                .any(|r| r["volume_id"] == "csi-failing" && r["failures"].as_u64() >= Some(1))
+        },
+    )
     .await;
     let reports: Vec<serde_json::Value> = serde_json::from_str(&status("json")).unwrap();
     let by_volume: HashMap<&str, &serde_json::Value> = reports
@@ -374,7 +358,7 @@ async fn the_most_verbose_logs_carry_no_secret() {
     let parent = dir.path().join("pods/web/volumes/kubernetes.io~csi/tls");
     std::fs::create_dir_all(&parent).unwrap();
     let target = parent.join("mount");
-    let mut volume_context = context(
+    let mut volume_context = ecdsa_context(
         &pod("web"),
         &[
             (key::DURATION, "2s"),
@@ -488,9 +472,14 @@ async fn continue_on_not_ready_mounts_first_and_the_certificate_follows() {
         .signer
         .set_mode(SignerMode::Delay(Duration::from_secs(2)));
     let target = harness.target("early");
-    publish(&harness, "csi-early", &target, context(&pod("early"), &[]))
-        .await
-        .unwrap();
+    publish_context(
+        &harness,
+        "csi-early",
+        &target,
+        ecdsa_context(&pod("early"), &[]),
+    )
+    .await
+    .unwrap();
     // Reported published while the issuer is still working: mounted, and empty for now.
     assert!(target.is_dir());
     if common::is_root() {
@@ -500,15 +489,22 @@ async fn continue_on_not_ready_mounts_first_and_the_certificate_follows() {
         !target.join("tls.crt").exists(),
         "the certificate came first"
     );
-    eventually("the certificate follows", async || {
-        target.join("tls.crt").exists()
-    })
+    eventually(
+        "the certificate follows",
+        Duration::from_secs(20),
+        async || target.join("tls.crt").exists(),
+    )
     .await;
     common::verify_volume_with_openssl(&target);
     // A republish now finds it complete.
-    publish(&harness, "csi-early", &target, context(&pod("early"), &[]))
-        .await
-        .unwrap();
+    publish_context(
+        &harness,
+        "csi-early",
+        &target,
+        ecdsa_context(&pod("early"), &[]),
+    )
+    .await
+    .unwrap();
     harness.unpublish("csi-early", &target).await.unwrap();
     assert!(!target.exists());
 }

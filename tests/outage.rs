@@ -6,14 +6,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::demo::publish_request;
-use common::binary::{BinaryNode, cert_manager_backend, kill_hard, unpublish, wait_for};
-use common::cluster::{Cluster, cluster};
-use common::{Harness, is_root, mounts_at, mounts_under};
+use common::binary::{BinaryNode, cert_manager_backend, kill_hard};
+use common::cluster::{Cluster, cluster, creates};
+use common::{Harness, is_root, mounts_at, mounts_under, unpublish, wait_for};
 use kube_test_server::{SignerMode, TestApiServer};
 use serde_json::Value;
+use tokio::time::Instant;
 
 /// The bound the issue sets for an unpublish during a complete API outage.
 const UNPUBLISH_BOUND: Duration = Duration::from_secs(1);
@@ -30,15 +31,6 @@ fn pending_requests_of(api: &TestApiServer, volume_id: &str) -> Vec<Value> {
                 .is_none_or(str::is_empty)
         })
         .collect()
-}
-
-fn creates(api: &TestApiServer) -> usize {
-    api.requests()
-        .iter()
-        .filter(|e| {
-            e.method == "POST" && e.path.ends_with("certificaterequests") && e.status == 201
-        })
-        .count()
 }
 
 async fn driver(cluster: &Cluster, continue_on_not_ready: bool) -> Harness {

@@ -9,10 +9,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cert_manager_csi_driver::certificate::{self, CertificateInfo, inspect_leaf};
-use common::{Harness, serial_of};
+use common::{Harness, serial_of, wait_for_new_serial};
+use tokio::time::Instant;
 
 fn current_certificate(target: &Path) -> CertificateInfo {
     inspect_leaf(&std::fs::read_to_string(target.join("tls.crt")).unwrap()).unwrap()
@@ -137,14 +138,6 @@ async fn readers_never_see_a_mismatched_pair_and_modes_survive_rotation() {
     harness.unpublish("csi-atomic", &target).await.unwrap();
 }
 
-async fn wait_for_new_serial(target: &Path, old: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while serial_of(target) == old {
-        assert!(Instant::now() < deadline, "no renewal");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_private_key_is_honoured_on_renewal() {
     let harness = Harness::start().await;
@@ -164,8 +157,14 @@ async fn reuse_private_key_is_honoured_on_renewal() {
     let reused_key = std::fs::read(reused.join("tls.key")).unwrap();
     let fresh_key = std::fs::read(fresh.join("tls.key")).unwrap();
     let (reused_serial, fresh_serial) = (serial_of(&reused), serial_of(&fresh));
-    wait_for_new_serial(&reused, &reused_serial).await;
-    wait_for_new_serial(&fresh, &fresh_serial).await;
+    wait_for_new_serial(
+        &reused,
+        &reused_serial,
+        Duration::from_secs(20),
+        "no renewal",
+    )
+    .await;
+    wait_for_new_serial(&fresh, &fresh_serial, Duration::from_secs(20), "no renewal").await;
     assert_eq!(std::fs::read(reused.join("tls.key")).unwrap(), reused_key);
     assert_ne!(std::fs::read(fresh.join("tls.key")).unwrap(), fresh_key);
     common::verify_volume_with_openssl(&reused);

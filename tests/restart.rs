@@ -5,38 +5,18 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::csi::client::CsiClient;
 use cert_manager_csi_driver::csi::proto::NodeGetVolumeStatsRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use common::binary::{
-    BINARY, BinaryNode as Node, cert_manager_backend, kill_hard, unpublish, wait_for,
-};
+use common::binary::{BINARY, BinaryNode as Node, cert_manager_backend, kill_hard};
 use common::cluster::{Cluster, cluster};
 use common::{
-    is_root, key_matches, mounts_at, mounts_under, serial_of, verify_volume_with_openssl,
+    is_root, key_matches, mounts_at, mounts_under, publish_sample, serial_of, unpublish,
+    verify_volume_with_openssl, wait_for,
 };
-
-async fn publish(client: &CsiClient, volume_id: &str, target: &Path, overrides: &[(&str, &str)]) {
-    let pod = target
-        .ancestors()
-        .nth(4)
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let mut all = vec![("csi.cert-manager.io/key-algorithm", "ECDSA")];
-    all.extend_from_slice(overrides);
-    let context = sample_volume_context(&SamplePod::new(&pod), &all);
-    client
-        .node
-        .clone()
-        .node_publish_volume(publish_request(volume_id, target, context))
-        .await
-        .expect("publish succeeds");
-}
+use tokio::time::Instant;
 
 async fn abnormal(
     client: &CsiClient,
@@ -74,7 +54,7 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
     let short = node.target("short-lived");
     let long = node.target("long-lived");
     let vanishing = node.target("vanishing");
-    publish(
+    publish_sample(
         &client,
         "csi-short",
         &short,
@@ -83,9 +63,14 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
             ("csi.cert-manager.io/renew-before", "2s"),
         ],
     )
-    .await;
-    publish(&client, "csi-long", &long, &[]).await;
-    publish(&client, "csi-vanishing", &vanishing, &[]).await;
+    .await
+    .expect("publish succeeds");
+    publish_sample(&client, "csi-long", &long, &[])
+        .await
+        .expect("publish succeeds");
+    publish_sample(&client, "csi-vanishing", &vanishing, &[])
+        .await
+        .expect("publish succeeds");
     let long_serial = serial_of(&long);
 
     kill_hard(&mut driver);
@@ -119,7 +104,9 @@ async fn kill_9_and_restart_keeps_mounts_and_manages_every_volume_again() {
     );
 
     // A republish after the restart (kubelet's retry) is idempotent: no reissue.
-    publish(&client, "csi-long", &long, &[]).await;
+    publish_sample(&client, "csi-long", &long, &[])
+        .await
+        .expect("publish succeeds");
     assert_eq!(serial_of(&long), long_serial);
 
     // Renewal resumed from the certificate on disk: a renewal happens after the restart. (Compare
@@ -271,7 +258,9 @@ async fn killed_mid_publish_the_volume_is_finished_after_the_restart() {
     let mut driver = node.spawn();
     let client = node.connect().await;
     // kubelet retries the publish; it succeeds with a complete volume.
-    publish(&client, "csi-mid-publish", &target, &[]).await;
+    publish_sample(&client, "csi-mid-publish", &target, &[])
+        .await
+        .expect("publish succeeds");
     verify_volume_with_openssl(&target);
     assert_eq!(mounts_at(&target), 1, "no second mount stacked");
     // The pending request whose key died with the first process was replaced, not kept.
@@ -296,13 +285,14 @@ async fn killed_mid_renewal_the_renewal_resumes_and_nothing_is_lost() {
     let client = node.connect().await;
     let target = node.target("mid-renewal");
     // 6 s certificates renew 4 s after issuance.
-    publish(
+    publish_sample(
         &client,
         "csi-mid-renewal",
         &target,
         &[("csi.cert-manager.io/duration", "6s")],
     )
-    .await;
+    .await
+    .expect("publish succeeds");
     let first_serial = serial_of(&target);
     // The renewal's request stays unanswered: the driver dies while it waits.
     cluster
@@ -364,7 +354,9 @@ async fn what_a_write_killed_half_way_leaves_is_tidied_at_restart() {
     let mut driver = node.spawn();
     let client = node.connect().await;
     let target = node.target("mid-write");
-    publish(&client, "csi-mid-write", &target, &[]).await;
+    publish_sample(&client, "csi-mid-write", &target, &[])
+        .await
+        .expect("publish succeeds");
     let serial = serial_of(&target);
     kill_hard(&mut driver);
     drop(client);

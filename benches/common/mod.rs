@@ -1,9 +1,14 @@
-//! Shared by the benchmark programs: describing the machine the figures come from, and
-//! summarising latency samples.
+//! Shared by the benchmark programs: running one, the driver configuration they start from,
+//! describing the machine the figures come from, and summarising latency samples.
 
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
+
+use cert_manager_csi_driver::driver::{DriverConfig, IssuerBackend, MountMode};
 
 /// The CPU model from /proc/cpuinfo, so printed figures say what they were measured on.
 pub fn cpu_model() -> String {
@@ -32,4 +37,48 @@ pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|release| release.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// The tmpfs size cap of every volume, as in the demo.
+pub const VOLUME_SIZE_BYTES: u64 = 1024 * 1024;
+
+/// Runs a benchmark's `run` on a multi-threaded runtime; a failure is printed and exits non-zero.
+pub fn block_on<E: std::fmt::Display>(run: impl Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match runtime.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nbenchmark failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A driver under `root` on the embedded CA; a benchmark changes what it measures.
+pub fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
+    DriverConfig {
+        node_id: "bench-node".into(),
+        driver_name: "csi.cert-manager.io".into(),
+        socket_path: root.join("plugin/csi.sock"),
+        data_root: root.join("driver-state"),
+        issuer_backend: IssuerBackend::LocalCa,
+        local_ca_dir: root.join("local-ca"),
+        max_volumes_per_node: 0,
+        volume_size_bytes: VOLUME_SIZE_BYTES,
+        renewal_concurrency: 4,
+        renewal_backoff: Default::default(),
+        continue_on_not_ready: false,
+        metrics_address: None,
+        mount_mode,
+        strict_attributes: false,
+        kube: Default::default(),
+        cert_manager: Default::default(),
+        default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
+        adopt_csi_lib_data_root: None,
+        readiness_gates: Vec::new(),
+        gate_backoff: Default::default(),
+    }
 }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
+use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::fields;

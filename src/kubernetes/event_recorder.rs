@@ -70,7 +70,7 @@ struct EventKey {
 struct Recent {
     /// The stored event, as last written.
     event: Event,
-    last_seen: std::time::Instant,
+    last_seen: tokio::time::Instant,
 }
 
 struct EventWriter {
@@ -91,7 +91,7 @@ impl EventWriter {
     }
 
     async fn write(&mut self, pod: PodInfo, event: PodEvent) -> Result<(), kube::Error> {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         self.recent
             .retain(|_, recent| now.duration_since(recent.last_seen) < SERIES_WINDOW);
         let api: Api<Event> = Api::namespaced(self.connection.client(), &pod.namespace);

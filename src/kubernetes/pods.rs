@@ -301,11 +301,10 @@ mod tests {
         drop(b);
         watch.release("ns", "b");
         assert!(
-            watch
+            !watch
                 .view()
                 .entries
-                .get(&("ns".into(), "b".into()))
-                .is_none()
+                .contains_key(&("ns".into(), "b".into()))
         );
     }
 }

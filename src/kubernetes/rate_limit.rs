@@ -3,9 +3,9 @@
 //! default that is generous enough never makes issuance wait behind its own limiter (upstream's
 //! 5 QPS / 10 burst is what left volumes empty under churn, its #636).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// Used when `--kube-api-qps` is 0: enough for a node creating pods as fast as kubelet starts them
@@ -63,10 +63,7 @@ impl RateLimiter {
     /// Reserves one permit and says how long to wait before using it. Callers are served in the
     /// order they reserve.
     fn reserve(&self) -> Duration {
-        let mut bucket = self
-            .bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut bucket = self.bucket.lock();
         let now = Instant::now();
         let refilled = now.saturating_duration_since(bucket.updated).as_secs_f64() * self.qps;
         bucket.tokens = (bucket.tokens + refilled).min(self.burst);

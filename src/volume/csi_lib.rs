@@ -202,8 +202,8 @@ impl CsiLibRoot {
     /// with the tmpfs. Returns whether it unmounted.
     pub fn release_inmemfs_if_unused(&self) -> io::Result<bool> {
         // Two unpublishes finishing together must not both decide and unmount.
-        static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = RELEASING.lock().unwrap_or_else(|p| p.into_inner());
+        static RELEASING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+        let _one_at_a_time = RELEASING.lock();
         let mounts = mountinfo::read_current()?;
         let Some(inmemfs) = self.inmemfs_mount(&mounts) else {
             return Ok(false);

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
+use tokio::time::Instant;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
 
@@ -90,25 +91,6 @@ impl BinaryNode {
     }
 }
 
-/// `NodeUnpublishVolume`, as kubelet sends it.
-pub async fn unpublish(
-    client: &CsiClient,
-    volume_id: &str,
-    target: &std::path::Path,
-) -> Result<(), tonic::Status> {
-    client
-        .node
-        .clone()
-        .node_unpublish_volume(
-            cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest {
-                volume_id: volume_id.into(),
-                target_path: target.display().to_string(),
-            },
-        )
-        .await
-        .map(|_| ())
-}
-
 /// Flags for the cert-manager backend against a test API server, with short timeouts.
 pub fn cert_manager_backend(kubeconfig: &std::path::Path) -> Vec<String> {
     vec![
@@ -134,13 +116,4 @@ impl Drop for DriverProcess {
 pub fn kill_hard(driver: &mut DriverProcess) {
     driver.0.kill().unwrap();
     driver.0.wait().unwrap();
-}
-
-/// Polls `condition` every 50 ms until it holds; fails the test after `limit`.
-pub async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -70,3 +70,16 @@ pub async fn event_with_reason(api: &TestApiServer, pod: &str, reason: &str) -> 
         events_for(api, pod)
     );
 }
+
+/// How many CertificateRequests the API server accepted a create for: what a request storm would
+/// inflate (counting live objects would not show a storm the driver cleans up after).
+pub fn creates(api: &TestApiServer) -> usize {
+    api.requests()
+        .into_iter()
+        .filter(|entry| {
+            entry.method == "POST"
+                && entry.path.ends_with("certificaterequests")
+                && entry.status == 201
+        })
+        .count()
+}

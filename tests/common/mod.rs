@@ -10,7 +10,9 @@ pub mod go_driver;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use cert_manager_csi_driver::driver::{
@@ -18,6 +20,7 @@ use cert_manager_csi_driver::driver::{
 };
 use cert_manager_csi_driver::volume::mountinfo;
 use tempfile::TempDir;
+use tokio::time::Instant;
 use tonic::Status;
 
 pub fn is_root() -> bool {
@@ -127,41 +130,134 @@ impl Harness {
         target: &Path,
         overrides: &[(&str, &str)],
     ) -> Result<(), Status> {
-        let mut all = vec![("csi.cert-manager.io/key-algorithm", "ECDSA")];
-        all.extend_from_slice(overrides);
-        let pod = target
-            .ancestors()
-            .nth(4)
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pod".into());
-        let request = publish_request(volume_id, target, self.context(&pod, &all));
-        self.client
-            .node
-            .clone()
-            .node_publish_volume(request)
-            .await
-            .map(|_| ())
+        publish_sample(&self.client, volume_id, target, overrides).await
     }
 
     pub async fn unpublish(&self, volume_id: &str, target: &Path) -> Result<(), Status> {
-        self.client
-            .node
-            .clone()
-            .node_unpublish_volume(
-                cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest {
-                    volume_id: volume_id.into(),
-                    target_path: target.display().to_string(),
-                },
-            )
-            .await
-            .map(|_| ())
+        unpublish(&self.client, volume_id, target).await
     }
 
     pub fn state_records(&self) -> usize {
         std::fs::read_dir(self.config.data_root.join("volumes"))
             .map(|entries| entries.count())
             .unwrap_or(0)
+    }
+}
+
+/// A pod in `namespace` whose UID is made from its name, so that tests can expect it.
+pub fn pod_in(namespace: &str, name: &str) -> SamplePod {
+    SamplePod {
+        name: name.into(),
+        namespace: namespace.into(),
+        uid: format!("uid-of-{name}"),
+    }
+}
+
+/// The sample volume context for `pod`, with ECDSA keys (fast) plus `overrides`.
+pub fn ecdsa_context(pod: &SamplePod, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut all = vec![(key::KEY_ALGORITHM, "ECDSA")];
+    all.extend_from_slice(overrides);
+    sample_volume_context(pod, &all)
+}
+
+/// `NodePublishVolume` with `context`, as kubelet sends it.
+pub async fn publish_context(
+    harness: &Harness,
+    volume_id: &str,
+    target: &Path,
+    context: HashMap<String, String>,
+) -> Result<(), Status> {
+    publish_request_to(&harness.client, volume_id, target, context).await
+}
+
+/// Publishes a sample volume of `pod` with ECDSA keys plus `overrides`.
+pub async fn publish(
+    harness: &Harness,
+    volume_id: &str,
+    target: &Path,
+    pod: &SamplePod,
+    overrides: &[(&str, &str)],
+) -> Result<(), Status> {
+    publish_context(harness, volume_id, target, ecdsa_context(pod, overrides)).await
+}
+
+/// Publishes a sample volume with ECDSA keys plus `overrides` through `client`, for the pod
+/// whose kubelet directory holds `target`.
+pub async fn publish_sample(
+    client: &CsiClient,
+    volume_id: &str,
+    target: &Path,
+    overrides: &[(&str, &str)],
+) -> Result<(), Status> {
+    let pod = target
+        .ancestors()
+        .nth(4)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pod".into());
+    let context = ecdsa_context(&SamplePod::new(&pod), overrides);
+    publish_request_to(client, volume_id, target, context).await
+}
+
+async fn publish_request_to(
+    client: &CsiClient,
+    volume_id: &str,
+    target: &Path,
+    context: HashMap<String, String>,
+) -> Result<(), Status> {
+    client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(volume_id, target, context))
+        .await
+        .map(|_| ())
+}
+
+/// `NodeUnpublishVolume`, as kubelet sends it.
+pub async fn unpublish(client: &CsiClient, volume_id: &str, target: &Path) -> Result<(), Status> {
+    client
+        .node
+        .clone()
+        .node_unpublish_volume(
+            cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest {
+                volume_id: volume_id.into(),
+                target_path: target.display().to_string(),
+            },
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Polls `condition` every 50 ms until it holds; fails the test after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`eventually`] for a condition that needs no waiting to check.
+pub async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    eventually(what, limit, async || condition()).await
+}
+
+/// Waits until the volume at `target` holds a certificate whose serial is not `old`, and returns
+/// that serial; fails the test with `message` after `limit`.
+pub async fn wait_for_new_serial(
+    target: &Path,
+    old: &str,
+    limit: Duration,
+    message: &str,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let serial = serial_of(target);
+        if serial != old {
+            return serial;
+        }
+        assert!(Instant::now() < deadline, "{message}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

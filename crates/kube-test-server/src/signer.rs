@@ -8,16 +8,18 @@ use crate::store::{ChangeKind, now_rfc3339};
 use crate::{TaskGuard, TestApiServer};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use parking_lot::{Mutex, MutexGuard};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, CertifiedIssuer, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 const API_VERSION: &str = "cert-manager.io/v1";
 const RESOURCE: &str = "certificaterequests";
@@ -116,7 +118,7 @@ impl Signer {
 
 impl Inner {
     fn state(&self) -> MutexGuard<'_, SignerState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     async fn run(self: Arc<Self>, mut changes: tokio::sync::broadcast::Receiver<crate::Change>) {

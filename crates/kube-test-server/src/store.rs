@@ -7,9 +7,9 @@
 //! plain JSON: the store knows nothing about particular resources.
 
 use crate::selector::{FieldSelector, LabelSelector};
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::{broadcast, mpsc};
 
 /// How many past changes are kept for watches resuming from an older resourceVersion; older ones
@@ -270,7 +270,7 @@ impl Default for Store {
 
 impl Store {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {

@@ -271,7 +271,7 @@ async fn injected_faults_then_recovery() {
     assert_eq!(statuses, [503, 503, 200]);
 
     server.set_latency(Duration::from_millis(50));
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     pods.get("p").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(50));
 }

@@ -9,7 +9,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube_test_server::{DRIVER_TOKEN, DRIVER_USER, Signer, SignerMode, TestApiServer};
 use rcgen::{CertificateParams, KeyPair, SignatureAlgorithm};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 

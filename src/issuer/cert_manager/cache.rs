@@ -5,11 +5,13 @@
 //! so no wake-up is lost across disconnects.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use super::request::{CertificateRequest, label};
@@ -99,7 +101,7 @@ pub struct RequestCache {
     /// True once the first full list arrived.
     synced: watch::Sender<bool>,
     /// The watch's latest error, for messages while it is failing.
-    last_error: Mutex<Option<(String, std::time::Instant)>>,
+    last_error: Mutex<Option<(String, tokio::time::Instant)>>,
 }
 
 impl RequestCache {
@@ -107,8 +109,8 @@ impl RequestCache {
         Arc::new(RequestCache::default())
     }
 
-    fn view(&self) -> std::sync::MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock()
     }
 
     /// Follows one request. Subscribe before creating it, so that no update can slip past.
@@ -171,15 +173,34 @@ impl RequestCache {
     }
 
     /// The watch's latest error and when it happened, until the next full list succeeds.
-    pub fn last_error_at(&self) -> Option<(String, std::time::Instant)> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub fn last_error_at(&self) -> Option<(String, tokio::time::Instant)> {
+        self.last_error.lock().clone()
     }
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error_at().map(|(error, _)| error)
+    }
+
+    /// What `/readyz` says of the watch. Only reads: the watch task alone decides what it has
+    /// seen. A watch that reconnected quietly reports nothing, so an error counts while it is
+    /// recent (younger than `grace`): the watcher retries at least every 30 s while it keeps
+    /// failing, so a failing watch never looks recovered.
+    pub fn readiness(&self, grace: Duration) -> Result<(), String> {
+        match (self.is_synced(), self.last_error_at()) {
+            (false, Some((error, _))) => Err(format!(
+                "the CertificateRequest watch has not listed yet: {error}"
+            )),
+            (false, None) => Err("the CertificateRequest watch has not listed yet".into()),
+            (true, Some((error, at))) if at.elapsed() < grace => {
+                Err(format!("the CertificateRequest watch is failing: {error}"))
+            }
+            (true, _) => Ok(()),
+        }
+    }
+
+    /// Remembers the watch's latest error, for [`Self::readiness`] and messages.
+    fn watch_failed(&self, error: String) {
+        *self.last_error.lock() = Some((error, tokio::time::Instant::now()));
     }
 
     /// Applies one event from the watch.
@@ -223,7 +244,7 @@ impl RequestCache {
                 }
                 drop(view);
                 self.synced.send_replace(true);
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.last_error.lock() = None;
             }
         }
     }
@@ -240,8 +261,7 @@ impl RequestCache {
                 Ok(event) => self.handle(event),
                 Err(error) => {
                     tracing::warn!(%error, "CertificateRequest watch failed; retrying");
-                    *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((error.to_string(), std::time::Instant::now()));
+                    self.watch_failed(error.to_string());
                 }
             }
         }
@@ -367,5 +387,23 @@ mod tests {
         drop(cache.subscribe(&key("never-created")));
         cache.release(&key("never-created"));
         assert!(cache.view().entries.is_empty());
+    }
+
+    /// `/readyz` reports a watch error for the default grace, 40 s, and not a moment longer.
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_error_is_reported_for_forty_seconds_after_it() {
+        let grace = super::super::CertManagerSettings::default().watch_error_grace;
+        let cache = RequestCache::new();
+        cache.handle(watcher::Event::Init);
+        cache.handle(watcher::Event::InitDone);
+        assert_eq!(cache.readiness(grace), Ok(()));
+
+        cache.watch_failed("connection refused".into());
+        let failing = Err("the CertificateRequest watch is failing: connection refused".into());
+        assert_eq!(cache.readiness(grace), failing);
+        tokio::time::advance(Duration::from_secs(40) - Duration::from_millis(1)).await;
+        assert_eq!(cache.readiness(grace), failing, "just before 40 s");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(cache.readiness(grace), Ok(()), "at 40 s");
     }
 }

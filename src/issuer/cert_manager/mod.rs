@@ -66,7 +66,7 @@ pub struct CertManagerIssuer {
     watch: JoinHandle<()>,
     /// Background withdrawals of unpublished volumes' pending requests, by volume ID; a new
     /// issuance for the same volume ID stops its withdrawal.
-    withdrawals: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+    withdrawals: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Drop for CertManagerIssuer {
@@ -106,11 +106,9 @@ impl CertManagerIssuer {
 
     fn withdrawals(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, tokio::task::AbortHandle>>
+    ) -> parking_lot::MutexGuard<'_, std::collections::HashMap<String, tokio::task::AbortHandle>>
     {
-        self.withdrawals
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.withdrawals.lock()
     }
 
     async fn issue_order(&self, order: &IssueOrder) -> Result<IssuedCertificate, IssuerError> {
@@ -475,19 +473,7 @@ impl Issuer for CertManagerIssuer {
     fn readiness(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        // Only reads: the watch task alone decides what it has seen. A watch that reconnected
-        // quietly reports nothing, so an error counts while it is recent: the watcher retries
-        // at least every 30 s while it keeps failing, so a failing watch never looks recovered.
-        let verdict = match (self.cache.is_synced(), self.cache.last_error_at()) {
-            (false, Some((error, _))) => Err(format!(
-                "the CertificateRequest watch has not listed yet: {error}"
-            )),
-            (false, None) => Err("the CertificateRequest watch has not listed yet".into()),
-            (true, Some((error, at))) if at.elapsed() < self.settings.watch_error_grace => {
-                Err(format!("the CertificateRequest watch is failing: {error}"))
-            }
-            (true, _) => Ok(()),
-        };
+        let verdict = self.cache.readiness(self.settings.watch_error_grace);
         Box::pin(std::future::ready(verdict))
     }
 

@@ -25,8 +25,10 @@ mod volume;
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
 
 pub use self::inspect::VolumeSnapshot;
 pub use self::publish::{PublishPlan, plan_publish};
@@ -360,10 +362,8 @@ impl VolumeManager {
             .map_err(|e| VolumeError::Internal(e.to_string()))
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock()
     }
 
     fn slot(&self, volume_id: &str) -> Slot {

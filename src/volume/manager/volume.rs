@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::super::layout::Layout;
@@ -242,10 +243,8 @@ impl ManagedVolume {
 pub(super) struct ParkedKeys(Mutex<HashMap<String, PendingKey>>);
 
 impl ParkedKeys {
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingKey>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn keys(&self) -> MutexGuard<'_, HashMap<String, PendingKey>> {
+        self.0.lock()
     }
 
     pub fn park(&self, volume_id: &str, pending: PendingKey) {
@@ -268,5 +267,57 @@ impl ParkedKeys {
 
     pub fn contains(&self, volume_id: &str) -> bool {
         self.keys().contains_key(volume_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{SamplePod, sample_volume_context};
+
+    fn spec() -> CertRequestSpec {
+        let context = sample_volume_context(
+            &SamplePod::new("pod"),
+            &[("csi.cert-manager.io/key-algorithm", "ECDSA")],
+        );
+        crate::attributes::parse_volume_context(&context)
+            .unwrap()
+            .spec
+    }
+
+    fn pending(spec: &CertRequestSpec) -> PendingKey {
+        let key = crate::keys::generate(&spec.key).unwrap();
+        PendingKey::new(spec, key, "csr".into())
+    }
+
+    /// A pending key is used for 30 minutes after it was made, and dropped from then on.
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_key_lives_thirty_minutes() {
+        let spec = spec();
+        let key = pending(&spec);
+        tokio::time::advance(Duration::from_secs(30 * 60) - Duration::from_millis(1)).await;
+        assert!(key.fits(&spec), "just before 30 minutes");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!key.fits(&spec), "at 30 minutes");
+    }
+
+    /// A parked key is taken up by a retry within 30 minutes; after that it is gone, and parking
+    /// another volume's key prunes it too.
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_key_is_dropped_after_thirty_minutes() {
+        let spec = spec();
+        let parked = ParkedKeys::default();
+        parked.park("csi-1", pending(&spec));
+        tokio::time::advance(Duration::from_secs(30 * 60) - Duration::from_millis(1)).await;
+        let taken = parked.take("csi-1", &spec);
+        assert!(taken.is_some(), "just before 30 minutes");
+
+        // Parked again with the time it was made: the lifetime does not restart.
+        parked.park("csi-1", taken.unwrap());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        parked.park("csi-2", pending(&spec));
+        assert!(!parked.contains("csi-1"), "at 30 minutes");
+        assert!(parked.contains("csi-2"));
+        assert!(parked.take("csi-2", &spec).is_some());
     }
 }

@@ -6,7 +6,8 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_test_server::TestApiServer;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// A kube client for `server` that authenticates with `token`, configured through a kubeconfig
 /// file written by the server.
