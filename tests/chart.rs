@@ -468,6 +468,8 @@ fn rendered_driver_flags_are_flags_the_binary_accepts() {
             "app.driver.kubernetesAPIQPS=7.5",
             "--set",
             "app.driver.adoptUpstreamVolumes=false",
+            "--set",
+            "app.driver.podReadinessGates={pod-ip:any,pod-condition:Ready}",
         ][..],
     ] {
         let rendered = render(flags);
@@ -492,6 +494,20 @@ fn rendered_driver_flags_are_flags_the_binary_accepts() {
             panic!("the chart's args {args:?} do not make a configuration: {e}")
         });
         assert_eq!(config.node_id, "node-1");
+        let gates: Vec<String> = config
+            .readiness_gates
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if flags.iter().any(|flag| flag.contains("podReadinessGates")) {
+            assert_eq!(
+                gates,
+                ["pod-ip:any", "pod-condition:Ready=True"],
+                "{args:?}"
+            );
+        } else {
+            assert!(gates.is_empty(), "{args:?}");
+        }
         assert_eq!(
             config.metrics_address.is_some(),
             !flags.contains(&"metrics.enabled=false"),
