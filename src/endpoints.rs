@@ -85,6 +85,7 @@ impl Endpoint {
                     managed_volumes: self.manager.volume_count(),
                     adopted_volumes: self.manager.adopted_count(),
                     managed_requests: self.manager.issuer_managed_requests(),
+                    waiting_volumes: self.manager.waiting_count(),
                 });
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")

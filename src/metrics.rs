@@ -113,6 +113,8 @@ pub struct Gauges {
     /// Of the managed volumes, those taken over from the Go driver.
     pub adopted_volumes: usize,
     pub managed_requests: usize,
+    /// Of the managed volumes, those whose issuance waits on their pod (readiness gates).
+    pub waiting_volumes: usize,
 }
 
 impl Metrics {
@@ -301,6 +303,17 @@ impl Metrics {
         lines.push(format!(
             "{name}{{node=\"{node}\"}} {}",
             gauges.adopted_volumes
+        ));
+        flush(&mut out, &mut lines);
+        let name = header(
+            &mut out,
+            "certmanager_csi_waiting_volume_count",
+            "gauge",
+            "Managed volumes whose certificate waits on their pod (--pod-readiness-gate).",
+        );
+        lines.push(format!(
+            "{name}{{node=\"{node}\"}} {}",
+            gauges.waiting_volumes
         ));
         flush(&mut out, &mut lines);
         let name = header(
@@ -510,6 +523,7 @@ mod tests {
             managed_volumes: 1,
             adopted_volumes: 1,
             managed_requests: 2,
+            waiting_volumes: 3,
         });
         for expected in [
             "# TYPE certmanager_csi_issue_requests_total counter",
@@ -521,6 +535,7 @@ mod tests {
             "certmanager_csi_certificate_request_renewal_timestamp_seconds{name=\"web-0-abc\"",
             "certmanager_csi_managed_volume_count{node=\"node-1\"} 1",
             "certmanager_csi_adopted_volume_count{node=\"node-1\"} 1",
+            "certmanager_csi_waiting_volume_count{node=\"node-1\"} 3",
             "certmanager_csi_managed_certificate_request_count{node=\"node-1\"} 2",
             "certmanager_csi_renewals_total{result=\"success\"} 1",
             "certmanager_csi_renewals_total{result=\"failure\"} 0",

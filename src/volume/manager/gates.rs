@@ -173,6 +173,11 @@ impl VolumeManager {
             .schedule(&volume_id, tokio::time::Instant::now() + recheck);
     }
 
+    /// How many volumes wait on their pod now (a pod's volumes each count).
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.lock().values().map(|ids| ids.len()).sum()
+    }
+
     /// The wait is over: the certificate was issued.
     pub(super) fn end_wait(&self, volume: &mut ManagedVolume) {
         if volume.gate_wait.take().is_some() {
