@@ -36,7 +36,7 @@ use cert_manager_csi_driver::volume::files::{self, FileToWrite};
 use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use cert_manager_csi_driver::volume::mountinfo;
 use cert_manager_csi_driver::volume::state::{StateStore, VolumeRecord};
-use cert_manager_csi_driver::volume::{PublishCall, VolumeManager};
+use cert_manager_csi_driver::volume::{PublishCall, VolumeId, VolumeManager};
 use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
@@ -559,7 +559,7 @@ impl Transport {
             Transport::Direct(manager) => {
                 manager
                     .publish(PublishCall {
-                        volume_id: request.volume_id,
+                        volume_id: VolumeId::new(request.volume_id)?,
                         target_path: request.target_path.into(),
                         volume_context: request.volume_context,
                         volume_mount_group: None,

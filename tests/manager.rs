@@ -12,7 +12,7 @@ use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::issuer::{IssueFuture, IssueOrder, Issuer};
 use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use cert_manager_csi_driver::volume::state::StateStore;
-use cert_manager_csi_driver::volume::{ManagerConfig, PublishCall, VolumeManager};
+use cert_manager_csi_driver::volume::{ManagerConfig, PublishCall, VolumeId, VolumeManager};
 use tokio::sync::Semaphore;
 
 /// Signs with a local CA, but every call after the first `free` ones waits for a permit the test
@@ -77,7 +77,7 @@ fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager
 
 fn publish_request(target: &std::path::Path) -> PublishCall {
     PublishCall {
-        volume_id: "csi-slow".into(),
+        volume_id: VolumeId::new("csi-slow").unwrap(),
         target_path: target.to_path_buf(),
         volume_context: sample_volume_context(
             &SamplePod::new("slow"),

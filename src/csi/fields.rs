@@ -11,23 +11,16 @@ use std::path::{Component, Path};
 
 use tonic::Status;
 
-/// CSI: "string field: 128 bytes".
-pub const MAX_ID_BYTES: usize = 128;
+use crate::volume::VolumeId;
+pub use crate::volume::id::MAX_VOLUME_ID_BYTES as MAX_ID_BYTES;
 /// Linux's `PATH_MAX`.
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Linux's `NAME_MAX`.
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// A volume ID: non-empty, at most 128 bytes, no NUL.
-pub fn volume_id(value: &str) -> Result<(), Status> {
-    required(value, "volume_id")?;
-    if value.len() > MAX_ID_BYTES {
-        return Err(Status::invalid_argument(format!(
-            "volume_id is {} bytes; the CSI spec allows at most {MAX_ID_BYTES}",
-            value.len()
-        )));
-    }
-    no_nul(value, "volume_id")
+pub fn volume_id(value: &str) -> Result<VolumeId, Status> {
+    VolumeId::new(value).map_err(Status::invalid_argument)
 }
 
 /// A path kubelet hands over (`target_path`, `volume_path`): absolute, within Linux's limits.
@@ -87,7 +80,7 @@ mod tests {
     use super::*;
     use tonic::Code;
 
-    fn message(result: Result<(), Status>) -> String {
+    fn message<T: std::fmt::Debug>(result: Result<T, Status>) -> String {
         let status = result.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         status.message().to_string()

@@ -112,7 +112,7 @@ impl Node for NodeService {
             "received"
         );
         let result = async {
-            fields::volume_id(&request.volume_id)?;
+            let volume_id = fields::volume_id(&request.volume_id)?;
             fields::path(&request.target_path, "target_path")?;
             if !request.readonly {
                 return Err(Status::invalid_argument(
@@ -136,7 +136,7 @@ impl Node for NodeService {
             };
             self.manager
                 .publish(PublishCall {
-                    volume_id: request.volume_id.clone(),
+                    volume_id,
                     target_path: PathBuf::from(&request.target_path),
                     volume_context: request.volume_context,
                     volume_mount_group,

@@ -5,12 +5,14 @@
 
 pub mod csi_lib;
 pub mod files;
+pub mod id;
 pub mod layout;
 pub mod manager;
 pub mod mount;
 pub mod mountinfo;
 pub mod state;
 
+pub use id::VolumeId;
 pub use manager::{
     ManagerConfig, PublishCall, Readiness, VolumeError, VolumeManager, VolumeSnapshot,
 };

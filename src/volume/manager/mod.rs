@@ -34,6 +34,7 @@ pub use self::inspect::VolumeSnapshot;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
 use self::volume::{Counted, Counters, ManagedVolume, ParkedKeys};
+use super::id::VolumeId;
 use super::mount::Mounter;
 use super::state::StateStore;
 use crate::attributes::{InvalidAttributes, ParseOptions, PodIpWait, redacted_context};
@@ -93,7 +94,7 @@ impl std::fmt::Debug for Readiness {
 /// A `NodePublishVolume` call, decoded.
 #[derive(Clone)]
 pub struct PublishCall {
-    pub volume_id: String,
+    pub volume_id: VolumeId,
     pub target_path: PathBuf,
     pub volume_context: HashMap<String, String>,
     /// kubelet's `volume_mount_group` (the pod's fsGroup).

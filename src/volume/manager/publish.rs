@@ -81,9 +81,6 @@ impl VolumeManager {
     /// target path. Idempotent. The work runs in its own task, so a caller that gives up (kubelet's
     /// deadline) never leaves a half-published volume behind.
     pub async fn publish(self: &Arc<Self>, call: PublishCall) -> Result<(), VolumeError> {
-        if call.volume_id.is_empty() {
-            return Err(VolumeError::InvalidArgument("volume_id is required".into()));
-        }
         if !call.target_path.is_absolute() {
             return Err(VolumeError::InvalidArgument(format!(
                 "target_path {:?} must be an absolute path",
@@ -245,7 +242,7 @@ impl VolumeManager {
         } else {
             Action::Publish
         };
-        let volume_id = call.volume_id.clone();
+        let volume_id = call.volume_id.to_string();
         let slot = self.slot(&volume_id);
         let mut guard = slot.volume.lock().await;
         let existing_target = guard.as_ref().map(|v| v.target().to_path_buf());
@@ -557,6 +554,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    use crate::volume::VolumeId;
+
     #[test]
     fn publish_plan_follows_what_is_held() {
         let target = Path::new("/pods/a/mount");
@@ -581,7 +580,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_tokens_and_passwords() {
         let call = PublishCall {
-            volume_id: "csi-1".into(),
+            volume_id: VolumeId::new("csi-1").unwrap(),
             target_path: PathBuf::from("/t"),
             volume_context: [
                 (

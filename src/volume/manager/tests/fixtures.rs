@@ -21,6 +21,7 @@ use crate::issuer::{IssueFuture, IssueOrder, Issuer, IssuerError};
 use crate::metrics::Metrics;
 use crate::pod_events::NoEvents;
 use crate::renewal::Backoff;
+use crate::volume::VolumeId;
 use crate::volume::files;
 use crate::volume::manager::{ManagerConfig, PublishCall, ResumeSummary, VolumeManager};
 use crate::volume::mount::Mounter;
@@ -261,7 +262,7 @@ pub(crate) fn publish_call(volume_id: &str, target: &Path) -> PublishCallBuilder
     };
     PublishCallBuilder {
         call: PublishCall {
-            volume_id: volume_id.to_string(),
+            volume_id: VolumeId::new(volume_id).unwrap(),
             target_path: target.to_path_buf(),
             volume_context: sample_volume_context(&pod, &[(key::KEY_ALGORITHM, "ECDSA")]),
             volume_mount_group: None,
