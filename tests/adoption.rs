@@ -384,6 +384,60 @@ async fn an_adopted_volume_keeps_its_fs_group_through_renewals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_volume_asking_for_java_keystores_gets_them_with_its_renewal() {
+    needs_root!();
+    let go = GoDriverNode::create();
+    // The Go driver ignores these attributes (it has no JKS); this driver writes the stores
+    // into the adopted volume's next set, in csi-lib's modes.
+    let volume = GoVolume::new("csi-go-jks", "go-jks")
+        .with(key::DURATION, "6s")
+        .with(key::JKS_ENABLE, "true")
+        .with(key::JKS_PASSWORD, "changeit");
+    let target = go.publish(&volume);
+    let first = serial_of(&target);
+    assert!(!target.join("keystore.jks").exists());
+
+    let _harness = driver_adopting(&go).await;
+    renewed_since(&target, &first, "renewed").await;
+    let data = go.volume_dir("csi-go-jks").join("data");
+    for name in [
+        "tls.crt",
+        "tls.key",
+        "ca.crt",
+        "keystore.jks",
+        "truststore.jks",
+    ] {
+        assert_eq!(mode(&data.join("..data").join(name)), 0o440, "{name}");
+        assert_eq!(
+            std::fs::read_link(data.join(name)).unwrap(),
+            Path::new("..data").join(name)
+        );
+    }
+    let listed = std::process::Command::new("keytool")
+        .args([
+            "-list",
+            "-storetype",
+            "JKS",
+            "-storepass",
+            "changeit",
+            "-keystore",
+        ])
+        .arg(target.join("keystore.jks"))
+        .output()
+        .expect("keytool runs (the JDK is installed)");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("certificate, ") && listed.contains("PrivateKeyEntry"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ca, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+    assert!(key_matches(&target));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_driver_still_knows_its_adopted_volumes() {
     needs_root!();
     let go = GoDriverNode::create();

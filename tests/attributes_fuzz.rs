@@ -106,6 +106,8 @@ const NEAR_MISS_KEYS: &[&str] = &[
     "csi.cert-manager.io/keyusages",
     "csi.cert-manager.io/duraton",
     "csi.cert-manager.io/pkcs12enable",
+    "csi.cert-manager.io/jks-pasword",
+    "csi.cert-manager.io/jks-truststore-enabled",
     "csi.cert-manager.io/",
     "csi.cert-manager.io",
     "CSI.cert-manager.io/issuer-name",
@@ -127,6 +129,7 @@ const REQUIRED_KEYS: &[&str] = &[
     key::ISSUER_NAME,
     key::DNS_NAMES,
     key::PKCS12_PASSWORD,
+    key::JKS_PASSWORD,
 ];
 
 /// Keys whose values end up in the certificate's subject or SANs: the road to the DER encoders.
@@ -366,6 +369,9 @@ fn shaped_value_for(key: &str) -> BoxedStrategy<String> {
         key::IS_CA
         | key::REUSE_PRIVATE_KEY
         | key::PKCS12_ENABLE
+        | key::PKCS12_TRUSTSTORE_ENABLE
+        | key::JKS_ENABLE
+        | key::JKS_TRUSTSTORE_ENABLE
         | key::EPHEMERAL
         | ALIAS_ENABLE => boolean_text(),
         key::KEY_SIZE => key_size_text(),
@@ -392,14 +398,29 @@ fn shaped_value_for(key: &str) -> BoxedStrategy<String> {
         | key::PRIVATE_KEY_FILE
         | key::CA_FILE
         | key::PKCS12_FILENAME
+        | key::PKCS12_TRUSTSTORE_FILENAME
+        | key::JKS_FILENAME
+        | key::JKS_TRUSTSTORE_FILENAME
         | ALIAS_FILENAME => file_name_text(),
+        key::JKS_ALIAS => prop_oneof![
+            one_of(&["certificate", "ca", "CA-2", "ca-", " a", "", "My-App"]),
+            any::<String>(),
+        ]
+        .boxed(),
         key::FS_GROUP => prop_oneof![
             one_of(&["0", "1", "4294967295", "4294967296", " 12 ", "-1", "x"]),
             any::<u32>().prop_map(|gid| gid.to_string()),
         ]
         .boxed(),
-        key::PKCS12_PROFILE => one_of(&["LegacyRC2", "legacydes", "Modern2023", "modern", ""]),
-        key::PKCS12_PASSWORD | ALIAS_PASSWORD => {
+        key::PKCS12_PROFILE => one_of(&[
+            "LegacyRC2",
+            "legacydes",
+            "Modern2023",
+            "modern2026",
+            "modern",
+            "",
+        ]),
+        key::PKCS12_PASSWORD | key::JKS_PASSWORD | ALIAS_PASSWORD => {
             prop_oneof![Just(String::new()), any::<String>()].boxed()
         }
         key::POD_NAME | key::POD_NAMESPACE | key::POD_UID | key::SERVICE_ACCOUNT_NAME => {
@@ -671,6 +692,20 @@ fn check_issuance(request: &VolumeAttributes) -> Result<(), String> {
     })?;
     let info = certificate::inspect_leaf(&issued.chain_pem)
         .map_err(|e| format!("the signed certificate does not parse: {e}"))?;
+    // Whatever password, alias or profile was accepted, the keystores can be written.
+    let stores = keys::keystores::build(spec, &fixture.key, &issued.chain_pem, &issued.ca_pem)
+        .map_err(|e| format!("the keystores of an accepted context fail: {e}"))?;
+    let asked = [
+        spec.pkcs12
+            .as_ref()
+            .map(|s| 1 + usize::from(s.truststore.is_some())),
+        spec.jks
+            .as_ref()
+            .map(|s| 1 + usize::from(s.truststore.is_some())),
+    ];
+    if stores.len() != asked.into_iter().flatten().sum::<usize>() {
+        return Err(format!("{} keystore files for {asked:?}", stores.len()));
+    }
     if info.is_ca != spec.is_ca {
         return Err(format!("is_ca is {}, asked for {}", info.is_ca, spec.is_ca));
     }
@@ -806,6 +841,22 @@ fn known_tricky_contexts_are_handled() {
             (key::PKCS12_PASSWORD, "x"),
             (key::CA_FILE, "keystore.p12"),
         ],
+        // Every store at once, the truststores' defaults colliding with names the user set.
+        &[
+            (key::JKS_ENABLE, "true"),
+            (key::JKS_PASSWORD, "x"),
+            (key::PKCS12_ENABLE, "true"),
+            (key::PKCS12_PASSWORD, "x"),
+            (key::PKCS12_TRUSTSTORE_ENABLE, "true"),
+            (key::CERTIFICATE_FILE, "truststore.jks"),
+            (key::JKS_FILENAME, "truststore.p12"),
+        ],
+        &[
+            (key::JKS_ENABLE, "true"),
+            (key::JKS_PASSWORD, "x"),
+            (key::JKS_ALIAS, "CA"),
+            (key::JKS_TRUSTSTORE_ENABLE, "x"),
+        ],
         // Old keystore spellings with bad values.
         &[(ALIAS_ENABLE, "yes")],
         &[
@@ -874,7 +925,10 @@ fn subject_edge_values_round_trip() {
 fn required_keys_are_reported_when_missing() {
     let error = attributes::parse_volume_context(&HashMap::new()).expect_err("empty context");
     let named: Vec<&str> = error.0.iter().map(|p| p.key.as_str()).collect();
-    for required in REQUIRED_KEYS.iter().filter(|k| **k != key::PKCS12_PASSWORD) {
+    for required in REQUIRED_KEYS
+        .iter()
+        .filter(|k| ![key::PKCS12_PASSWORD, key::JKS_PASSWORD].contains(*k))
+    {
         assert!(named.contains(required), "{required} not reported: {error}");
     }
 }
@@ -885,6 +939,8 @@ fn keystore_passwords_are_redacted_under_every_spelling() {
     for password_key in [
         key::PKCS12_PASSWORD,
         ALIAS_PASSWORD,
+        key::JKS_PASSWORD,
+        "csi.cert-manager.io/jks-pasword",
         key::SERVICE_ACCOUNT_TOKENS,
     ] {
         let mut context = base_context();

@@ -475,6 +475,107 @@ async fn pkcs12_keystore_is_mounted_next_to_the_pem_files() {
     assert!(opened.contains("BEGIN PRIVATE KEY"), "{opened}");
 }
 
+/// The leaf certificate (DER) of a PEM chain.
+fn leaf_der(chain_pem: &str) -> Vec<u8> {
+    pem::parse_many(chain_pem)
+        .unwrap()
+        .swap_remove(0)
+        .into_contents()
+}
+
+/// The certificate of a keystore entry, as keytool exports it (DER).
+fn keytool_certificate(store: &std::path::Path, store_type: &str, alias: &str) -> Vec<u8> {
+    let output = std::process::Command::new("keytool")
+        .args([
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            alias,
+            "-storetype",
+            store_type,
+        ])
+        .args(["-storepass", "changeit", "-keystore"])
+        .arg(store)
+        .output()
+        .expect("keytool runs (the JDK is installed)");
+    assert!(
+        output.status.success(),
+        "keytool -exportcert {}: {}",
+        store.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    leaf_der(&String::from_utf8_lossy(&output.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_keystores_and_truststores_are_mounted_and_renewed_in_one_set() {
+    let harness = Harness::start().await;
+    let target = harness.target("java");
+    harness
+        .publish(
+            "csi-java",
+            &target,
+            &[
+                ("csi.cert-manager.io/jks-enable", "true"),
+                ("csi.cert-manager.io/jks-password", "changeit"),
+                ("csi.cert-manager.io/pkcs12-enable", "true"),
+                ("csi.cert-manager.io/pkcs12-password", "changeit"),
+                ("csi.cert-manager.io/pkcs12-profile", "Modern2023"),
+                ("csi.cert-manager.io/pkcs12-truststore-enable", "true"),
+                // Renewed about 4 s after issuance: time to read one set before the next.
+                ("csi.cert-manager.io/duration", "6s"),
+            ],
+        )
+        .await
+        .unwrap();
+    // Keystores hold the key: the key file's mode. Truststores do not: ca.crt's.
+    for (name, mode) in [
+        ("keystore.jks", 0o600),
+        ("truststore.jks", 0o644),
+        ("keystore.p12", 0o600),
+        ("truststore.p12", 0o644),
+    ] {
+        let path = target.join(name);
+        assert_eq!(
+            std::fs::read_link(&path).unwrap(),
+            std::path::Path::new("..data").join(name),
+            "{name} is a name through ..data like the PEM files"
+        );
+        let found = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(found, mode, "{name}");
+    }
+    let ca = leaf_der(&std::fs::read_to_string(target.join("ca.crt")).unwrap());
+    assert_eq!(
+        keytool_certificate(&target.join("truststore.jks"), "JKS", "ca"),
+        ca
+    );
+    assert_eq!(
+        keytool_certificate(&target.join("truststore.p12"), "PKCS12", "ca"),
+        ca
+    );
+
+    // A renewal swaps the whole set at once: in the set `..data` points at, the JKS holds the
+    // certificate tls.crt holds.
+    let first = serial_of(&target);
+    wait_for_new_serial(
+        &target,
+        &first,
+        std::time::Duration::from_secs(15),
+        "no renewal within 15 s",
+    )
+    .await;
+    let set = target.join(std::fs::read_link(target.join("..data")).unwrap());
+    let leaf = leaf_der(&std::fs::read_to_string(set.join("tls.crt")).unwrap());
+    assert_eq!(
+        keytool_certificate(&set.join("keystore.jks"), "JKS", "certificate"),
+        leaf
+    );
+    assert_eq!(
+        keytool_certificate(&set.join("keystore.p12"), "PKCS12", "certificate"),
+        leaf
+    );
+}
+
 #[tokio::test]
 async fn strict_attributes_turn_typos_into_errors() {
     let harness = Harness::start_with(|config| config.strict_attributes = true).await;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::reader::{Reader, parse_decimal};
-use super::spec::{FileNames, Pkcs12Spec};
+use super::spec::{FileNames, JksSpec, Pkcs12Spec};
 use super::table::{Part, key};
 
 /// A file name must stay inside the volume: a plain name, no directories, no `..` tricks.
@@ -52,6 +52,7 @@ pub(super) fn check_distinct(
     reader: &mut Reader<'_>,
     files: &FileNames,
     pkcs12: Option<&Pkcs12Spec>,
+    jks: Option<&JksSpec>,
 ) {
     let reader = reader.part(Part::Files);
     let mut file_keys = vec![
@@ -61,6 +62,15 @@ pub(super) fn check_distinct(
     ];
     if let Some(keystore) = pkcs12 {
         file_keys.push((key::PKCS12_FILENAME, &keystore.file_name));
+        if let Some(truststore) = &keystore.truststore {
+            file_keys.push((key::PKCS12_TRUSTSTORE_FILENAME, truststore));
+        }
+    }
+    if let Some(keystore) = jks {
+        file_keys.push((key::JKS_FILENAME, &keystore.file_name));
+        if let Some(truststore) = &keystore.truststore {
+            file_keys.push((key::JKS_TRUSTSTORE_FILENAME, truststore));
+        }
     }
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for (file_key, name) in file_keys {

@@ -35,9 +35,9 @@ pub use duration::{format_go_duration, parse_go_duration};
 pub use files::check_file_name;
 pub use problems::{AttributeProblem, InvalidAttributes};
 pub use spec::{
-    CertRequestSpec, DEFAULT_DURATION, FileNames, IssuerRef, KeyAlgorithm, KeyEncoding, KeySpec,
-    KeyUsage, ParseOptions, Password, Pkcs12Profile, Pkcs12Spec, PodInfo, PodIpSans, PodIpWait,
-    VolumeAttributes,
+    CertRequestSpec, DEFAULT_DURATION, FileNames, IssuerRef, JksSpec, KeyAlgorithm, KeyEncoding,
+    KeySpec, KeyUsage, ParseOptions, Password, Pkcs12Profile, Pkcs12Spec, PodInfo, PodIpSans,
+    PodIpWait, VolumeAttributes,
 };
 pub use subject::Subject;
 pub use table::{
@@ -80,7 +80,8 @@ fn parse(
     let key = key_spec::read(reader);
     let files = files::read_names(reader);
     let pkcs12 = keystore::read(reader);
-    files::check_distinct(reader, &files, pkcs12.as_ref());
+    let jks = keystore::read_jks(reader);
+    files::check_distinct(reader, &files, pkcs12.as_ref(), jks.as_ref());
     let fs_group = files::read_group(reader);
     let reuse_private_key = key_spec::reuse(reader);
     let other_keys = unknown_keys::read(reader, options.strict, &mut warnings);
@@ -107,6 +108,7 @@ fn parse(
             fs_group,
             reuse_private_key,
             pkcs12,
+            jks,
             annotations: other_keys.annotations,
         },
         unknown_keys: other_keys.unknown,

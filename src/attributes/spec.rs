@@ -186,6 +186,10 @@ pub enum Pkcs12Profile {
     LegacyDes,
     /// AES-256-CBC with PBKDF2-HMAC-SHA-256, SHA-256 MAC.
     Modern2023,
+    /// Modern2023's encryption with a PBMAC1 MAC (RFC 9579: PBKDF2-HMAC-SHA-256 and
+    /// HMAC-SHA-256) instead of the PKCS#12 KDF, FIPS 140-3 friendly; read by OpenSSL 3.4+ and
+    /// Java 26+ only.
+    Modern2026,
 }
 
 impl Pkcs12Profile {
@@ -194,6 +198,7 @@ impl Pkcs12Profile {
             Pkcs12Profile::LegacyRc2 => "LegacyRC2",
             Pkcs12Profile::LegacyDes => "LegacyDES",
             Pkcs12Profile::Modern2023 => "Modern2023",
+            Pkcs12Profile::Modern2026 => "Modern2026",
         }
     }
 }
@@ -214,6 +219,20 @@ pub struct Pkcs12Spec {
     pub file_name: String,
     pub password: Password,
     pub profile: Pkcs12Profile,
+    /// The truststore's file name, when one is asked for (written only when the CA is known).
+    pub truststore: Option<String>,
+}
+
+/// The Java KeyStore (JKS) a volume asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JksSpec {
+    pub file_name: String,
+    /// Protects the file and the key entry alike.
+    pub password: Password,
+    /// The alias of the private-key entry.
+    pub alias: String,
+    /// The truststore's file name, when one is asked for (written only when the CA is known).
+    pub truststore: Option<String>,
 }
 
 /// Everything a volume asks of its certificate, validated and with variables expanded.
@@ -239,6 +258,7 @@ pub struct CertRequestSpec {
     pub fs_group: Option<u32>,
     pub reuse_private_key: bool,
     pub pkcs12: Option<Pkcs12Spec>,
+    pub jks: Option<JksSpec>,
     /// Attributes of other prefixes, passed on to the issuer as annotations.
     pub annotations: BTreeMap<String, String>,
 }

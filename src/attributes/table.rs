@@ -26,7 +26,7 @@ pub enum Part {
     Key,
     /// `files.rs`: file names and their group.
     Files,
-    /// `keystore.rs`: the PKCS#12 keystore.
+    /// `keystore.rs`: the PKCS#12 and JKS keystores and truststores.
     Keystore,
     /// Not read by the attribute parser: the pod's tokens, read by `kubernetes::token`.
     Token,
@@ -108,6 +108,16 @@ attribute_table! {
         aliases ["csi.cert-manager.io/keystore-pkcs12-password"];
     /// New in this driver: which PKCS#12 encryption profile to write.
     PKCS12_PROFILE = "csi.cert-manager.io/pkcs12-profile", Keystore, plain;
+    /// New in this driver: also write a PKCS#12 truststore (the CA certificates).
+    PKCS12_TRUSTSTORE_ENABLE = "csi.cert-manager.io/pkcs12-truststore-enable", Keystore, plain;
+    PKCS12_TRUSTSTORE_FILENAME = "csi.cert-manager.io/pkcs12-truststore-filename", Keystore, plain;
+    /// New in this driver: a Java KeyStore, as cert-manager's `keystores.jks`.
+    JKS_ENABLE = "csi.cert-manager.io/jks-enable", Keystore, plain;
+    JKS_FILENAME = "csi.cert-manager.io/jks-filename", Keystore, plain;
+    JKS_PASSWORD = "csi.cert-manager.io/jks-password", Keystore, secret;
+    JKS_ALIAS = "csi.cert-manager.io/jks-alias", Keystore, plain;
+    JKS_TRUSTSTORE_ENABLE = "csi.cert-manager.io/jks-truststore-enable", Keystore, plain;
+    JKS_TRUSTSTORE_FILENAME = "csi.cert-manager.io/jks-truststore-filename", Keystore, plain;
 
     POD_NAME = "csi.storage.k8s.io/pod.name", Pod, plain;
     POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace", Pod, plain;
@@ -122,7 +132,8 @@ pub fn attribute(key: &str) -> Option<&'static Attribute> {
     ATTRIBUTES.iter().find(|row| row.key == key)
 }
 
-/// The `csi.cert-manager.io/*` keys this driver reads: upstream's table plus `pkcs12-profile`.
+/// The `csi.cert-manager.io/*` keys this driver reads: upstream's table plus its own
+/// (`pkcs12-profile`, the truststores, JKS).
 pub fn handled_keys() -> impl Iterator<Item = &'static str> {
     ATTRIBUTES
         .iter()
@@ -151,10 +162,20 @@ pub fn canonical_key_of_alias(alias: &str) -> Option<&'static str> {
 }
 
 /// Whether a context key holds a secret: a secret row or its old spelling, and anything that
-/// looks like a password (typos of the password key must not leak it either).
+/// looks like a password (typos of the password key must not leak it either: one containing
+/// "pass", or one whose "did you mean" is a secret row, like `jks-pasword`).
 pub fn is_secret_key(key: &str) -> bool {
     let row = attribute(key).or_else(|| canonical_key_of_alias(key).and_then(attribute));
-    row.is_some_and(|row| row.secret) || key.to_ascii_lowercase().contains("pass")
+    let secret = |row: &Attribute| row.secret;
+    row.is_some_and(secret)
+        || key.to_ascii_lowercase().contains("pass")
+        || (row.is_none()
+            && key.starts_with(PREFIX)
+            // Typos are short; the hint's edit distance is not worth computing on anything else.
+            && key.len() <= 2 * PREFIX.len() + 64
+            && super::closest_known_key(key)
+                .and_then(attribute)
+                .is_some_and(secret))
 }
 
 /// A volume context made safe to print: secret values replaced by `<redacted>`, keys sorted.
@@ -210,7 +231,15 @@ mod tests {
             .filter(|row| row.secret)
             .map(|row| row.key)
             .collect();
-        assert_eq!(secrets, [key::PKCS12_PASSWORD, key::SERVICE_ACCOUNT_TOKENS]);
+        assert_eq!(
+            secrets,
+            [
+                key::PKCS12_PASSWORD,
+                key::JKS_PASSWORD,
+                key::SERVICE_ACCOUNT_TOKENS
+            ]
+        );
+        assert!(is_secret_key("csi.cert-manager.io/jks-pasword"));
         assert!(is_secret_key(
             "csi.cert-manager.io/keystore-pkcs12-password"
         ));

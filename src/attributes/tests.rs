@@ -529,7 +529,14 @@ fn every_row_of_the_table_is_read_by_its_own_part() {
         full.entry(row.key.to_string())
             .or_insert_with(|| "x".into());
     }
-    full.insert(key::PKCS12_ENABLE.into(), "true".into());
+    for switch in [
+        key::PKCS12_ENABLE,
+        key::PKCS12_TRUSTSTORE_ENABLE,
+        key::JKS_ENABLE,
+        key::JKS_TRUSTSTORE_ENABLE,
+    ] {
+        full.insert(switch.into(), "true".into());
+    }
     let mut reader = Reader::new(&full);
     let _ = parse(&mut reader, ParseOptions::default());
     let reads = reader.reads.borrow();
@@ -637,4 +644,158 @@ fn the_pods_addresses_come_first_in_the_issued_spec() {
     );
     let literal = parse_volume_context(&context(&[(key::IP_SANS, "192.0.2.1")])).unwrap();
     assert_eq!(literal.spec.with_pod_ips(&pod_ips), literal.spec);
+}
+
+#[test]
+fn java_keystores_get_cert_managers_defaults() {
+    let spec = parse_volume_context(&context(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::JKS_ENABLE, "true"),
+        (key::JKS_PASSWORD, "changeit"),
+        (key::PKCS12_ENABLE, "true"),
+        (key::PKCS12_PASSWORD, "changeit"),
+    ]))
+    .unwrap()
+    .spec;
+    let jks = spec.jks.unwrap();
+    assert_eq!(jks.file_name, "keystore.jks");
+    assert_eq!(jks.alias, "certificate");
+    assert_eq!(jks.truststore.as_deref(), Some("truststore.jks"));
+    assert_eq!(format!("{jks:?}").matches("changeit").count(), 0, "{jks:?}");
+    // The Go driver never wrote a PKCS#12 truststore: still off unless asked for.
+    let pkcs12 = spec.pkcs12.unwrap();
+    assert_eq!(pkcs12.truststore, None);
+
+    let spec = parse_volume_context(&context(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::JKS_ENABLE, "true"),
+        (key::JKS_PASSWORD, "changeit"),
+        (key::JKS_ALIAS, "my-app"),
+        (key::JKS_FILENAME, "app.jks"),
+        (key::JKS_TRUSTSTORE_ENABLE, "false"),
+        (key::JKS_TRUSTSTORE_FILENAME, "ignored.jks"),
+        (key::PKCS12_ENABLE, "true"),
+        (key::PKCS12_PASSWORD, "changeit"),
+        (key::PKCS12_PROFILE, "modern2026"),
+        (key::PKCS12_TRUSTSTORE_ENABLE, "true"),
+    ]))
+    .unwrap()
+    .spec;
+    let jks = spec.jks.unwrap();
+    assert_eq!(
+        (jks.file_name.as_str(), jks.alias.as_str(), jks.truststore),
+        ("app.jks", "my-app", None)
+    );
+    let pkcs12 = spec.pkcs12.unwrap();
+    assert_eq!(pkcs12.profile, Pkcs12Profile::Modern2026);
+    assert_eq!(pkcs12.truststore.as_deref(), Some("truststore.p12"));
+    // Nothing is asked of a disabled keystore's other keys.
+    assert!(
+        parse_volume_context(&context(&[
+            (key::DNS_NAMES, "a.example.com"),
+            (key::JKS_ALIAS, "ca"),
+        ]))
+        .unwrap()
+        .spec
+        .jks
+        .is_none()
+    );
+}
+
+#[test]
+fn bad_java_keystore_input_is_one_error_naming_each_problem() {
+    let error = problems(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::JKS_ENABLE, "true"),
+        (key::JKS_ALIAS, "CA-1"),
+        (key::JKS_FILENAME, "tls.crt"),
+        (key::JKS_TRUSTSTORE_ENABLE, "yes"),
+        (key::PKCS12_ENABLE, "true"),
+        (key::PKCS12_PASSWORD, "p"),
+        (key::PKCS12_TRUSTSTORE_ENABLE, "true"),
+        (key::PKCS12_TRUSTSTORE_FILENAME, "ca.crt"),
+    ]);
+    let keys: Vec<&str> = error.0.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            key::JKS_PASSWORD,
+            key::JKS_ALIAS,
+            key::JKS_TRUSTSTORE_ENABLE,
+            key::PKCS12_TRUSTSTORE_FILENAME,
+            key::JKS_FILENAME,
+        ],
+        "{error}"
+    );
+    let message = error.to_string();
+    for shown in [
+        "jks-password is required when csi.cert-manager.io/jks-enable is \"true\"",
+        "jks-alias=\"CA-1\" is taken by the CA entries",
+        "jks-truststore-enable=\"yes\" must be \"true\" or \"false\"",
+        "pkcs12-truststore-filename=\"ca.crt\" names the same file",
+        "jks-filename=\"tls.crt\" names the same file",
+    ] {
+        assert!(message.contains(shown), "{shown} not in: {message}");
+    }
+
+    for (alias, reason) in [
+        ("", "must not be empty"),
+        (" certificate", "must not start or end with spaces"),
+        ("a\u{7}b", "must not contain control characters"),
+        ("ca", "is taken by the CA entries"),
+    ] {
+        let message = problems(&[
+            (key::DNS_NAMES, "a.example.com"),
+            (key::JKS_ENABLE, "true"),
+            (key::JKS_PASSWORD, "p"),
+            (key::JKS_ALIAS, alias),
+        ])
+        .to_string();
+        assert!(message.contains(reason), "{alias:?}: {message}");
+    }
+    let long = "a".repeat(65_536);
+    let message = problems(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::JKS_ENABLE, "true"),
+        (key::JKS_PASSWORD, "p"),
+        (key::JKS_ALIAS, &long),
+    ])
+    .to_string();
+    assert!(message.contains("at most 65535 bytes"), "{message}");
+
+    // The truststores collide with each other and with the keystores too; the blame goes to
+    // the attribute the user set.
+    let message = problems(&[
+        (key::DNS_NAMES, "a.example.com"),
+        (key::JKS_ENABLE, "true"),
+        (key::JKS_PASSWORD, "p"),
+        (key::JKS_TRUSTSTORE_FILENAME, "keystore.jks"),
+    ])
+    .to_string();
+    assert!(
+        message.contains("jks-truststore-filename=\"keystore.jks\" names the same file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn keystore_passwords_are_redacted_and_typos_are_hinted() {
+    let context = context(&[
+        (key::JKS_PASSWORD, "hunter2"),
+        ("csi.cert-manager.io/jks-pasword", "hunter3"),
+    ]);
+    let shown = format!("{:?}", redacted_context(&context));
+    assert!(!shown.contains("hunter"), "{shown}");
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/jks-enabled"),
+        Some(key::JKS_ENABLE)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/jks-truststore-filname"),
+        Some(key::JKS_TRUSTSTORE_FILENAME)
+    );
+    assert_eq!(
+        closest_known_key("csi.cert-manager.io/pkcs12-trustore-enable"),
+        Some(key::PKCS12_TRUSTSTORE_ENABLE)
+    );
 }

@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 use crate::attributes::{CertRequestSpec, KeyAlgorithm, KeyEncoding, KeySpec};
 use crate::x509::{self, AltNames, RequestContents, X509Error};
 
+pub mod jks;
+pub mod keystores;
 pub mod pkcs12;
 
 /// Why a key or request could not be made.
@@ -34,8 +36,8 @@ pub enum KeyError {
     /// Building or signing the CSR failed.
     #[error("building the certificate signing request failed: {0}")]
     Csr(#[from] X509Error),
-    /// Writing the PKCS#12 keystore failed.
-    #[error("writing the PKCS#12 keystore failed: {0}")]
+    /// Writing a keystore or truststore (PKCS#12 or JKS) failed.
+    #[error("writing the keystore failed: {0}")]
     Keystore(String),
 }
 

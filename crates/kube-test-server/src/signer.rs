@@ -49,6 +49,9 @@ pub enum SignerMode {
     Ignore,
     /// Ready=True with a certificate, but no Approved condition.
     SignWithoutApproval,
+    /// Approve, then sign at once, but leave `status.ca` out: an issuer that does not know its
+    /// CA (ACME, some external issuers).
+    ApproveWithoutCa,
 }
 
 /// A running signer. Cloning gives another handle; it stops when the last handle is dropped.
@@ -180,6 +183,10 @@ impl Inner {
                 self.approve(&namespace, &name);
                 self.issue(request, &namespace, &name);
             }
+            SignerMode::ApproveWithoutCa => {
+                self.approve(&namespace, &name);
+                self.issue_with(request, &namespace, &name, false);
+            }
             SignerMode::Delay(delay) => {
                 self.approve(&namespace, &name);
                 let message =
@@ -242,6 +249,10 @@ impl Inner {
 
     /// Signs the request and writes Ready=True with the certificate, or Failed if it can't.
     fn issue(&self, request: &Value, namespace: &str, name: &str) {
+        self.issue_with(request, namespace, name, true);
+    }
+
+    fn issue_with(&self, request: &Value, namespace: &str, name: &str, with_ca: bool) {
         let certificate = match self.sign(request) {
             Ok(pem) => pem,
             Err(message) => return self.fail(namespace, name, &message),
@@ -256,7 +267,9 @@ impl Inner {
                 "Certificate fetched from issuer successfully",
             );
             status["certificate"] = json!(BASE64.encode(&certificate));
-            status["ca"] = json!(ca);
+            if with_ca {
+                status["ca"] = json!(ca);
+            }
         });
         if written {
             let key = (namespace.to_string(), name.to_string());

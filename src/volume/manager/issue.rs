@@ -168,16 +168,9 @@ impl VolumeManager {
 
         let key_pem = key.to_pem(spec.key.encoding)?;
         let group = effective_group(spec.fs_group, volume.record.volume_mount_group.as_deref());
-        let keystore = match &spec.pkcs12 {
-            Some(keystore) => Some(keys::pkcs12::build_keystore(
-                &key,
-                &issued.chain_pem,
-                &issued.ca_pem,
-                &keystore.password.0,
-                keystore.profile,
-            )?),
-            None => None,
-        };
+        // Keystores and truststores go into the same set, so one `..data` swap replaces the
+        // key, the chain and the trust set together.
+        let stores = keys::keystores::build(&spec, &key, &issued.chain_pem, &issued.ca_pem)?;
         let mut file_set = vec![
             FileToWrite {
                 name: &spec.files.private_key,
@@ -195,13 +188,11 @@ impl VolumeManager {
                 secret: false,
             },
         ];
-        if let (Some(keystore_spec), Some(bytes)) = (&spec.pkcs12, &keystore) {
-            file_set.push(FileToWrite {
-                name: &keystore_spec.file_name,
-                contents: bytes,
-                secret: true,
-            });
-        }
+        file_set.extend(stores.iter().map(|store| FileToWrite {
+            name: &store.name,
+            contents: &store.contents,
+            secret: store.secret,
+        }));
         // Key material goes to memory or nowhere.
         volume
             .layout
