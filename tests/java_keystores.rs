@@ -4,10 +4,11 @@
 //! `tls.crt`. Modern2026 (PBMAC1) files, which neither Java 17 nor OpenSSL 3.0 reads, are opened
 //! by Python's `cryptography` when its OpenSSL is 3.4 or newer.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{
@@ -15,25 +16,10 @@ use cert_manager_csi_driver::attributes::{
 };
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
 use cert_manager_csi_driver::issuer::IssueOrder;
-use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, PrivateKey, keystores};
+use common::shared_local_ca;
 
 const PASSWORD: &str = "s3cret pass";
-
-struct Ca {
-    _dir: tempfile::TempDir,
-    ca: LocalCa,
-}
-
-fn local_ca() -> &'static LocalCa {
-    static CA: OnceLock<Ca> = OnceLock::new();
-    &CA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = LocalCa::load_or_create(&dir.path().join("ca")).unwrap();
-        Ca { _dir: dir, ca }
-    })
-    .ca
-}
 
 /// The files of one volume, as the driver writes them.
 struct Volume {
@@ -66,7 +52,7 @@ fn issue_with(overrides: &[(&str, &str)], extra_chain: &str, ca_pem: Option<&str
     let spec = spec_for(overrides);
     let private_key = keys::generate(&spec.key).expect("key generation");
     let csr_pem = keys::build_csr(&spec, &private_key).expect("csr");
-    let issued = local_ca()
+    let issued = shared_local_ca()
         .sign(&IssueOrder {
             volume_id: "csi-jks".into(),
             pod: PodInfo {
@@ -340,7 +326,7 @@ fn chains_and_ca_bundles_keep_their_order_and_cert_managers_aliases() {
     let intermediate = other_certificate("intermediate.example");
     let bundle = format!(
         "{}{}",
-        local_ca().ca_pem(),
+        shared_local_ca().ca_pem(),
         other_certificate("root-b.example")
     );
     let mut overrides = JKS_ON.to_vec();

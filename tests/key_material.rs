@@ -7,30 +7,13 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::{Pkcs12Profile, key, parse_volume_context};
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
 use cert_manager_csi_driver::issuer::IssueOrder;
-use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::keys::{self, pkcs12::build_keystore};
-use common::openssl;
-
-struct Ca {
-    _dir: tempfile::TempDir,
-    ca: LocalCa,
-}
-
-fn local_ca() -> &'static LocalCa {
-    static CA: OnceLock<Ca> = OnceLock::new();
-    &CA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = LocalCa::load_or_create(&dir.path().join("ca")).unwrap();
-        Ca { _dir: dir, ca }
-    })
-    .ca
-}
+use common::{openssl, shared_local_ca};
 
 /// Files of one issued volume, as the driver writes them.
 struct Issued {
@@ -56,7 +39,7 @@ fn issue(overrides: &[(&str, &str)]) -> Issued {
     let spec = &request.spec;
     let private_key = keys::generate(&spec.key).expect("key generation");
     let csr_pem = keys::build_csr(spec, &private_key).expect("csr");
-    let issued = local_ca()
+    let issued = shared_local_ca()
         .sign(&IssueOrder {
             volume_id: "csi-km".into(),
             pod: request.pod.clone(),

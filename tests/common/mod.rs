@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod cluster;
 pub mod go_driver;
+pub mod java;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +19,26 @@ use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_co
 use cert_manager_csi_driver::driver::{
     self, DriverConfig, IssuerBackend, MountMode, RunningDriver,
 };
+use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::volume::mountinfo;
 use tempfile::TempDir;
 use tokio::time::Instant;
 use tonic::Status;
+
+/// One embedded CA for a whole test binary (made once: an RSA CA key takes a while).
+pub fn shared_local_ca() -> &'static LocalCa {
+    struct Ca {
+        _dir: TempDir,
+        ca: LocalCa,
+    }
+    static CA: std::sync::OnceLock<Ca> = std::sync::OnceLock::new();
+    &CA.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(&dir.path().join("ca")).unwrap();
+        Ca { _dir: dir, ca }
+    })
+    .ca
+}
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

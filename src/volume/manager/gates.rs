@@ -325,28 +325,20 @@ mod tests {
         );
         // A renewal is not held back by gates, only by what the certificate names.
         let condition = readiness(&["pod-condition:Ready"]);
-        assert!(
+        let renewal_waits = |own_ips| {
+            let unready = facts("u1", &[]);
             waits_on(judge(
                 &condition,
-                Some(&facts("u1", &[])),
+                Some(&unready),
                 "u1",
                 Action::Renew,
-                none,
-                true
-            ))
-            .is_none()
-        );
-        assert!(
-            waits_on(judge(
-                &condition,
-                Some(&facts("u1", &[])),
-                "u1",
-                Action::Renew,
-                PodIpSans::All,
-                true
+                own_ips,
+                true,
             ))
             .is_some()
-        );
+        };
+        assert!(!renewal_waits(none));
+        assert!(renewal_waits(PodIpSans::All), "all pod addresses are needed");
         match judge(
             &ip_gate,
             Some(&facts("u1", &["10.0.0.7", "fd00::7"])),
