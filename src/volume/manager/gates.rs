@@ -19,6 +19,10 @@ use crate::attributes::PodIpSans;
 use crate::pod_events::{PodEvent, reason};
 use crate::pod_gates::{self, PodFacts};
 
+/// What `GateWait::on` says of a pod that went or is going (nothing is issued any more).
+const POD_GONE: &str = "its pod is gone";
+const POD_DELETING: &str = "its pod is being deleted";
+
 /// The same Warning again after this long while still waiting (kubelet-style event series).
 const REPEAT_EVENT_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
@@ -34,6 +38,8 @@ pub(super) struct GateWait {
     pub checks: u32,
     /// When the Warning Event was last recorded.
     pub reported: SystemTime,
+    /// The pod (this UID) was seen while waiting: if it vanishes now, it is gone.
+    pub pod_seen: bool,
 }
 
 /// The pod's verdict for one issuance.
@@ -58,20 +64,20 @@ fn judge(
     let Some(facts) = ours else {
         return if seen_ours {
             Verdict::Wait {
-                on: "its pod is gone".into(),
+                on: POD_GONE.into(),
                 pod_gone: true,
             }
         } else {
             // kubelet publishes for pods the API server has; the watch has not shown it yet.
             Verdict::Wait {
-                on: "its pod, not yet seen by the driver's pod watch".into(),
+                on: "its pod to be seen by the driver's pod watch".into(),
                 pod_gone: false,
             }
         };
     };
     if facts.deleting {
         return Verdict::Wait {
-            on: "its pod is being deleted".into(),
+            on: POD_DELETING.into(),
             pod_gone: true,
         };
     }
@@ -86,7 +92,7 @@ fn judge(
     }
     if own_ips != PodIpSans::None && facts.ips.is_empty() {
         return Verdict::Wait {
-            on: "an address of its pod, for ${POD_IP}".into(),
+            on: "an address of its pod (for ${POD_IP})".into(),
             pod_gone: false,
         };
     }
@@ -111,7 +117,8 @@ impl VolumeManager {
         let facts = readiness.pods.get(&pod.namespace, &pod.name);
         // A volume with a certificate had its pod seen at least once (by this process or the
         // one before it), so a pod missing from a synced watch is gone.
-        let seen_ours = volume.certificate().is_some() && readiness.pods.is_synced();
+        let seen_ours = volume.gate_wait.as_ref().is_some_and(|wait| wait.pod_seen)
+            || (volume.certificate().is_some() && readiness.pods.is_synced());
         judge(
             readiness,
             facts.as_deref(),
@@ -144,6 +151,7 @@ impl VolumeManager {
                 pod_gone,
                 checks: 0,
                 reported: now,
+                pod_seen: false,
             });
             self.report_gate_wait(volume);
             self.save_progress(volume);
@@ -153,10 +161,15 @@ impl VolumeManager {
             wait.reported = now;
             self.report_gate_wait(volume);
         }
+        let uid = volume.pod().uid.clone();
         let (Some(readiness), Some(wait)) = (&self.config.readiness, volume.gate_wait.as_mut())
         else {
             return;
         };
+        wait.pod_seen |= readiness
+            .pods
+            .get(&pod.0, &pod.1)
+            .is_some_and(|facts| facts.uid == uid);
         if wait.pod_gone {
             // Nothing more is issued for it; kubelet's unpublish takes the volume away.
             self.forget_waiting(&pod, &volume_id);
@@ -200,6 +213,11 @@ impl VolumeManager {
         let Some(wait) = &volume.gate_wait else {
             return;
         };
+        let what = if wait.pod_gone {
+            format!("no certificate is issued any more: {}", wait.on)
+        } else {
+            format!("certificate issuance waits for {}", wait.on)
+        };
         // The same text each time, so the recorder folds repeats into one Event's series.
         self.events.record(
             volume.pod(),
@@ -207,9 +225,8 @@ impl VolumeManager {
                 reason::WAITING_FOR_POD,
                 "Issue",
                 format!(
-                    "volume {}: certificate issuance waits for {} (since {})",
+                    "volume {}: {what} (since {})",
                     volume.id(),
-                    wait.on,
                     rfc3339(wait.since)
                 ),
             ),
@@ -338,7 +355,10 @@ mod tests {
             .is_some()
         };
         assert!(!renewal_waits(none));
-        assert!(renewal_waits(PodIpSans::All), "all pod addresses are needed");
+        assert!(
+            renewal_waits(PodIpSans::All),
+            "all pod addresses are needed"
+        );
         match judge(
             &ip_gate,
             Some(&facts("u1", &["10.0.0.7", "fd00::7"])),
