@@ -193,10 +193,21 @@ impl GateBackoff {
         Duration::from_secs_f64(capped.min(86_400.0))
     }
 
-    /// The wait before look number `attempt`, with up to `jitter × base` added (`unit` in 0..1).
+    /// The wait before look number `attempt`, with up to `jitter × base` added (`unit` in 0..1);
+    /// at most a day, whatever the flags say.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
-        let base = self.base_delay(attempt);
-        base + base.mul_f64(self.jitter * unit.clamp(0.0, 1.0))
+        let base = self.base_delay(attempt).as_secs_f64();
+        let jittered = base * (1.0 + self.jitter * unit.clamp(0.0, 1.0));
+        Duration::try_from_secs_f64(jittered.min(86_400.0)).unwrap_or(Duration::from_secs(86_400))
+    }
+
+    /// The longest regular wait: the cap, or 10 s when there is none.
+    pub fn longest(&self) -> Duration {
+        if self.cap.is_zero() {
+            Duration::from_secs(10).max(self.initial)
+        } else {
+            self.cap
+        }
     }
 }
 
@@ -315,6 +326,15 @@ mod tests {
         };
         assert_eq!(uncapped.base_delay(5), Duration::from_secs(32));
         assert_eq!(uncapped.base_delay(u32::MAX), Duration::from_secs(86_400));
+        let wild = GateBackoff {
+            jitter: 1e15,
+            ..uncapped
+        };
+        assert_eq!(
+            wild.delay(3, 1.0),
+            Duration::from_secs(86_400),
+            "no overflow"
+        );
         assert!(backoff.validate().is_ok());
         for bad in [
             GateBackoff {

@@ -82,7 +82,17 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
             }
         };
         let context: HashMap<String, String> = record.volume_context.clone().into_iter().collect();
-        let parsed = parse_volume_context_with(&context, ParseOptions::default());
+        // As the driver reloads a volume: `${POD_IP}` volumes are judged by the driver's flags.
+        let parsed = parse_volume_context_with(
+            &context,
+            ParseOptions {
+                pod_ip_wait: crate::attributes::PodIpWait {
+                    continue_on_not_ready: true,
+                    pod_ip_gate: true,
+                },
+                ..ParseOptions::default()
+            },
+        );
         let progress = store.load_progress(&record.volume_id);
         // An adopted volume's files are in the Go driver's data directory (the target is a bind
         // mount of it); this driver's own are in the target's tmpfs.

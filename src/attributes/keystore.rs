@@ -72,14 +72,14 @@ pub(super) fn read_jks(reader: &mut Reader<'_>) -> Option<JksSpec> {
 
 fn required_password(reader: &mut Reader<'_>, password_key: &str, enable_key: &str) -> Password {
     match reader.get(password_key) {
-        Some(password) if !password.is_empty() => Password(password.to_string()),
+        Some(password) if !password.is_empty() => Password(password.to_string().into()),
         _ => {
             reader.problem(
                 password_key,
                 None,
                 format!("is required when {enable_key} is \"true\""),
             );
-            Password(String::new())
+            Password(String::new().into())
         }
     }
 }

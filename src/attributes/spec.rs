@@ -203,9 +203,9 @@ impl Pkcs12Profile {
     }
 }
 
-/// A keystore password: never printed.
+/// A keystore password: never printed, wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Password(pub String);
+pub struct Password(pub zeroize::Zeroizing<String>);
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

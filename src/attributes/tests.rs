@@ -295,7 +295,7 @@ fn seed_001_keystore_spelling_is_an_alias() {
         .pkcs12
         .expect("keystore enabled through the alias");
     assert_eq!(keystore.file_name, "keystore.p12");
-    assert_eq!(keystore.password.0, "changeit");
+    assert_eq!(keystore.password.0.as_str(), "changeit");
     assert_eq!(keystore.profile, Pkcs12Profile::LegacyRc2);
     assert!(request.unknown_keys.is_empty());
     assert!(

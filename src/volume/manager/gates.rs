@@ -61,6 +61,12 @@ fn judge(
     seen_ours: bool,
 ) -> Verdict {
     let ours = facts.filter(|facts| facts.uid == pod_uid || pod_uid.is_empty());
+    // A renewal needs nothing of the pod but its addresses (for `${POD_IP}`), and is skipped for
+    // a pod being deleted: a pod the watch does not show (yet, or under another UID, as a
+    // static pod's mirror may be) never holds a renewal of a certificate without pod addresses.
+    if action == Action::Renew && own_ips == PodIpSans::None && !ours.is_some_and(|f| f.deleting) {
+        return Verdict::Issue(Vec::new());
+    }
     let Some(facts) = ours else {
         return if seen_ours {
             Verdict::Wait {
@@ -108,9 +114,19 @@ impl VolumeManager {
     /// Whether an issuance of `volume` may run now; with no gates configured, always (and no pod
     /// addresses: `${POD_IP}` is refused at publish without them).
     pub(super) fn gate_verdict(&self, volume: &ManagedVolume, action: Action) -> Verdict {
-        let (Some(readiness), Some(attributes)) =
-            (&self.config.readiness, volume.valid_attributes())
-        else {
+        let Some(attributes) = volume.valid_attributes() else {
+            return Verdict::Issue(Vec::new());
+        };
+        let Some(readiness) = &self.config.readiness else {
+            // Reloaded after a restart without the gate: never renewed without its addresses.
+            if attributes.spec.pod_ip_sans != PodIpSans::None {
+                return Verdict::Wait {
+                    on: "a pod-ip readiness gate: the volume names its pod's addresses \
+                         (${POD_IP}) and the driver runs without --pod-readiness-gate=pod-ip:…"
+                        .into(),
+                    pod_gone: true,
+                };
+            }
             return Verdict::Issue(Vec::new());
         };
         let pod = &attributes.pod;
@@ -154,7 +170,6 @@ impl VolumeManager {
                 pod_seen: false,
             });
             self.report_gate_wait(volume);
-            self.save_progress(volume);
         } else if let Some(wait) = volume.gate_wait.as_mut()
             && now.duration_since(wait.reported).unwrap_or_default() >= REPEAT_EVENT_EVERY
         {
@@ -164,6 +179,7 @@ impl VolumeManager {
         let uid = volume.pod().uid.clone();
         let (Some(readiness), Some(wait)) = (&self.config.readiness, volume.gate_wait.as_mut())
         else {
+            self.save_progress(volume);
             return;
         };
         wait.pod_seen |= readiness
@@ -171,19 +187,37 @@ impl VolumeManager {
             .get(&pod.0, &pod.1)
             .is_some_and(|facts| facts.uid == uid);
         if wait.pod_gone {
-            // Nothing more is issued for it; kubelet's unpublish takes the volume away.
+            // Nothing more is issued for it; kubelet's unpublish takes the volume away. A slow
+            // look again all the same, in case the judgement was wrong (a pod seen under a
+            // stale view).
             self.forget_waiting(&pod, &volume_id);
+            self.scheduler.schedule(
+                &volume_id,
+                tokio::time::Instant::now() + readiness.backoff.longest(),
+            );
+            self.save_progress(volume);
             return;
         }
         let recheck = readiness.backoff.delay(wait.checks, fastrand::f64());
         wait.checks = wait.checks.saturating_add(1);
-        self.waiting
-            .lock()
-            .entry(pod)
-            .or_default()
-            .insert(volume_id.clone());
+        // Scheduled before it is listed as waiting, so a wake-up from the gate loop that comes in
+        // between can only bring it forward.
         self.scheduler
             .schedule(&volume_id, tokio::time::Instant::now() + recheck);
+        self.waiting
+            .lock()
+            .entry(pod.clone())
+            .or_default()
+            .insert(volume_id.clone());
+        // The pod may have changed after it was judged and before it was listed (a change the
+        // gate loop then had no one to wake for): if it passes now, it is due now.
+        if readiness.pods.get(&pod.0, &pod.1).is_some_and(|facts| {
+            facts.uid == uid && pod_gates::first_unmet(&readiness.gates, &facts).is_none()
+        }) {
+            self.scheduler
+                .schedule(&volume_id, tokio::time::Instant::now());
+        }
+        self.save_progress(volume);
     }
 
     /// How many volumes wait on their pod now (a pod's volumes each count).
@@ -236,8 +270,7 @@ impl VolumeManager {
     /// Wakes the volumes waiting on a pod the moment the pod watch delivers a change to it: they
     /// are due at once, and the renewal queue runs their issuance, which judges the pod again.
     pub fn spawn_gate_loop(self: &Arc<Self>) -> Option<JoinHandle<()>> {
-        let readiness = self.config.readiness.as_ref()?;
-        let mut changes = readiness.pods.changes();
+        let mut changes = self.pod_changes.lock().take()?;
         let this = Arc::clone(self);
         Some(tokio::spawn(async move {
             loop {
@@ -355,6 +388,22 @@ mod tests {
             .is_some()
         };
         assert!(!renewal_waits(none));
+        assert!(
+            waits_on(judge(&condition, None, "u1", Action::Renew, none, false)).is_none(),
+            "a pod the watch does not show does not hold a renewal"
+        );
+        assert!(
+            waits_on(judge(
+                &condition,
+                Some(&facts("mirror-uid", &[])),
+                "u1",
+                Action::Renew,
+                none,
+                true
+            ))
+            .is_none(),
+            "nor does one under another UID"
+        );
         assert!(
             renewal_waits(PodIpSans::All),
             "all pod addresses are needed"

@@ -85,7 +85,11 @@ impl VolumeManager {
         }
         // The pod first (readiness gates, its addresses): no key is made for a pod not ready.
         let pod_ips = match self.gate_verdict(volume, action) {
-            Verdict::Issue(pod_ips) => pod_ips,
+            Verdict::Issue(pod_ips) => {
+                // Whatever happens next (the issuer may fail) is no longer the pod's doing.
+                self.end_wait(volume);
+                pod_ips
+            }
             Verdict::Wait { on, pod_gone } => {
                 return Err(VolumeError::Waiting {
                     volume_id: volume.id().to_string(),

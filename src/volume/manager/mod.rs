@@ -274,6 +274,9 @@ pub struct VolumeManager {
     /// Volumes waiting on their pod's readiness gates, by pod `(namespace, name)`: woken when
     /// the pod watch delivers a change to it.
     waiting: parking_lot::Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
+    /// The pod watch's changes, subscribed at construction so that none is missed before the gate
+    /// loop starts (taken by it).
+    pod_changes: parking_lot::Mutex<Option<tokio::sync::broadcast::Receiver<(String, String)>>>,
 }
 
 impl VolumeManager {
@@ -285,6 +288,10 @@ impl VolumeManager {
         events: Arc<dyn PodEvents>,
         metrics: Arc<Metrics>,
     ) -> Arc<VolumeManager> {
+        let pod_changes = config
+            .readiness
+            .as_ref()
+            .map(|readiness| readiness.pods.changes());
         Arc::new(VolumeManager {
             config,
             issuer,
@@ -300,6 +307,7 @@ impl VolumeManager {
                 std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             ),
             waiting: parking_lot::Mutex::default(),
+            pod_changes: parking_lot::Mutex::new(pod_changes),
         })
     }
 
@@ -352,6 +360,12 @@ impl VolumeManager {
     fn lenient_parse_options(&self) -> ParseOptions {
         ParseOptions {
             strict: false,
+            // A `${POD_IP}` volume stays managed after a restart without the flags it needs; its
+            // issuance then says why nothing is renewed (see `gates.rs`).
+            pod_ip_wait: PodIpWait {
+                continue_on_not_ready: true,
+                pod_ip_gate: true,
+            },
             ..self.parse_options()
         }
     }
