@@ -32,6 +32,9 @@ pub(super) struct GateWait {
     pub pod_gone: bool,
     /// Re-checks so far, for the backoff.
     pub checks: u32,
+    /// The watch has shown this volume's pod (its UID) while the volume waited: from then on its
+    /// absence means it was deleted, not that the watch is behind.
+    pub pod_seen: bool,
     /// When the Warning Event was last recorded.
     pub reported: SystemTime,
 }
@@ -110,8 +113,11 @@ impl VolumeManager {
         let pod = &attributes.pod;
         let facts = readiness.pods.get(&pod.namespace, &pod.name);
         // A volume with a certificate had its pod seen at least once (by this process or the
-        // one before it), so a pod missing from a synced watch is gone.
-        let seen_ours = volume.certificate().is_some() && readiness.pods.is_synced();
+        // one before it), and so had one whose wait saw it; a pod missing from a synced watch
+        // is then gone.
+        let seen = volume.certificate().is_some()
+            || volume.gate_wait.as_ref().is_some_and(|wait| wait.pod_seen);
+        let seen_ours = seen && readiness.pods.is_synced();
         judge(
             readiness,
             facts.as_deref(),
@@ -131,6 +137,14 @@ impl VolumeManager {
         let pod = pod_key(volume);
         let volume_id = volume.id().to_string();
         let changed = volume.gate_wait.as_ref().is_none_or(|wait| wait.on != on);
+        let pod_seen = volume.gate_wait.as_ref().is_some_and(|wait| wait.pod_seen)
+            || self.config.readiness.as_ref().is_some_and(|readiness| {
+                let ours = &volume.pod().uid;
+                readiness
+                    .pods
+                    .get(&pod.0, &pod.1)
+                    .is_some_and(|facts| facts.uid == *ours || ours.is_empty())
+            });
         if changed {
             tracing::info!(
                 volume_id = %volume.id(),
@@ -144,6 +158,7 @@ impl VolumeManager {
                 pod_gone,
                 checks: 0,
                 reported: now,
+                pod_seen,
             });
             self.report_gate_wait(volume);
             self.save_progress(volume);
@@ -157,6 +172,7 @@ impl VolumeManager {
         else {
             return;
         };
+        wait.pod_seen = pod_seen;
         if wait.pod_gone {
             // Nothing more is issued for it; kubelet's unpublish takes the volume away.
             self.forget_waiting(&pod, &volume_id);
