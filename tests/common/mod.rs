@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod cluster;
 pub mod go_driver;
+pub mod kubelet;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
