@@ -199,7 +199,7 @@ async fn a_pod_ip_gate_holds_issuance_until_kubelet_reports_the_ip_and_the_certi
     assert!(san.contains("IP Address:10.244.1.17"), "{san}");
     assert!(san.contains("DNS:web.app.example.com"), "{san}");
     assert_eq!(creates(&cluster.api), 1);
-    assert_eq!(waiting_on(&harness, "csi-web").await, None);
+    assert_eq!(waiting_on(harness, "csi-web").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +348,7 @@ async fn several_gates_must_all_pass_ip_condition_and_annotation() {
 
     kubelet.set_ips(&pod, &["10.244.4.2"]).await;
     let condition = "pod-condition:example.com/NetworkReady=True";
-    wait_until_waiting_on(&harness, "csi-gated", condition).await;
+    wait_until_waiting_on(harness, "csi-gated", condition).await;
     // A condition of the wrong status (and another one that is True) does not pass it.
     kubelet
         .set_conditions(
@@ -360,7 +360,7 @@ async fn several_gates_must_all_pass_ip_condition_and_annotation() {
         .set_conditions(&pod, &[("example.com/NetworkReady", "True")])
         .await;
     let annotation = "pod-annotation:example.com/registered";
-    wait_until_waiting_on(&harness, "csi-gated", annotation).await;
+    wait_until_waiting_on(harness, "csi-gated", annotation).await;
     // Present but empty is not set.
     kubelet.annotate(&pod, "example.com/registered", "").await;
     kubelet.annotate(&pod, "unrelated", "x").await;
@@ -371,7 +371,7 @@ async fn several_gates_must_all_pass_ip_condition_and_annotation() {
         "nothing issued before every gate passed"
     );
     assert_eq!(
-        waiting_on(&harness, "csi-gated").await.as_deref(),
+        waiting_on(harness, "csi-gated").await.as_deref(),
         Some(annotation)
     );
 
@@ -400,8 +400,8 @@ async fn a_pod_deleted_while_waiting_ends_the_wait_issues_nothing_and_unpublishe
     let (cluster, harness, kubelet) = (&node.cluster, &node.harness, &node.kubelet);
 
     kubelet.delete_pod(&pod).await;
-    wait_until_waiting_on(&harness, "csi-doomed", "its pod is gone").await;
-    let snapshot = snapshot(&harness, "csi-doomed").await;
+    wait_until_waiting_on(harness, "csi-doomed", "its pod is gone").await;
+    let snapshot = snapshot(harness, "csi-doomed").await;
     assert_eq!(
         snapshot.next_renewal, None,
         "no more re-checks: the wait ended"
@@ -630,7 +630,7 @@ async fn a_renewal_due_for_a_pod_being_deleted_is_skipped() {
         "the certificate is kept as it is"
     );
     assert_eq!(creates(&cluster.api), 1, "no request for a dying pod");
-    let snapshot = snapshot(&harness, "csi-leaving").await;
+    let snapshot = snapshot(harness, "csi-leaving").await;
     assert_eq!(snapshot.next_renewal, None, "and none is tried again");
 
     unpublish(&harness.client, "csi-leaving", &target)
