@@ -17,7 +17,7 @@ use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::{self, CsiClient};
 use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
-use cert_manager_csi_driver::driver::{self, DriverConfig, IssuerBackend, MountMode};
+use cert_manager_csi_driver::driver;
 use kube_test_server::{Signer, TestApiServer};
 use tokio::time::Instant;
 
@@ -39,12 +39,7 @@ struct Published {
 }
 
 async fn run() -> BenchResult<()> {
-    let is_root = rustix::process::geteuid().is_root();
-    let mount_mode = if is_root {
-        MountMode::Tmpfs
-    } else {
-        MountMode::PlainDirectories
-    };
+    let mount_mode = common::mount_mode();
     let work = tempfile::Builder::new().prefix("cm-csi-bench-").tempdir()?;
     let root = work.path().canonicalize()?;
     println!("cert-manager backend: publish through the test API server (instant signer)");
@@ -55,10 +50,7 @@ async fn run() -> BenchResult<()> {
     );
     println!(
         "  volumes {}, work dir {}",
-        match mount_mode {
-            MountMode::Tmpfs => "real tmpfs mounts",
-            MountMode::PlainDirectories => "plain directories (not root)",
-        },
+        common::mounts_described(mount_mode),
         root.display()
     );
     println!("  keys   ECDSA P-256; API over HTTP/1.1 on loopback\n");
@@ -67,17 +59,7 @@ async fn run() -> BenchResult<()> {
     let signer = Signer::start(&api);
     let kubeconfig = root.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig, "driver-token");
-    let config = DriverConfig {
-        issuer_backend: IssuerBackend::CertManager,
-        local_ca_dir: root.join("unused-ca"),
-        kube: cert_manager_csi_driver::kubernetes::KubeSettings {
-            kubeconfig: Some(kubeconfig),
-            // The figures are about the driver, not its client-side limiter.
-            qps: 100_000.0,
-            burst: 100_000,
-        },
-        ..common::driver_config(&root, mount_mode)
-    };
+    let config = common::cert_manager_config(&root, mount_mode, kubeconfig);
     let running = driver::start(config.clone()).await?;
     let csi = client::connect(running.socket_path()).await?;
 

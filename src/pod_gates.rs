@@ -200,15 +200,6 @@ impl GateBackoff {
         let jittered = base * (1.0 + self.jitter * unit.clamp(0.0, 1.0));
         Duration::try_from_secs_f64(jittered.min(86_400.0)).unwrap_or(Duration::from_secs(86_400))
     }
-
-    /// The longest regular wait: the cap, or 10 s when there is none.
-    pub fn longest(&self) -> Duration {
-        if self.cap.is_zero() {
-            Duration::from_secs(10).max(self.initial)
-        } else {
-            self.cap
-        }
-    }
 }
 
 #[cfg(test)]

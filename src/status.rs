@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
-use crate::attributes::{ParseOptions, PodInfo, check_file_name, key, parse_volume_context_with};
+use crate::attributes::{
+    ParseOptions, PodInfo, PodIpWait, check_file_name, key, parse_volume_context_with,
+};
 use crate::certificate::inspect_leaf;
 use crate::volume::files;
 use crate::volume::layout::Layout;
@@ -82,17 +84,16 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
             }
         };
         let context: HashMap<String, String> = record.volume_context.clone().into_iter().collect();
-        // As the driver reloads a volume: `${POD_IP}` volumes are judged by the driver's flags.
-        let parsed = parse_volume_context_with(
-            &context,
-            ParseOptions {
-                pod_ip_wait: crate::attributes::PodIpWait {
-                    continue_on_not_ready: true,
-                    pod_ip_gate: true,
-                },
-                ..ParseOptions::default()
+        // The driver accepted this volume when it was published, flags and all; `status` does not
+        // know those flags, so it must not reject `${POD_IP}` for want of them.
+        let options = ParseOptions {
+            pod_ip_wait: PodIpWait {
+                continue_on_not_ready: true,
+                pod_ip_gate: true,
             },
-        );
+            ..ParseOptions::default()
+        };
+        let parsed = parse_volume_context_with(&context, options);
         let progress = store.load_progress(&record.volume_id);
         // An adopted volume's files are in the Go driver's data directory (the target is a bind
         // mount of it); this driver's own are in the target's tmpfs.

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -81,4 +81,57 @@ pub fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         readiness_gates: Vec::new(),
         gate_backoff: Default::default(),
     }
+}
+
+/// Real tmpfs mounts as root (as the driver runs), plain directories otherwise.
+pub fn mount_mode() -> MountMode {
+    if rustix::process::geteuid().is_root() {
+        MountMode::Tmpfs
+    } else {
+        MountMode::PlainDirectories
+    }
+}
+
+/// What the volumes are, for the header of the figures.
+pub fn mounts_described(mode: MountMode) -> &'static str {
+    match mode {
+        MountMode::Tmpfs => "real tmpfs mounts",
+        MountMode::PlainDirectories => "plain directories (not root)",
+    }
+}
+
+/// The driver on the cert-manager backend, talking to the test API server through `kubeconfig`,
+/// with the client-side limiter out of the way: the figures are about the driver.
+pub fn cert_manager_config(
+    root: &Path,
+    mount_mode: MountMode,
+    kubeconfig: PathBuf,
+) -> DriverConfig {
+    DriverConfig {
+        issuer_backend: IssuerBackend::CertManager,
+        local_ca_dir: root.join("unused-ca"),
+        kube: cert_manager_csi_driver::kubernetes::KubeSettings {
+            kubeconfig: Some(kubeconfig),
+            qps: 100_000.0,
+            burst: 100_000,
+        },
+        ..driver_config(root, mount_mode)
+    }
+}
+
+/// The CPU, its cores and the kernel, for the header of the figures.
+pub fn machine() -> String {
+    format!(
+        "{} ({} cores), kernel {}",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel_release()
+    )
+}
+
+/// A work directory for a run (removed when the guard drops) and its canonical path.
+pub fn work_dir(prefix: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
+    let work = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let root = work.path().canonicalize()?;
+    Ok((work, root))
 }

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod cluster;
 pub mod go_driver;
 pub mod java;
+pub mod kubelet;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

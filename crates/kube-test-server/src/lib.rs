@@ -8,7 +8,8 @@
 //! [`TestApiServer::requests`], and inject faults. [`Signer`] answers CertificateRequests the way
 //! cert-manager would, with a test CA.
 //!
-//! Deliberately not modelled: authorization, admission, finalizers and graceful deletion,
+//! Deliberately not modelled: authorization, admission, finalizers, graceful deletion over HTTP
+//! (a DELETE removes at once; [`TestApiServer::mark_deleting`] starts one in-process),
 //! schema validation, server-side apply's field ownership (apply is a merge patch here),
 //! strategic merge's list merging (it is a merge patch here), pagination (lists are whole),
 //! TLS, discovery endpoints.
@@ -182,6 +183,30 @@ impl TestApiServer {
                 Ok(new)
             })
             .ok()
+    }
+
+    /// Starts a graceful deletion, as the API server does on the first DELETE of a pod with a
+    /// grace period: `metadata.deletionTimestamp` (now + `grace_seconds`) and
+    /// `deletionGracePeriodSeconds` are set and watchers get MODIFIED, but the object stays until
+    /// [`TestApiServer::delete_object`] (kubelet's final delete). A second call keeps the first
+    /// timestamp, as the API server does. Returns the object, or `None` if absent.
+    ///
+    /// (HTTP DELETE stays immediate for every resource; see the crate documentation.)
+    pub fn mark_deleting(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        grace_seconds: u64,
+    ) -> Option<Value> {
+        self.update_object(api_version, resource, namespace, name, |object| {
+            if object["metadata"].get("deletionTimestamp").is_none() {
+                object["metadata"]["deletionTimestamp"] =
+                    Value::from(store::rfc3339_in(Duration::from_secs(grace_seconds)));
+                object["metadata"]["deletionGracePeriodSeconds"] = Value::from(grace_seconds);
+            }
+        })
     }
 
     /// Deletes an object and tells watchers (DELETED). Returns it, or `None` if absent.

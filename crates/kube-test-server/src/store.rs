@@ -801,6 +801,14 @@ fn resource_version_of(object: &Value) -> u64 {
 }
 
 /// Now, as RFC 3339 with whole seconds in UTC, like Kubernetes' `metav1.Time`.
+/// `after` from now, in RFC 3339 at second precision (as metadata timestamps are).
+pub fn rfc3339_in(after: std::time::Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + after;
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);

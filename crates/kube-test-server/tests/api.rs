@@ -397,6 +397,75 @@ async fn watcher_sees_adds_modifies_and_deletes() {
     assert!(watches[0].query.starts_with("&watch=true&timeoutSeconds=290&labelSelector=app%3Dweb&allowWatchBookmarks=true&resourceVersion="));
 }
 
+/// What a node's pod watch (kubelet's, or the CSI driver's) relies on: the `spec.nodeName` field
+/// selector, kubelet's merge patches of `/status`, and a graceful deletion that shows as a
+/// MODIFIED pod with `deletionTimestamp` before the pod goes away.
+#[tokio::test]
+async fn a_node_watch_sees_status_patches_and_a_graceful_deletion_before_the_delete() {
+    let server = TestApiServer::start().await;
+    for (name, node) in [("here", "node-a"), ("elsewhere", "node-b")] {
+        server.create_object(
+            "v1",
+            "pods",
+            "ns",
+            json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": []}}),
+        );
+    }
+    let client = client(&server, DRIVER_TOKEN).await;
+    let all: Api<Pod> = Api::all(client.clone());
+    let mut events: PodEvents = watcher(
+        all,
+        watcher::Config::default().fields("spec.nodeName=node-a"),
+    )
+    .boxed();
+    assert_eq!(
+        until(&mut events, "InitDone").await,
+        ["Init", "InitApply here"]
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client, "ns");
+    let status = json!({"status": {"podIP": "10.0.0.7", "podIPs": [{"ip": "10.0.0.7"}]}});
+    for name in ["elsewhere", "here"] {
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+    // Only this node's pod, with its status and without the patch touching its spec.
+    assert_eq!(next(&mut events).await, "Apply here");
+    let here = pods.get("here").await.unwrap();
+    let here_status = here.status.unwrap();
+    assert_eq!(here_status.pod_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(here_status.pod_ips.unwrap()[0].ip, "10.0.0.7");
+    assert_eq!(here.spec.unwrap().node_name.as_deref(), Some("node-a"));
+
+    let marked = server
+        .mark_deleting("v1", "pods", "ns", "here", 30)
+        .unwrap();
+    let since = marked["metadata"]["deletionTimestamp"].clone();
+    assert!(since.is_string());
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(next(&mut events).await, "Apply here");
+    let deleting = pods.get("here").await.unwrap();
+    assert!(
+        deleting.metadata.deletion_timestamp.is_some(),
+        "still there, being deleted"
+    );
+    // Marking again keeps the first deadline (and writes nothing).
+    let again = server.mark_deleting("v1", "pods", "ns", "here", 5).unwrap();
+    assert_eq!(again["metadata"]["deletionTimestamp"], since);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        marked["metadata"]["resourceVersion"]
+    );
+    server.delete_object("v1", "pods", "ns", "here").unwrap();
+    assert_eq!(next(&mut events).await, "Delete here");
+    assert!(
+        server
+            .mark_deleting("v1", "pods", "ns", "here", 30)
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn watcher_with_a_set_based_selector_sees_every_value_of_the_set() {
     let server = TestApiServer::start().await;

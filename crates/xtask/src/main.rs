@@ -55,7 +55,14 @@ const TASKS: &[Task] = &[
 ];
 
 /// The benchmark programs under `benches/`.
-const BENCHES: &[&str] = &["publish", "keygen", "cert_manager", "scale", "chaos"];
+const BENCHES: &[&str] = &[
+    "publish",
+    "keygen",
+    "cert_manager",
+    "scale",
+    "chaos",
+    "readiness",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();

@@ -187,14 +187,8 @@ impl VolumeManager {
             .get(&pod.0, &pod.1)
             .is_some_and(|facts| facts.uid == uid);
         if wait.pod_gone {
-            // Nothing more is issued for it; kubelet's unpublish takes the volume away. A slow
-            // look again all the same, in case the judgement was wrong (a pod seen under a
-            // stale view).
+            // Nothing more is issued for it; kubelet's unpublish takes the volume away.
             self.forget_waiting(&pod, &volume_id);
-            self.scheduler.schedule(
-                &volume_id,
-                tokio::time::Instant::now() + readiness.backoff.longest(),
-            );
             self.save_progress(volume);
             return;
         }
