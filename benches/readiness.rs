@@ -61,6 +61,9 @@ async fn run() -> BenchResult<()> {
     let config = DriverConfig {
         continue_on_not_ready: true,
         readiness_gates: vec!["pod-ip:any".parse()?],
+        // The driver's default (--max-concurrent-renewals): gated first issuances run on the
+        // renewal queue, so this bounds how many of 64 woken pods issue at once.
+        renewal_concurrency: 16,
         ..common::cert_manager_config(&root, mount_mode, kubeconfig)
     };
     let kubelet = Arc::new(Kubelet::connect(&api, &config.node_id, &root).await);
