@@ -11,6 +11,8 @@
 //!    connection per call (what kubelet's CSI client does), one shared connection, and a small
 //!    pool of connections;
 //! 3. the same publishes on the volume manager directly, which separates gRPC from the rest.
+//!
+//! One file (over 800 lines) because it is one program whose sections share its types.
 
 mod common;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renders the static manifests in deploy/manifests/ from the Helm chart (release
 # cert-manager-csi-driver, namespace cert-manager). Run it after every change to the chart;
-# tests/chart.rs fails while the committed files differ from what this prints.
+# tests/chart/ (the `chart` test) fails while the committed files differ from what this prints.
 #
 #   deploy/render-manifests.sh [OUT_DIR]     (default: deploy/manifests)
 #

@@ -2,6 +2,8 @@
 //! byte by `common::go_driver`) are adopted at start, renewed in place through the pods' existing
 //! bind mounts, shown in status and metrics, and torn down by unpublish, the Go driver's tmpfs
 //! last. Needs root for the real tmpfs and bind mounts (CI runs as root).
+//!
+//! One file (over 800 lines) because every test shares the Go driver's layout fixtures.
 
 mod common;
 

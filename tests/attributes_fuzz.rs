@@ -13,6 +13,8 @@
 //! problem inputs are instead listed in `known_tricky_contexts_are_handled`. For a longer fuzz run,
 //! `PROPTEST_CASES=50000 cargo test --test attributes_fuzz` (about a minute); keep it a debug build,
 //! whose overflow checks turn silent arithmetic wrap-arounds into findings.
+//!
+//! One file (over 800 lines) because generators, checks and properties are one pipeline.
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};

@@ -260,10 +260,16 @@ mod tests {
 
     #[test]
     fn every_bench_program_is_in_the_index() {
+        // A bench program is `benches/<name>.rs` or `benches/<name>/main.rs`; `benches/common/`
+        // (no main.rs) is the shared module.
         let mut on_disk: Vec<String> = std::fs::read_dir(root().join("benches"))
             .unwrap()
             .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
+                let entry = entry.ok()?;
+                let name = entry.file_name().into_string().ok()?;
+                if entry.path().join("main.rs").is_file() {
+                    return Some(name);
+                }
                 name.strip_suffix(".rs").map(str::to_string)
             })
             .collect();

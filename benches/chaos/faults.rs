@@ -1,0 +1,100 @@
+//! Faults: kill -9, API outages, lesser API faults.
+
+use super::*;
+
+/// Kills the driver every 15–40 s, wherever it is, and restarts it at once like a DaemonSet.
+pub(crate) async fn kill_loop(
+    chaos: Arc<Chaos>,
+    mut rng: fastrand::Rng,
+    deadline: Instant,
+) -> BenchResult<()> {
+    loop {
+        let pause = random_duration(&mut rng, KILL_EVERY_MS);
+        if Instant::now() + pause >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        let mid_publish = chaos.publishes_in_flight.load(Ordering::Relaxed) > 0;
+        let mid_unpublish = chaos.unpublishes_in_flight.load(Ordering::Relaxed) > 0;
+        let renewal_due = chaos.renewals_due.load(Ordering::Relaxed) > 0;
+        let during_outage = chaos.frozen.load(Ordering::Relaxed);
+        chaos.driver.kill();
+        let started = Instant::now();
+        chaos.driver.spawn()?;
+        let client = connect_when_serving(&chaos.node.socket(), START_LIMIT).await?;
+        let took = started.elapsed();
+        *chaos.client.lock() = client;
+        let mut tally = chaos.tally();
+        tally.kills += 1;
+        tally.kills_mid_publish += usize::from(mid_publish);
+        tally.kills_mid_unpublish += usize::from(mid_unpublish);
+        tally.kills_renewal_due += usize::from(renewal_due);
+        tally.restarts.push(Restart {
+            took,
+            during_outage,
+        });
+    }
+}
+
+/// Outages (offset from the start of the chaos, length): twice per 6 minutes and at least once,
+/// one per equal slot of the time between the quiet start and end.
+pub(crate) fn plan_outages(
+    rng: &mut fastrand::Rng,
+    chaos_length: Duration,
+) -> Vec<(Duration, Duration)> {
+    let count = ((chaos_length.as_secs_f64() / 180.0).round() as u32).max(1);
+    let span = chaos_length.saturating_sub(QUIET_START + QUIET_END);
+    let slot = span / count;
+    (0..count)
+        .map(|index| {
+            let length = random_duration(rng, OUTAGE_LENGTH_MS).min(slot);
+            let room = (slot - length).as_millis() as u64;
+            let offset = QUIET_START + slot * index + Duration::from_millis(rng.u64(..=room));
+            (offset, length)
+        })
+        .collect()
+}
+
+/// A full outage: requests hang and watches go silent until the thaw.
+pub(crate) async fn outage_loop(
+    chaos: Arc<Chaos>,
+    chaos_started: Instant,
+    plan: Vec<(Duration, Duration)>,
+) {
+    for (offset, length) in plan {
+        tokio::time::sleep_until(chaos_started + offset).await;
+        chaos.api.set_frozen(true);
+        chaos.frozen.store(true, Ordering::Relaxed);
+        chaos.outages.lock().push(Window {
+            start: Instant::now(),
+            end: None,
+        });
+        tokio::time::sleep(length).await;
+        chaos.api.set_frozen(false);
+        chaos.frozen.store(false, Ordering::Relaxed);
+        if let Some(window) = chaos.outages.lock().last_mut() {
+            window.end = Some(Instant::now());
+        }
+    }
+}
+
+/// Now and then a watch is cut (load balancer, API server restart) or a CertificateRequest
+/// create fails with a 500 (which kube's client does not retry by itself).
+pub(crate) async fn api_fault_loop(chaos: Arc<Chaos>, mut rng: fastrand::Rng, deadline: Instant) {
+    loop {
+        let pause = random_duration(&mut rng, API_FAULT_EVERY_MS);
+        if Instant::now() + pause >= deadline {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        if rng.bool() {
+            chaos.api.drop_watches();
+            chaos.tally().watch_drops += 1;
+        } else {
+            chaos
+                .api
+                .fail_next(1, 500, Some("POST"), Some("certificaterequests"));
+            chaos.tally().injected_500s += 1;
+        }
+    }
+}
