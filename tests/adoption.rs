@@ -415,19 +415,7 @@ async fn an_adopted_volume_asking_for_java_keystores_gets_them_with_its_renewal(
             Path::new("..data").join(name)
         );
     }
-    let listed = std::process::Command::new("keytool")
-        .args([
-            "-list",
-            "-storetype",
-            "JKS",
-            "-storepass",
-            "changeit",
-            "-keystore",
-        ])
-        .arg(target.join("keystore.jks"))
-        .output()
-        .expect("keytool runs (the JDK is installed)");
-    let listed = String::from_utf8_lossy(&listed.stdout);
+    let listed = common::java::keytool_list(&target.join("keystore.jks"), "JKS", "changeit");
     assert!(
         listed.contains("certificate, ") && listed.contains("PrivateKeyEntry"),
         "{listed}"

@@ -2,30 +2,9 @@
 
 use super::*;
 
-/// `keytool -list` of a JKS, one line per entry.
+/// The aliases of a JKS the driver wrote (the volume's password is `changeit`).
 fn jks_entries(store: &Path) -> Vec<String> {
-    let output = std::process::Command::new("keytool")
-        .args([
-            "-list",
-            "-storetype",
-            "JKS",
-            "-storepass",
-            "changeit",
-            "-keystore",
-        ])
-        .arg(store)
-        .output()
-        .expect("keytool runs (the JDK is installed)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains("Entry,"))
-        .map(|line| line.split(',').next().unwrap().to_string())
-        .collect()
+    common::java::jks_aliases(store, "changeit")
 }
 
 #[tokio::test]
