@@ -184,6 +184,7 @@ fn lint(_: &[String]) -> Result<(), String> {
 }
 
 fn static_binary(_: &[String]) -> Result<(), String> {
+    println!("== deploy/build-static-binary.sh (the Dockerfile's build step)");
     let binary = last_line_of("deploy/build-static-binary.sh", &[])?;
     let described = Command::new("file")
         .args(["-L", &binary])
