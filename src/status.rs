@@ -87,10 +87,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
         // The driver accepted this volume when it was published, flags and all; `status` does not
         // know those flags, so it must not reject `${POD_IP}` for want of them.
         let options = ParseOptions {
-            pod_ip_wait: PodIpWait {
-                continue_on_not_ready: true,
-                pod_ip_gate: true,
-            },
+            pod_ip_wait: PodIpWait::AVAILABLE,
             ..ParseOptions::default()
         };
         let parsed = parse_volume_context_with(&context, options);

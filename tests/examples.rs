@@ -60,10 +60,7 @@ fn every_example_volume_is_accepted_by_the_attribute_parser() {
             // The driver the examples ask for (pod-ip.yaml says to run it with both flags).
             let options = ParseOptions {
                 strict: true,
-                pod_ip_wait: PodIpWait {
-                    continue_on_not_ready: true,
-                    pod_ip_gate: true,
-                },
+                pod_ip_wait: PodIpWait::AVAILABLE,
                 ..ParseOptions::default()
             };
             let parsed = parse_volume_context_with(&context, options);

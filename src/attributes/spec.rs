@@ -312,6 +312,13 @@ pub struct PodIpWait {
 }
 
 impl PodIpWait {
+    /// The driver can wait for a pod's address (both flags given); also how a volume the driver
+    /// already accepted is read back, whatever the flags are now.
+    pub const AVAILABLE: PodIpWait = PodIpWait {
+        continue_on_not_ready: true,
+        pod_ip_gate: true,
+    };
+
     /// What is missing for `${POD_IP}`, as the flags to add; `None` when nothing is.
     pub fn missing(self) -> Option<&'static str> {
         match (self.continue_on_not_ready, self.pod_ip_gate) {

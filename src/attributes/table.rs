@@ -141,14 +141,6 @@ pub fn handled_keys() -> impl Iterator<Item = &'static str> {
         .filter(|key| key.starts_with(PREFIX))
 }
 
-/// The keys kubelet adds to the volume context.
-pub fn kubelet_keys() -> impl Iterator<Item = &'static str> {
-    ATTRIBUTES
-        .iter()
-        .map(|row| row.key)
-        .filter(|key| key.starts_with(KUBELET_PREFIX))
-}
-
 /// Every old spelling, with the key it stands for: `(alias, key)`.
 pub fn aliases() -> impl Iterator<Item = (&'static str, &'static str)> {
     ATTRIBUTES
@@ -218,10 +210,6 @@ mod tests {
                 assert!(alias.starts_with(PREFIX) && attribute(alias).is_none());
             }
         }
-        assert_eq!(
-            handled_keys().count() + kubelet_keys().count(),
-            ATTRIBUTES.len()
-        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl PodEvents for KubeEvents {
         }
         if let Err(error) = self.queue.try_send((pod.clone(), event)) {
             tracing::warn!(
-                pod = %format!("{}/{}", pod.namespace, pod.name),
+                pod = %pod,
                 "pod event dropped: {error}"
             );
         }
@@ -83,14 +83,13 @@ struct EventWriter {
 impl EventWriter {
     async fn run(mut self, mut receiver: mpsc::Receiver<(PodInfo, PodEvent)>) {
         while let Some((pod, event)) = receiver.recv().await {
-            let shown = pod.to_string();
-            if let Err(error) = self.write(pod, event).await {
-                tracing::warn!(pod = %shown, %error, "could not write a pod event");
+            if let Err(error) = self.write(&pod, event).await {
+                tracing::warn!(pod = %pod, %error, "could not write a pod event");
             }
         }
     }
 
-    async fn write(&mut self, pod: PodInfo, event: PodEvent) -> Result<(), kube::Error> {
+    async fn write(&mut self, pod: &PodInfo, event: PodEvent) -> Result<(), kube::Error> {
         let now = tokio::time::Instant::now();
         self.recent
             .retain(|_, recent| now.duration_since(recent.last_seen) < SERIES_WINDOW);
@@ -121,7 +120,7 @@ impl EventWriter {
                 Err(error) => return Err(error),
             }
         }
-        let fresh = self.new_event(&pod, &event);
+        let fresh = self.new_event(pod, &event);
         self.connection.throttle().await;
         let stored = api.create(&PostParams::default(), &fresh).await?;
         self.recent.insert(

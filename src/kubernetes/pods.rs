@@ -1,25 +1,23 @@
 //! The pods on this node, as one watch sees them (`spec.nodeName=<node>`, the field selector
-//! kubelet itself uses): what readiness gates and `${POD_IP}` need. A volume waiting on its pod
-//! follows that pod's entry and wakes the moment the watch delivers a change; nothing polls the
-//! API server.
+//! kubelet itself uses): what readiness gates and `${POD_IP}` need. Every change of a pod's facts
+//! is announced on [`PodWatch::changes`], so a volume waiting on its pod is woken the moment the
+//! watch delivers it; nothing polls the API server.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::pod_gates::PodFacts;
 
 /// `(namespace, name)`.
 pub type PodKey = (String, String);
-
-/// One pod's latest facts as the watch delivers them (`None` until seen, or once deleted).
-pub type PodUpdates = watch::Receiver<Option<Arc<PodFacts>>>;
 
 /// The few fields of a Pod the driver uses.
 pub fn facts_of(pod: &Pod) -> PodFacts {
@@ -53,11 +51,11 @@ fn key_of(pod: &Pod) -> PodKey {
 }
 
 struct View {
-    /// One channel per pod anyone follows or the watch delivered.
-    entries: HashMap<PodKey, watch::Sender<Option<Arc<PodFacts>>>>,
+    /// The latest facts of every pod the watch delivered.
+    pods: HashMap<PodKey, Arc<PodFacts>>,
     /// A re-list in progress: what it has delivered so far.
     relisting: Option<BTreeMap<PodKey, PodFacts>>,
-    /// Every pod whose facts changed, for whoever waits on several pods at once.
+    /// Every pod whose facts changed, for whoever waits on pods (the manager's gate loop).
     changes: broadcast::Sender<PodKey>,
 }
 
@@ -67,7 +65,7 @@ const CHANGES_BUFFERED: usize = 1024;
 impl Default for View {
     fn default() -> View {
         View {
-            entries: HashMap::new(),
+            pods: HashMap::new(),
             relisting: None,
             changes: broadcast::channel(CHANGES_BUFFERED).0,
         }
@@ -75,36 +73,20 @@ impl Default for View {
 }
 
 impl View {
-    fn entry(&mut self, key: &PodKey) -> &watch::Sender<Option<Arc<PodFacts>>> {
-        self.entries
-            .entry(key.clone())
-            .or_insert_with(|| watch::channel(None).0)
-    }
-
-    /// Stores a pod's facts; followers wake only when a fact they can see changed (a pod's status
-    /// is rewritten often, mostly in fields no gate reads).
-    fn apply(&mut self, key: &PodKey, facts: PodFacts) {
-        let changed = self.entry(key).send_if_modified(|current| {
-            if current.as_deref() == Some(&facts) {
-                return false;
-            }
-            *current = Some(Arc::new(facts));
-            true
-        });
-        if changed {
-            let _ = self.changes.send(key.clone());
+    /// Stores a pod's facts; a change is announced only when a fact changed (a pod's status is
+    /// rewritten often, mostly in fields no gate reads).
+    fn apply(&mut self, key: PodKey, facts: PodFacts) {
+        if self.pods.get(&key).is_some_and(|known| **known == facts) {
+            return;
         }
+        self.pods.insert(key.clone(), Arc::new(facts));
+        let _ = self.changes.send(key);
     }
 
     fn delete(&mut self, key: &PodKey) {
-        let Some(entry) = self.entries.get(key) else {
-            return;
-        };
-        entry.send_replace(None);
-        if entry.receiver_count() == 0 {
-            self.entries.remove(key);
+        if self.pods.remove(key).is_some() {
+            let _ = self.changes.send(key.clone());
         }
-        let _ = self.changes.send(key.clone());
     }
 }
 
@@ -113,7 +95,7 @@ impl View {
 pub struct PodWatch {
     view: Mutex<View>,
     /// True once the first full list arrived.
-    synced: watch::Sender<bool>,
+    synced: AtomicBool,
 }
 
 impl PodWatch {
@@ -121,49 +103,26 @@ impl PodWatch {
         Arc::new(PodWatch::default())
     }
 
-    /// Follows one pod. The receiver holds its current facts and changes with every update.
-    pub fn follow(&self, namespace: &str, name: &str) -> PodUpdates {
-        self.view()
-            .entry(&(namespace.to_string(), name.to_string()))
-            .subscribe()
-    }
-
-    /// Forgets a pod nobody follows any more and the watch has not delivered.
-    pub fn release(&self, namespace: &str, name: &str) {
-        let key = (namespace.to_string(), name.to_string());
-        let mut view = self.view();
-        if let Some(entry) = view.entries.get(&key)
-            && entry.receiver_count() == 0
-            && entry.borrow().is_none()
-        {
-            view.entries.remove(&key);
-        }
-    }
-
     /// The latest facts of one pod.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodFacts>> {
         let key = (namespace.to_string(), name.to_string());
-        self.view().entries.get(&key)?.borrow().clone()
+        self.view.lock().pods.get(&key).cloned()
     }
 
     pub fn is_synced(&self) -> bool {
-        *self.synced.borrow()
+        self.synced.load(Ordering::Acquire)
     }
 
     /// Every change from now on, by pod.
     pub fn changes(&self) -> broadcast::Receiver<PodKey> {
-        self.view().changes.subscribe()
-    }
-
-    fn view(&self) -> parking_lot::MutexGuard<'_, View> {
-        self.view.lock()
+        self.view.lock().changes.subscribe()
     }
 
     /// Applies one event from the watch.
     pub fn handle(&self, event: watcher::Event<Pod>) {
-        let mut view = self.view();
+        let mut view = self.view.lock();
         match event {
-            watcher::Event::Apply(pod) => view.apply(&key_of(&pod), facts_of(&pod)),
+            watcher::Event::Apply(pod) => view.apply(key_of(&pod), facts_of(&pod)),
             watcher::Event::Delete(pod) => view.delete(&key_of(&pod)),
             watcher::Event::Init => view.relisting = Some(BTreeMap::new()),
             watcher::Event::InitApply(pod) => {
@@ -175,19 +134,19 @@ impl PodWatch {
                 let listed = view.relisting.take().unwrap_or_default();
                 // What the view held that the list no longer has was deleted meanwhile.
                 let vanished: Vec<PodKey> = view
-                    .entries
-                    .iter()
-                    .filter(|(key, entry)| entry.borrow().is_some() && !listed.contains_key(*key))
-                    .map(|(key, _)| key.clone())
+                    .pods
+                    .keys()
+                    .filter(|key| !listed.contains_key(*key))
+                    .cloned()
                     .collect();
                 for key in vanished {
                     view.delete(&key);
                 }
                 for (key, facts) in listed {
-                    view.apply(&key, facts);
+                    view.apply(key, facts);
                 }
                 drop(view);
-                self.synced.send_replace(true);
+                self.synced.store(true, Ordering::Release);
             }
         }
     }
@@ -256,55 +215,49 @@ mod tests {
         assert!(!facts.deleting);
     }
 
-    #[tokio::test]
-    async fn a_follower_wakes_when_what_it_sees_changes_and_not_otherwise() {
-        let watch = PodWatch::new();
-        let mut follower = watch.follow("ns", "a");
-        assert!(follower.borrow_and_update().is_none());
-        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
-        follower.changed().await.unwrap();
-        assert!(
-            follower
-                .borrow_and_update()
-                .as_ref()
-                .unwrap()
-                .ips
-                .is_empty()
-        );
-        // The same facts again (another field of the status changed): nobody wakes.
-        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
-        assert!(!follower.has_changed().unwrap());
-        watch.handle(watcher::Event::Apply(pod("a", &["10.0.0.7"], None)));
-        assert!(follower.has_changed().unwrap());
-        assert_eq!(follower.borrow_and_update().as_ref().unwrap().ips.len(), 1);
-        watch.handle(watcher::Event::Delete(pod("a", &["10.0.0.7"], None)));
-        assert!(follower.has_changed().unwrap());
-        assert!(follower.borrow_and_update().is_none());
+    fn key(name: &str) -> PodKey {
+        ("ns".into(), name.into())
     }
 
     #[test]
-    fn a_relist_replaces_the_view() {
+    fn a_change_is_announced_when_what_gates_see_changes_and_not_otherwise() {
+        let watch = PodWatch::new();
+        let mut changes = watch.changes();
+        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
+        assert_eq!(changes.try_recv().unwrap(), key("a"));
+        assert!(watch.get("ns", "a").unwrap().ips.is_empty());
+        // The same facts again (another field of the status changed): nothing is announced.
+        watch.handle(watcher::Event::Apply(pod("a", &[], None)));
+        assert!(changes.try_recv().is_err());
+        watch.handle(watcher::Event::Apply(pod("a", &["10.0.0.7"], None)));
+        assert_eq!(changes.try_recv().unwrap(), key("a"));
+        assert_eq!(watch.get("ns", "a").unwrap().ips.len(), 1);
+        watch.handle(watcher::Event::Delete(pod("a", &["10.0.0.7"], None)));
+        assert_eq!(changes.try_recv().unwrap(), key("a"));
+        assert!(watch.get("ns", "a").is_none());
+    }
+
+    #[test]
+    fn a_relist_replaces_the_view_and_announces_only_what_changed() {
         let watch = PodWatch::new();
         assert!(!watch.is_synced());
         watch.handle(watcher::Event::Init);
         watch.handle(watcher::Event::InitApply(pod("a", &[], None)));
         watch.handle(watcher::Event::InitApply(pod("b", &[], None)));
+        watch.handle(watcher::Event::InitApply(pod("c", &[], None)));
         watch.handle(watcher::Event::InitDone);
         assert!(watch.is_synced());
-        let b = watch.follow("ns", "b");
-        // Lost watch: meanwhile b was deleted and a got an address.
+        let mut changes = watch.changes();
+        // Lost watch: meanwhile b was deleted and a got an address; c is as it was.
         watch.handle(watcher::Event::Init);
         watch.handle(watcher::Event::InitApply(pod("a", &["10.0.0.7"], None)));
+        watch.handle(watcher::Event::InitApply(pod("c", &[], None)));
         watch.handle(watcher::Event::InitDone);
-        assert!(b.borrow().is_none());
+        assert!(watch.get("ns", "b").is_none());
         assert_eq!(watch.get("ns", "a").unwrap().ips.len(), 1);
-        drop(b);
-        watch.release("ns", "b");
-        assert!(
-            !watch
-                .view()
-                .entries
-                .contains_key(&("ns".into(), "b".into()))
-        );
+        let mut announced = vec![changes.try_recv().unwrap(), changes.try_recv().unwrap()];
+        announced.sort();
+        assert_eq!(announced, [key("a"), key("b")]);
+        assert!(changes.try_recv().is_err(), "c did not change");
     }
 }

@@ -362,10 +362,7 @@ impl VolumeManager {
             strict: false,
             // A `${POD_IP}` volume stays managed after a restart without the flags it needs; its
             // issuance then says why nothing is renewed (see `gates.rs`).
-            pod_ip_wait: PodIpWait {
-                continue_on_not_ready: true,
-                pod_ip_gate: true,
-            },
+            pod_ip_wait: PodIpWait::AVAILABLE,
             ..self.parse_options()
         }
     }
