@@ -64,6 +64,7 @@ async fn run() -> BenchResult<()> {
         // The driver's default (--max-concurrent-renewals): gated first issuances run on the
         // renewal queue, so this bounds how many of 64 woken pods issue at once.
         renewal_concurrency: 16,
+        key_pool_size: cert_manager_csi_driver::keys::pool::DEFAULT_SIZE,
         ..common::cert_manager_config(&root, mount_mode, kubeconfig)
     };
     let kubelet = Arc::new(Kubelet::connect(&api, &config.node_id, &root).await);

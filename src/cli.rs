@@ -116,6 +116,11 @@ pub struct DriverArgs {
     #[arg(long, default_value_t = 16)]
     pub max_concurrent_renewals: usize,
 
+    /// Private keys made ahead of time per kind in demand (RSA 2048 from the start), so a
+    /// publish takes a finished key instead of waiting for one; 0 = off. Kept in memory only.
+    #[arg(long, default_value_t = crate::keys::pool::DEFAULT_SIZE, value_parser = parse_key_pool_size)]
+    pub key_pool_size: usize,
+
     /// Delay before retrying a failed renewal; doubles after each further failure.
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     pub renewal_backoff_initial: std::time::Duration,
@@ -215,6 +220,21 @@ fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// `1048576`, `512Ki`, `1Mi`.
+/// `--key-pool-size`: bounded, so that a typo cannot ask for gigabytes of keys (each kind in
+/// demand keeps this many).
+fn parse_key_pool_size(text: &str) -> Result<usize, String> {
+    let size: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of keys"))?;
+    if size > crate::keys::pool::MAX_SIZE {
+        return Err(format!(
+            "{size} keys per kind is more than the {} allowed",
+            crate::keys::pool::MAX_SIZE
+        ));
+    }
+    Ok(size)
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, factor) = if let Some(n) = text.strip_suffix("Ki") {
         (n, 1024)
@@ -303,6 +323,7 @@ impl DriverArgs {
             max_volumes_per_node: self.max_volumes_per_node,
             volume_size_bytes: self.volume_size_limit,
             renewal_concurrency: self.max_concurrent_renewals,
+            key_pool_size: self.key_pool_size,
             renewal_backoff: crate::renewal::Backoff {
                 initial: self.renewal_backoff_initial,
                 max: self.renewal_backoff_max,
@@ -581,6 +602,28 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--default-duration=500ms"]).is_err());
         assert!(Cli::try_parse_from(["x", "--default-duration=90d"]).is_err());
+    }
+
+    #[test]
+    fn key_pool_size_defaults_to_a_rollout_of_16_and_is_bounded() {
+        let config = |extra: &[&str]| {
+            let mut args = vec!["cert-manager-csi-driver", "--node-id=n"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| cli.driver.to_config().unwrap().key_pool_size)
+        };
+        assert_eq!(config(&[]).unwrap(), 16);
+        assert_eq!(config(&["--key-pool-size=0"]).unwrap(), 0, "0 turns it off");
+        assert_eq!(config(&["--key-pool-size", "1024"]).unwrap(), 1024);
+        let too_many = config(&["--key-pool-size=1025"]).unwrap_err().to_string();
+        assert!(
+            too_many.contains("1025 keys per kind is more than the 1024 allowed"),
+            "{too_many}"
+        );
+        let not_a_number = config(&["--key-pool-size=lots"]).unwrap_err().to_string();
+        assert!(
+            not_a_number.contains("\"lots\" is not a number of keys"),
+            "{not_a_number}"
+        );
     }
 
     #[test]

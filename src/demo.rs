@@ -201,6 +201,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         max_volumes_per_node: 0,
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
+        key_pool_size: crate::keys::pool::DEFAULT_SIZE,
         renewal_backoff: Default::default(),
         continue_on_not_ready: false,
         metrics_address: None,

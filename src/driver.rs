@@ -15,6 +15,7 @@ use crate::endpoints;
 use crate::issuer::cert_manager::{CertManagerIssuer, CertManagerSettings};
 use crate::issuer::local_ca::LocalCa;
 use crate::issuer::{Issuer, IssuerError};
+use crate::keys::pool::KeyPool;
 use crate::kubernetes::event_recorder::KubeEvents;
 use crate::kubernetes::pods::PodWatch;
 use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
@@ -57,6 +58,8 @@ pub struct DriverConfig {
     pub max_volumes_per_node: i64,
     pub volume_size_bytes: u64,
     pub renewal_concurrency: usize,
+    /// `--key-pool-size`: pre-generated keys per kind in demand; 0 = off.
+    pub key_pool_size: usize,
     /// How failed renewals are retried.
     pub renewal_backoff: crate::renewal::Backoff,
     /// Report publishes done once mounted; issue in the background.
@@ -291,6 +294,11 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         MountMode::PlainDirectories => Arc::new(PlainDirectoryMounter),
     };
     let metrics = Arc::new(Metrics::new(&config.node_id));
+    // Started before the volumes are reloaded, so its keys are being made while they are.
+    let key_pool = Arc::new(
+        KeyPool::start(config.key_pool_size)
+            .map_err(io_error("starting the key pool's refill thread"))?,
+    );
     let manager = VolumeManager::new(
         ManagerConfig {
             volume_size_bytes: config.volume_size_bytes,
@@ -301,6 +309,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             default_duration: config.default_duration,
             csi_lib_root: config.adopt_csi_lib_data_root.clone(),
             readiness,
+            key_pool,
         },
         issuer,
         mounter,

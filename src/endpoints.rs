@@ -86,6 +86,7 @@ impl Endpoint {
                     adopted_volumes: self.manager.adopted_count(),
                     managed_requests: self.manager.issuer_managed_requests(),
                     waiting_volumes: self.manager.waiting_count(),
+                    key_pool: self.manager.key_pool_stats(),
                 });
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")

@@ -107,7 +107,7 @@ pub struct Metrics {
 }
 
 /// Counts that are read from elsewhere at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Gauges {
     pub managed_volumes: usize,
     /// Of the managed volumes, those taken over from the Go driver.
@@ -115,6 +115,8 @@ pub struct Gauges {
     pub managed_requests: usize,
     /// Of the managed volumes, those whose issuance waits on their pod (readiness gates).
     pub waiting_volumes: usize,
+    /// The key pool's hits, misses and levels (`--key-pool-size`).
+    pub key_pool: crate::keys::pool::PoolStats,
 }
 
 impl Metrics {
@@ -315,6 +317,36 @@ impl Metrics {
             "{name}{{node=\"{node}\"}} {}",
             gauges.waiting_volumes
         ));
+        flush(&mut out, &mut lines);
+        let pool = &gauges.key_pool;
+        let name = header(
+            &mut out,
+            "certmanager_csi_key_pool_hits_total",
+            "counter",
+            "First issuances that took a pre-generated private key from the pool.",
+        );
+        lines.push(format!("{name}{{node=\"{node}\"}} {}", pool.hits));
+        flush(&mut out, &mut lines);
+        let name = header(
+            &mut out,
+            "certmanager_csi_key_pool_misses_total",
+            "counter",
+            "First issuances that generated their own private key (pool empty, or off).",
+        );
+        lines.push(format!("{name}{{node=\"{node}\"}} {}", pool.misses));
+        flush(&mut out, &mut lines);
+        let name = header(
+            &mut out,
+            "certmanager_csi_key_pool_keys",
+            "gauge",
+            "Pre-generated private keys ready in the pool, by key kind.",
+        );
+        for level in &pool.levels {
+            lines.push(format!(
+                "{name}{{node=\"{node}\",algorithm=\"{}\",size=\"{}\"}} {}",
+                level.kind.algorithm, level.kind.size, level.keys
+            ));
+        }
         flush(&mut out, &mut lines);
         let name = header(
             &mut out,
@@ -524,6 +556,14 @@ mod tests {
             adopted_volumes: 1,
             managed_requests: 2,
             waiting_volumes: 3,
+            key_pool: crate::keys::pool::PoolStats {
+                hits: 5,
+                misses: 2,
+                levels: vec![crate::keys::pool::PoolLevel {
+                    kind: crate::keys::pool::KeyKind::DEFAULT,
+                    keys: 11,
+                }],
+            },
         });
         for expected in [
             "# TYPE certmanager_csi_issue_requests_total counter",
@@ -537,6 +577,10 @@ mod tests {
             "certmanager_csi_adopted_volume_count{node=\"node-1\"} 1",
             "certmanager_csi_waiting_volume_count{node=\"node-1\"} 3",
             "certmanager_csi_managed_certificate_request_count{node=\"node-1\"} 2",
+            "# TYPE certmanager_csi_key_pool_hits_total counter",
+            "certmanager_csi_key_pool_hits_total{node=\"node-1\"} 5",
+            "certmanager_csi_key_pool_misses_total{node=\"node-1\"} 2",
+            "certmanager_csi_key_pool_keys{node=\"node-1\",algorithm=\"RSA\",size=\"2048\"} 11",
             "certmanager_csi_renewals_total{result=\"success\"} 1",
             "certmanager_csi_renewals_total{result=\"failure\"} 0",
             "certmanager_csi_grpc_requests_total{method=\"NodePublishVolume\",code=\"Ok\"} 1",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
 use cert_manager_csi_driver::issuer::local_ca::LocalCa;
 use cert_manager_csi_driver::issuer::{IssueFuture, IssueOrder, Issuer};
+use cert_manager_csi_driver::keys::pool::KeyPool;
 use cert_manager_csi_driver::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use cert_manager_csi_driver::volume::state::StateStore;
 use cert_manager_csi_driver::volume::{ManagerConfig, PublishCall, VolumeId, VolumeManager};
@@ -66,6 +67,7 @@ fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager
             default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
             csi_lib_root: None,
             readiness: None,
+            key_pool: Arc::new(KeyPool::disabled()),
         },
         issuer,
         mounter,

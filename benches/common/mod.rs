@@ -69,6 +69,7 @@ pub fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         max_volumes_per_node: 0,
         volume_size_bytes: VOLUME_SIZE_BYTES,
         renewal_concurrency: 4,
+        key_pool_size: cert_manager_csi_driver::keys::pool::DEFAULT_SIZE,
         renewal_backoff: Default::default(),
         continue_on_not_ready: false,
         metrics_address: None,

@@ -20,6 +20,7 @@ use crate::x509::{self, AltNames, RequestContents, X509Error};
 pub mod jks;
 pub mod keystores;
 pub mod pkcs12;
+pub mod pool;
 
 /// Why a key or request could not be made.
 #[derive(Debug, thiserror::Error)]

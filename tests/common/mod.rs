@@ -64,6 +64,9 @@ pub fn config_in(dir: &Path) -> DriverConfig {
         max_volumes_per_node: 0,
         volume_size_bytes: 1024 * 1024,
         renewal_concurrency: 4,
+        // Small: the many drivers the tests start would each spend seconds of idle CPU filling
+        // the default 16 (the pool's own tests use the default).
+        key_pool_size: 2,
         renewal_backoff: Default::default(),
         continue_on_not_ready: false,
         metrics_address: None,

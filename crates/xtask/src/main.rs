@@ -62,6 +62,7 @@ const BENCHES: &[&str] = &[
     "scale",
     "chaos",
     "readiness",
+    "key_pool",
 ];
 
 fn main() -> ExitCode {

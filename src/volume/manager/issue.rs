@@ -5,15 +5,17 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::gates::Verdict;
 use super::publish::effective_group;
 use super::volume::{ManagedVolume, PendingKey, Phase, Retry};
-use super::{Cancellation, VolumeError, VolumeManager};
+use super::{Cancellation, NodePermit, VolumeError, VolumeManager};
 use crate::attributes::{CertRequestSpec, KeyAlgorithm};
 use crate::certificate::{CertificateSummary, inspect_leaf};
 use crate::issuer::{IssueOrder, IssuerError};
+use crate::keys::pool::{KeyKind, KeyPool};
 use crate::keys::{self, KeyError, PrivateKey};
 use crate::volume::files::{self, FileToWrite, WriteOutcome};
 use crate::volume::layout::Layout;
@@ -77,7 +79,7 @@ impl VolumeManager {
         &self,
         volume: &mut ManagedVolume,
         action: Action,
-        permit: tokio::sync::SemaphorePermit<'_>,
+        permit: NodePermit<'_>,
         cancellation: &mut Cancellation,
     ) -> Result<Issued, Failure> {
         if cancellation.is_requested() {
@@ -118,7 +120,10 @@ impl VolumeManager {
                 } else {
                     None
                 };
-                let (key, csr_pem) = make_key_and_csr(&spec, reused).await?;
+                // A pod is waiting for a first issuance: it takes a finished key if one is ready.
+                // A renewal makes its own (see `keys::pool`).
+                let pool = (action != Action::Renew).then_some(&self.config.key_pool);
+                let (key, csr_pem) = make_key_and_csr(&spec, reused, pool).await?;
                 (key, csr_pem, false)
             }
         };
@@ -337,22 +342,30 @@ impl VolumeManager {
     }
 }
 
-/// The key (new, or the reused one) and its CSR. RSA generation takes tens to hundreds of
-/// milliseconds, so it runs on the blocking pool; ECDSA and Ed25519 take microseconds, less than
-/// the hand-off to another thread would cost, so they run inline.
+/// The key (the reused one, one from `pool`, or a new one) and its CSR. RSA generation takes tens
+/// to hundreds of milliseconds, so it runs on the blocking pool; ECDSA and Ed25519 take
+/// microseconds, less than the hand-off to another thread would cost, so they run inline. A pooled
+/// RSA key still costs an RSA signature for the CSR (about a millisecond), also inline: a worker
+/// blocked that long is cheaper than the hand-off.
 async fn make_key_and_csr(
     spec: &CertRequestSpec,
     reused: Option<PrivateKey>,
+    pool: Option<&Arc<KeyPool>>,
 ) -> Result<(PrivateKey, String), VolumeError> {
+    let ready = match reused {
+        Some(key) => Some(key),
+        None => pool.and_then(|pool| pool.take(KeyKind::of(&spec.key))),
+    };
+    let generates = ready.is_none();
     let work = move |spec: &CertRequestSpec| -> Result<(PrivateKey, String), KeyError> {
-        let key = match reused {
+        let key = match ready {
             Some(key) => key,
             None => keys::generate(&spec.key)?,
         };
         let csr = keys::build_csr(spec, &key)?;
         Ok((key, csr))
     };
-    if spec.key.algorithm == KeyAlgorithm::Rsa {
+    if generates && spec.key.algorithm == KeyAlgorithm::Rsa {
         let spec = spec.clone();
         Ok(tokio::task::spawn_blocking(move || work(&spec))
             .await

@@ -40,6 +40,7 @@ use super::state::StateStore;
 use crate::attributes::{InvalidAttributes, ParseOptions, PodIpWait, redacted_context};
 use crate::issuer::{Issuer, IssuerError};
 use crate::keys::KeyError;
+use crate::keys::pool::{BusyGuard, KeyPool};
 use crate::kubernetes::pods::PodWatch;
 use crate::metrics::Metrics;
 use crate::pod_events::PodEvents;
@@ -70,6 +71,8 @@ pub struct ManagerConfig {
     /// `--pod-readiness-gate`: what a volume's pod must satisfy before its certificate is issued,
     /// judged on the node's pod watch. `None` without gates.
     pub readiness: Option<Readiness>,
+    /// Pre-generated keys for first issuances (`--key-pool-size`); [`KeyPool::disabled`] for none.
+    pub key_pool: Arc<KeyPool>,
 }
 
 /// The readiness gates and what they are judged on.
@@ -279,6 +282,13 @@ pub struct VolumeManager {
     pod_changes: parking_lot::Mutex<Option<tokio::sync::broadcast::Receiver<(String, String)>>>,
 }
 
+/// Held while a volume does node work (key, CSR, mount, file writes): one of the per-core permits,
+/// and the key pool's "busy" mark.
+pub(super) struct NodePermit<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    _busy: BusyGuard,
+}
+
 impl VolumeManager {
     pub fn new(
         config: ManagerConfig,
@@ -367,11 +377,24 @@ impl VolumeManager {
         }
     }
 
-    async fn node_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, VolumeError> {
-        self.node_work
+    /// A node-work permit. From the moment it is asked for, the key pool's refill waits: a volume
+    /// waiting for CPU is never kept waiting by keys made for later ones.
+    async fn node_permit(&self) -> Result<NodePermit<'_>, VolumeError> {
+        let busy = self.config.key_pool.busy();
+        let permit = self
+            .node_work
             .acquire()
             .await
-            .map_err(|e| VolumeError::Internal(e.to_string()))
+            .map_err(|e| VolumeError::Internal(e.to_string()))?;
+        Ok(NodePermit {
+            _permit: permit,
+            _busy: busy,
+        })
+    }
+
+    /// The key pool's counters and levels, for metrics.
+    pub fn key_pool_stats(&self) -> crate::keys::pool::PoolStats {
+        self.config.key_pool.stats()
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {

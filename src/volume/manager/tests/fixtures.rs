@@ -18,6 +18,7 @@ use crate::attributes::{DEFAULT_DURATION, key};
 use crate::demo::{SamplePod, sample_volume_context};
 use crate::issuer::local_ca::LocalCa;
 use crate::issuer::{IssueFuture, IssueOrder, Issuer, IssuerError};
+use crate::keys::pool::KeyPool;
 use crate::metrics::Metrics;
 use crate::pod_events::NoEvents;
 use crate::renewal::Backoff;
@@ -329,6 +330,7 @@ impl Knobs {
             default_duration: DEFAULT_DURATION,
             csi_lib_root: None,
             readiness: None,
+            key_pool: Arc::new(KeyPool::disabled()),
         }
     }
 }
