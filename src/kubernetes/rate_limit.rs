@@ -138,7 +138,8 @@ impl RateLimiter {
     }
 
     /// How many permits could be taken now without waiting (negative while callers queue).
-    pub fn available(&self) -> f64 {
+    #[cfg(test)]
+    fn available(&self) -> f64 {
         let bucket = self.bucket.lock();
         let refilled = Instant::now()
             .saturating_duration_since(bucket.updated)
