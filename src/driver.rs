@@ -208,8 +208,10 @@ pub async fn build_issuer(config: &DriverConfig) -> Result<IssuerParts, DriverEr
             let connection = KubeConnection::connect(&config.kube).await?;
             tracing::info!(
                 api_server = %connection.cluster_url(),
-                qps = connection.limiter().qps(),
-                burst = connection.limiter().burst(),
+                qps = connection.budget().requests().qps(),
+                burst = connection.budget().requests().burst(),
+                event_qps = connection.budget().events().qps(),
+                event_burst = connection.budget().events().burst(),
                 use_token_request = config.cert_manager.use_token_request,
                 "using cert-manager CertificateRequests"
             );

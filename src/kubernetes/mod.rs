@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{ApiBudget, RateLimiter};
 pub use token::ServiceAccountToken;
 
 /// How to reach the API server (`--kubeconfig`, `--kube-api-qps`, `--kube-api-burst`).
@@ -22,9 +22,11 @@ pub struct KubeSettings {
     /// An explicit kubeconfig file; otherwise the in-cluster service account, otherwise
     /// `KUBECONFIG` or `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
-    /// Requests per second; 0 picks [`rate_limit::DEFAULT_QPS`].
+    /// Requests per second, Events included (they get [`rate_limit::EVENT_SHARE`] of it); 0 picks
+    /// [`rate_limit::DEFAULT_QPS`].
     pub qps: f64,
-    /// Requests allowed at once above the rate; 0 picks [`rate_limit::DEFAULT_BURST`].
+    /// Requests allowed at once above the rate, split likewise; 0 picks
+    /// [`rate_limit::DEFAULT_BURST`].
     pub burst: u32,
 }
 
@@ -52,14 +54,14 @@ pub struct KubeConnection {
     client: kube::Client,
     /// Kept to build clients that present a pod's token instead of the driver's.
     config: kube::Config,
-    limiter: Arc<RateLimiter>,
+    budget: Arc<ApiBudget>,
 }
 
 impl std::fmt::Debug for KubeConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeConnection")
             .field("cluster_url", &self.config.cluster_url.to_string())
-            .field("limiter", &self.limiter)
+            .field("budget", &self.budget)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +101,7 @@ impl KubeConnection {
         Ok(KubeConnection {
             client,
             config,
-            limiter: Arc::new(RateLimiter::new(settings.qps, settings.burst)),
+            budget: Arc::new(ApiBudget::new(settings.qps, settings.burst)),
         })
     }
 
@@ -128,13 +130,22 @@ impl KubeConnection {
         kube::Client::try_from(config)
     }
 
-    /// Waits for the client-side rate limit. Every call the driver makes goes through this.
+    /// Waits for the client-side rate limit. Every call the driver makes, but Event writes
+    /// ([`KubeConnection::throttle_event`]) and the long-running watches, goes through this:
+    /// CertificateRequest creates and deletes.
     pub async fn throttle(&self) {
-        self.limiter.acquire().await;
+        self.budget.requests().acquire().await;
     }
 
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
+    /// Waits for the Events' share of the rate limit, which nothing else draws on: a backlog of
+    /// Events never delays a CertificateRequest.
+    pub async fn throttle_event(&self) {
+        self.budget.events().acquire().await;
+    }
+
+    /// Both shares of the configured limit.
+    pub fn budget(&self) -> &ApiBudget {
+        &self.budget
     }
 
     pub fn cluster_url(&self) -> String {

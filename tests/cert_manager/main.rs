@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod events;
 mod failures;
 mod issuance;
 mod keystores;
