@@ -1,11 +1,18 @@
-//! Publishing through the cert-manager backend, against the test API server with a signer that
-//! answers at once: publish latency at 1 and 64 in flight, API requests per issuance, and the
-//! time from the signer's status update to the publish returning.
+//! Publishing through the cert-manager backend, against the test API server (HTTPS, h2 or
+//! HTTP/1.1 by ALPN) with a signer that answers at once: publish latency at 1 and 64 in flight,
+//! API requests per issuance, the time from the signer's status update to the publish returning,
+//! and the connections each phase opened.
+//!
+//! Next to the driver, in the same run, through the same server and signer: the floor, a bare
+//! kube client that only creates a CertificateRequest and waits for the signer's status update on
+//! its watch (one shared client, on the same transport the driver uses). The driver's overhead is
+//! the difference: at 1 in flight (p50), and as the wall time of bursts of 64 at once.
 //!
 //! Run: `cargo bench --bench cert_manager` (as root for real tmpfs mounts; `TMPDIR=/dev/shm` keeps
 //! file-system churn of the work directory out of the figures).
 
 mod common;
+mod floor;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +33,11 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 const SEQUENTIAL: usize = 300;
 const CONCURRENT: usize = 1280;
 const IN_FLIGHT: usize = 64;
+/// Bursts of `IN_FLIGHT` at once, alternating driver and floor so that a noisy neighbour hits both.
+const BURSTS: usize = 7;
+/// The targets for the driver's overhead over the floor.
+const TARGET_OVERHEAD_P50: Duration = Duration::from_millis(1);
+const TARGET_BURST_RATIO: f64 = 1.1;
 
 fn main() -> ExitCode {
     common::block_on(run())
@@ -53,23 +65,32 @@ async fn run() -> BenchResult<()> {
         common::mounts_described(mount_mode),
         root.display()
     );
-    println!("  keys   ECDSA P-256; API over HTTP/1.1 on loopback\n");
+    println!("  keys   ECDSA P-256; API over HTTPS on loopback (ALPN h2, http/1.1)\n");
 
     let api = TestApiServer::start().await;
     let signer = Signer::start(&api);
     let kubeconfig = root.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig, "driver-token");
-    let config = common::cert_manager_config(&root, mount_mode, kubeconfig);
+    let config = common::cert_manager_config(&root, mount_mode, kubeconfig.clone());
     let running = driver::start(config.clone()).await?;
     let csi = client::connect(running.socket_path()).await?;
 
     // Warm up: connections, the watch's first list, allocator.
     let warm = publish_many(&csi, &root, "warm", 20, 1).await?;
     unpublish_all(&csi, &root, &warm).await?;
+    let floor = floor::Floor::start(&kubeconfig).await?;
+    floor.sequential(20).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_start = api.connections();
+    println!(
+        "connections after warm-up: {} accepted (h2 {}, http/1.1 {})",
+        at_start.accepted, at_start.h2, at_start.http1
+    );
 
     api.clear_requests();
+    let before = api.connections();
     let sequential = publish_many(&csi, &root, "seq", SEQUENTIAL, 1).await?;
+    let driver_sequential_connections = opened_since(&api, before);
     // Events are written in the background; let them land before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let audit = api.requests();
@@ -78,20 +99,136 @@ async fn run() -> BenchResult<()> {
     report_wake_up(&api, &signer, &sequential);
     unpublish_all(&csi, &root, &sequential).await?;
 
+    let before = api.connections();
+    let floor_sequential = sorted(floor.sequential(SEQUENTIAL).await?);
+    let floor_sequential_connections = opened_since(&api, before);
+
+    // Bursts of IN_FLIGHT at once: driver, floor, driver, floor...
+    let mut driver_walls = Vec::with_capacity(BURSTS);
+    let mut floor_walls = Vec::with_capacity(BURSTS);
+    let (mut driver_burst_connections, mut floor_burst_connections) = (0, 0);
+    for round in 0..BURSTS {
+        let before = api.connections();
+        let started = Instant::now();
+        let burst =
+            publish_many(&csi, &root, &format!("burst{round}"), IN_FLIGHT, IN_FLIGHT).await?;
+        driver_walls.push(started.elapsed());
+        driver_burst_connections += opened_since(&api, before);
+        unpublish_all(&csi, &root, &burst).await?;
+
+        let before = api.connections();
+        floor_walls.push(floor.burst(IN_FLIGHT).await?);
+        floor_burst_connections += opened_since(&api, before);
+    }
+    let (driver_walls, floor_walls) = (sorted(driver_walls), sorted(floor_walls));
+
+    let driver_sequential = sorted(sequential.iter().map(|p| p.latency).collect());
+    report_floor(&FloorFigures {
+        driver_sequential: &driver_sequential,
+        floor_sequential: &floor_sequential,
+        driver_walls: &driver_walls,
+        floor_walls: &floor_walls,
+    });
+    println!("connections opened per phase (server-side accepts):");
+    println!(
+        "  driver, {SEQUENTIAL} at 1 in flight: {driver_sequential_connections}; floor, {SEQUENTIAL} at 1 in flight: {floor_sequential_connections}"
+    );
+    println!(
+        "  driver, {BURSTS} bursts of {IN_FLIGHT}: {driver_burst_connections}; floor, {BURSTS} bursts of {IN_FLIGHT}: {floor_burst_connections}"
+    );
+
+    let before = api.connections();
     let started = Instant::now();
     let concurrent = publish_many(&csi, &root, "par", CONCURRENT, IN_FLIGHT).await?;
     let elapsed = started.elapsed();
     report_latency(&format!("{IN_FLIGHT} in flight"), &concurrent);
     println!(
-        "  throughput {:.0} volumes/s ({CONCURRENT} volumes in {:.2} s)",
+        "  throughput {:.0} volumes/s ({CONCURRENT} volumes in {:.2} s), connections opened {}",
         CONCURRENT as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        opened_since(&api, before)
     );
     report_wake_up(&api, &signer, &concurrent);
     unpublish_all(&csi, &root, &concurrent).await?;
 
+    let total = api.connections();
+    println!(
+        "connections over the whole run: {} accepted (h2 {}, http/1.1 {}, failed handshakes {})",
+        total.accepted, total.h2, total.http1, total.tls_failed
+    );
     running.stop().await?;
     Ok(())
+}
+
+/// Connections the server accepted since `before`.
+fn opened_since(api: &TestApiServer, before: kube_test_server::Connections) -> usize {
+    api.connections().accepted - before.accepted
+}
+
+struct FloorFigures<'a> {
+    driver_sequential: &'a [Duration],
+    floor_sequential: &'a [Duration],
+    driver_walls: &'a [Duration],
+    floor_walls: &'a [Duration],
+}
+
+fn report_floor(figures: &FloorFigures) {
+    let triple = |samples: &[Duration]| {
+        format!(
+            "p50 {}, p90 {}, p99 {}",
+            ms(common::percentile(samples, 50.0)),
+            ms(common::percentile(samples, 90.0)),
+            ms(common::percentile(samples, 99.0))
+        )
+    };
+    println!("driver against the floor (bare kube client: create + wait on its watch):");
+    println!(
+        "  1 in flight ({} each)  driver {}",
+        figures.driver_sequential.len(),
+        triple(figures.driver_sequential)
+    );
+    println!(
+        "                         floor  {}",
+        triple(figures.floor_sequential)
+    );
+    let driver_p50 = common::percentile(figures.driver_sequential, 50.0);
+    let floor_p50 = common::percentile(figures.floor_sequential, 50.0);
+    let overhead = driver_p50.saturating_sub(floor_p50);
+    println!(
+        "  overhead p50 {}  target ≤ {}: {}",
+        ms(overhead),
+        ms(TARGET_OVERHEAD_P50),
+        verdict(overhead <= TARGET_OVERHEAD_P50)
+    );
+    let walls = |samples: &[Duration]| {
+        samples
+            .iter()
+            .map(|wall| format!("{:.1}", wall.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let driver_wall = common::percentile(figures.driver_walls, 50.0);
+    let floor_wall = common::percentile(figures.floor_walls, 50.0);
+    println!(
+        "  burst of {IN_FLIGHT} at once, wall ({} bursts each, median)  driver {}  floor {}",
+        figures.driver_walls.len(),
+        ms(driver_wall),
+        ms(floor_wall)
+    );
+    println!(
+        "    every burst, ms: driver [{}], floor [{}]",
+        walls(figures.driver_walls),
+        walls(figures.floor_walls)
+    );
+    let ratio = driver_wall.as_secs_f64() / floor_wall.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "  burst wall ratio driver/floor {ratio:.2}×  target ≤ {TARGET_BURST_RATIO}×: {}",
+        verdict(ratio <= TARGET_BURST_RATIO)
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "not met" }
 }
 
 fn target_of(root: &Path, volume_id: &str) -> PathBuf {

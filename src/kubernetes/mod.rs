@@ -6,6 +6,7 @@ pub mod event_recorder;
 pub mod pods;
 pub mod rate_limit;
 pub mod token;
+mod transport;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 
 pub use rate_limit::{ApiBudget, RateLimiter};
 pub use token::ServiceAccountToken;
+pub use transport::TransportError;
 
 /// How to reach the API server (`--kubeconfig`, `--kube-api-qps`, `--kube-api-burst`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +48,8 @@ pub enum KubeSetupError {
     NotFound(String),
     #[error("building the Kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    #[error("building the connection to the Kubernetes API: {0}")]
+    Transport(#[from] TransportError),
 }
 
 /// A configured API connection shared by everything that talks to the API server.
@@ -54,6 +58,8 @@ pub struct KubeConnection {
     client: kube::Client,
     /// Kept to build clients that present a pod's token instead of the driver's.
     config: kube::Config,
+    /// The connection pool for pod-token clients; `None` where kube's own client is used.
+    pod_token_http: Option<transport::HttpClient>,
     budget: Arc<ApiBudget>,
 }
 
@@ -97,10 +103,25 @@ impl KubeConnection {
         config
             .headers
             .push((hyper::header::USER_AGENT, user_agent("driver")));
-        let client = kube::Client::try_from(config.clone())?;
+        let (client, pod_token_http) = if config.proxy_url.is_some() {
+            // kube's own client knows the proxy protocols (HTTP CONNECT, SOCKS5); it speaks
+            // HTTP/1.1 only, one connection per request in flight.
+            (kube::Client::try_from(config.clone())?, None)
+        } else {
+            let http = transport::http_client(&config)?;
+            // Pod-token requests share the driver's connections unless those present the
+            // driver's client certificate, which would authenticate them as the driver.
+            let pod_token_http = if transport::presents_client_certificate(&config) {
+                transport::http_client(&without_identity(&config))?
+            } else {
+                http.clone()
+            };
+            (transport::kube_client(&config, http)?, Some(pod_token_http))
+        };
         Ok(KubeConnection {
             client,
             config,
+            pod_token_http,
             budget: Arc::new(ApiBudget::new(settings.qps, settings.burst)),
         })
     }
@@ -116,18 +137,18 @@ impl KubeConnection {
         &self,
         token: &ServiceAccountToken,
     ) -> Result<kube::Client, kube::Error> {
-        let mut config = self.config.clone();
-        config.auth_info = AuthInfo {
-            token: Some(token.secret().clone()),
-            ..AuthInfo::default()
-        };
+        let mut config = without_identity(&self.config);
+        config.auth_info.token = Some(token.secret().clone());
         config
             .headers
             .retain(|(name, _)| name != hyper::header::USER_AGENT);
         config
             .headers
             .push((hyper::header::USER_AGENT, user_agent("pod token")));
-        kube::Client::try_from(config)
+        match &self.pod_token_http {
+            Some(http) => transport::kube_client(&config, http.clone()),
+            None => kube::Client::try_from(config),
+        }
     }
 
     /// Waits for the client-side rate limit. Every call the driver makes, but Event writes
@@ -151,6 +172,14 @@ impl KubeConnection {
     pub fn cluster_url(&self) -> String {
         self.config.cluster_url.to_string()
     }
+}
+
+/// `config` with none of the driver's credentials: no token, no client certificate, no exec
+/// plugin, no impersonation.
+fn without_identity(config: &kube::Config) -> kube::Config {
+    let mut config = config.clone();
+    config.auth_info = AuthInfo::default();
+    config
 }
 
 /// `cert-manager-csi-driver/<version> (<as whom>)`: the API server takes the part before the `/`

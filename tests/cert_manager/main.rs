@@ -1,10 +1,11 @@
 //! The cert-manager backend, driven like kubelet drives it (gRPC over the unix socket), against
 //! the Kubernetes-API-compatible test server and its cert-manager-like signer. The driver reaches
-//! the server only through its normal kube client, over HTTP, configured by a kubeconfig file.
+//! the server only through its normal kube client, over HTTPS, configured by a kubeconfig file.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod connections;
 mod events;
 mod failures;
 mod issuance;

@@ -18,8 +18,17 @@ pub struct Cluster {
     _dir: TempDir,
 }
 
+/// The API over HTTPS (h2 or HTTP/1.1 by ALPN), as a real cluster serves it.
 pub async fn cluster() -> Cluster {
-    let api = TestApiServer::start().await;
+    cluster_on(TestApiServer::start().await)
+}
+
+/// The API over plain HTTP/1.1.
+pub async fn cluster_plain() -> Cluster {
+    cluster_on(TestApiServer::start_plain().await)
+}
+
+fn cluster_on(api: TestApiServer) -> Cluster {
     let signer = Signer::start(&api);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

@@ -1,4 +1,4 @@
-//! The HTTP/1.1 front end: authentication, the audit log, injected faults and latency, and the
+//! The HTTP front end (HTTP/1.1, and h2 over TLS): authentication, the audit log, injected faults and latency, and the
 //! mapping of Kubernetes REST paths and verbs onto the [`Store`], including streamed watches.
 //!
 //! This exists so the driver can be tested through its real kube client and nothing else: every
@@ -7,23 +7,26 @@
 use crate::patch::PatchFormat;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{ApiError, Collection, Part, Store, WatchFilter, WatchMessage, WatchStart};
+use crate::tls::ALPN_H2;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// How often a watch that allows bookmarks gets one.
@@ -78,6 +81,7 @@ pub struct ApiServer {
     /// connections are accepted, but requests get no answer and watches deliver nothing until
     /// it thaws (then everything held back goes out).
     frozen: tokio::sync::watch::Sender<bool>,
+    connections: ConnectionCounters,
 }
 
 impl Default for ApiServer {
@@ -86,6 +90,7 @@ impl Default for ApiServer {
             store: Store::default(),
             control: Mutex::default(),
             frozen: tokio::sync::watch::Sender::new(false),
+            connections: ConnectionCounters::default(),
         }
     }
 }
@@ -182,8 +187,42 @@ impl ApiServer {
     }
 }
 
-/// Accepts connections until the task is aborted.
-pub async fn serve(listener: TcpListener, server: Arc<ApiServer>) {
+/// How many connections the server accepted, and what each one spoke.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// TCP connections accepted.
+    pub accepted: usize,
+    /// Connections that served HTTP/1.1 (over TLS without ALPN `h2`, or plain).
+    pub http1: usize,
+    /// Connections that negotiated `h2` by ALPN.
+    pub h2: usize,
+    /// TLS handshakes that failed (e.g. a client that does not trust the CA).
+    pub tls_failed: usize,
+}
+
+#[derive(Default)]
+struct ConnectionCounters {
+    accepted: AtomicUsize,
+    http1: AtomicUsize,
+    h2: AtomicUsize,
+    tls_failed: AtomicUsize,
+}
+
+impl ApiServer {
+    pub fn connections(&self) -> Connections {
+        let counters = &self.connections;
+        Connections {
+            accepted: counters.accepted.load(Ordering::Relaxed),
+            http1: counters.http1.load(Ordering::Relaxed),
+            h2: counters.h2.load(Ordering::Relaxed),
+            tls_failed: counters.tls_failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Accepts connections until the task is aborted: TLS with ALPN when `tls` is given (`h2` or
+/// HTTP/1.1, as negotiated), else plain HTTP/1.1.
+pub async fn serve(listener: TcpListener, server: Arc<ApiServer>, tls: Option<TlsAcceptor>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -194,18 +233,64 @@ pub async fn serve(listener: TcpListener, server: Arc<ApiServer>) {
             }
         };
         let _ = stream.set_nodelay(true);
+        server.connections.accepted.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
+        let tls = tls.clone();
+        // A client going away mid-request or mid-handshake is not our problem.
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(request).await) }
-            });
-            // A client going away mid-request is not our problem.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let Some(tls) = tls else {
+                server.connections.http1.fetch_add(1, Ordering::Relaxed);
+                let _ = serve_http1(TokioIo::new(stream), server).await;
+                return;
+            };
+            let stream = match tls.accept(stream).await {
+                Ok(stream) => stream,
+                Err(_) => {
+                    server
+                        .connections
+                        .tls_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+                server.connections.h2.fetch_add(1, Ordering::Relaxed);
+                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                // Go's default, which kube-apiserver keeps unless
+                // --http2-max-streams-per-connection says otherwise.
+                builder.max_concurrent_streams(250);
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service(server))
+                    .await;
+            } else {
+                server.connections.http1.fetch_add(1, Ordering::Relaxed);
+                let _ = serve_http1(TokioIo::new(stream), server).await;
+            }
         });
     }
+}
+
+async fn serve_http1<I>(io: I, server: Arc<ApiServer>) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service(server))
+        .await
+}
+
+fn service(
+    server: Arc<ApiServer>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(server.handle(request).await) }
+    })
 }
 
 impl ApiServer {
@@ -505,7 +590,8 @@ impl WatchStream {
                     return;
                 }
                 Some(WatchMessage::Abort) => {
-                    // An error body makes hyper cut the connection mid-stream.
+                    // An error body makes hyper cut the connection mid-stream (HTTP/1.1) or
+                    // reset the stream (h2), as a dying API server or proxy would.
                     let _ = frames
                         .send(Err(io::Error::other("watch dropped by the test")))
                         .await;

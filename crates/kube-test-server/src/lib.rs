@@ -1,26 +1,28 @@
 //! A Kubernetes-API-compatible test server and a cert-manager-like signer, for the driver's
 //! tests and benchmarks.
 //!
-//! [`TestApiServer`] serves plain HTTP/1.1 on 127.0.0.1 and speaks the REST paths and JSON that
+//! [`TestApiServer`] serves HTTPS on 127.0.0.1 as a real API server does (TLS with a CA it makes at
+//! start, ALPN `h2` or `http/1.1`; [`TestApiServer::start_plain`] serves plain HTTP/1.1) and speaks the REST paths and JSON that
 //! the `kube` client sends (create, get, list, watch, replace, patch, delete, on any resource and
 //! its `/status`), keeping objects in memory. Tests point a client at it with
 //! [`TestApiServer::write_kubeconfig`], inspect what it was asked with
-//! [`TestApiServer::requests`], and inject faults. [`Signer`] answers CertificateRequests the way
+//! [`TestApiServer::requests`] and [`TestApiServer::connections`], and inject faults. [`Signer`] answers CertificateRequests the way
 //! cert-manager would, with a test CA.
 //!
 //! Deliberately not modelled: authorization, admission, finalizers, graceful deletion over HTTP
 //! (a DELETE removes at once; [`TestApiServer::mark_deleting`] starts one in-process),
 //! schema validation, server-side apply's field ownership (apply is a merge patch here),
 //! strategic merge's list merging (it is a merge patch here), pagination (lists are whole),
-//! TLS, discovery endpoints.
+//! client-certificate authentication (tokens only), discovery endpoints.
 
 mod http;
 mod patch;
 mod selector;
 mod signer;
 mod store;
+mod tls;
 
-pub use http::AuditEntry;
+pub use http::{AuditEntry, Connections};
 pub use signer::{IGNORED_ISSUER, Signer, SignerMode};
 pub use store::{Change, ChangeKind};
 
@@ -48,6 +50,8 @@ pub struct TestApiServer {
 struct Inner {
     api: Arc<http::ApiServer>,
     address: SocketAddr,
+    /// The CA that signed the serving certificate (PEM); `None` when serving plain HTTP.
+    ca_pem: Option<String>,
     _accept_loop: TaskGuard,
 }
 
@@ -61,28 +65,60 @@ impl Drop for TaskGuard {
 }
 
 impl TestApiServer {
-    /// Binds 127.0.0.1 on a free port and serves on a tokio task. Pre-registers
-    /// [`DRIVER_TOKEN`] for [`DRIVER_USER`].
+    /// Binds 127.0.0.1 on a free port and serves HTTPS on a tokio task, with a CA made for this
+    /// server (see [`TestApiServer::ca_pem`]) and ALPN offering `h2` and `http/1.1`, as a real API
+    /// server does. Pre-registers [`DRIVER_TOKEN`] for [`DRIVER_USER`].
     pub async fn start() -> TestApiServer {
+        let identity = tls::TlsIdentity::generate();
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config);
+        TestApiServer::start_with(Some(acceptor), Some(identity.ca_pem)).await
+    }
+
+    /// Like [`TestApiServer::start`], but plain HTTP/1.1 (no TLS, so no h2): for clients that
+    /// cannot be given the CA.
+    pub async fn start_plain() -> TestApiServer {
+        TestApiServer::start_with(None, None).await
+    }
+
+    async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        ca_pem: Option<String>,
+    ) -> TestApiServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0");
         let address = listener.local_addr().expect("the listener's address");
         let api = Arc::new(http::ApiServer::default());
         api.add_token(DRIVER_TOKEN, DRIVER_USER);
-        let accept_loop = tokio::spawn(http::serve(listener, api.clone()));
+        let accept_loop = tokio::spawn(http::serve(listener, api.clone(), tls));
         TestApiServer {
             inner: Arc::new(Inner {
                 api,
                 address,
+                ca_pem,
                 _accept_loop: TaskGuard(accept_loop.abort_handle()),
             }),
         }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `https://127.0.0.1:PORT` (`http://` from [`TestApiServer::start_plain`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.inner.address)
+        let scheme = if self.inner.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.inner.address)
+    }
+
+    /// The CA that signed the server's certificate (PEM), or `None` for a plain-HTTP server.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.inner.ca_pem.as_deref()
+    }
+
+    /// Connections accepted so far and the protocol each negotiated.
+    pub fn connections(&self) -> Connections {
+        self.inner.api.connections()
     }
 
     /// Lets `token` authenticate as `user` (and un-rejects it).
@@ -95,18 +131,27 @@ impl TestApiServer {
         self.inner.api.reject_token(token);
     }
 
-    /// Writes a kubeconfig (YAML) that points at this server and authenticates with `token`.
+    /// Writes a kubeconfig (YAML) that points at this server, trusts its CA
+    /// (`certificate-authority-data`) and authenticates with `token`.
     ///
     /// # Panics
     /// If the file cannot be written.
     pub fn write_kubeconfig(&self, path: &Path, token: &str) {
+        use base64::Engine as _;
         // JSON strings are valid YAML double-quoted scalars.
         let quote = |s: &str| Value::from(s).to_string();
+        let trust = match self.ca_pem() {
+            Some(pem) => format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
+            None => String::new(),
+        };
         let kubeconfig = format!(
             "apiVersion: v1\n\
              kind: Config\n\
              clusters:\n\
-             - name: kube-test-server\n  cluster:\n    server: {server}\n\
+             - name: kube-test-server\n  cluster:\n    server: {server}\n{trust}\
              users:\n\
              - name: kube-test-user\n  user:\n    token: {token}\n\
              contexts:\n\
