@@ -358,12 +358,15 @@ fn drop_idle(state: &mut State, now: Instant) {
     });
 }
 
-/// The first kind that has room and can be generated.
+/// The emptiest kind that has room and can be generated (the earliest pooled on a tie): a kind
+/// that was just emptied is served before one that is merely short of full, so a cheap kind (an
+/// ECDSA key takes microseconds) is not kept waiting behind a long RSA refill.
 fn next_to_fill(state: &mut State, size: usize) -> Option<KeyKind> {
     state
         .kinds
         .iter()
-        .find(|pooled| !pooled.broken && pooled.keys.len() < size)
+        .filter(|pooled| !pooled.broken && pooled.keys.len() < size)
+        .min_by_key(|pooled| pooled.keys.len())
         .map(|pooled| pooled.kind)
 }
 

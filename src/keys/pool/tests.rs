@@ -96,6 +96,25 @@ fn only_a_bounded_number_of_kinds_is_pooled() {
 }
 
 #[test]
+fn the_emptiest_kind_is_filled_first() {
+    let pool = KeyPool::idle(2);
+    pool.take(ECDSA_P256);
+    while pool.refill_once() {}
+    assert!(pool.take(ECDSA_P256).is_some());
+    assert!(pool.take(ECDSA_P256).is_some());
+    let p384 = KeyKind {
+        algorithm: KeyAlgorithm::Ecdsa,
+        size: 384,
+    };
+    pool.take(p384);
+    // P-256 (emptied) and P-384 (new) hold 0, ahead of nothing else: P-256 was pooled first.
+    assert!(pool.refill_once());
+    assert_eq!(level_of(&pool, ECDSA_P256), Some(1));
+    assert!(pool.refill_once());
+    assert_eq!(level_of(&pool, p384), Some(1));
+}
+
+#[test]
 fn kinds_nobody_asks_for_fall_idle_but_the_default_stays() {
     let pool = KeyPool::idle(1);
     pool.take(KeyKind::DEFAULT);
