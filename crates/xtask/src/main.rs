@@ -62,6 +62,7 @@ const BENCHES: &[&str] = &[
     "scale",
     "chaos",
     "readiness",
+    "footprint",
 ];
 
 fn main() -> ExitCode {
