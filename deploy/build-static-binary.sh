@@ -43,6 +43,12 @@ export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 # The release profile keeps line tables; in the image they would be ~80 of ~100 MB. Symbols stay,
 # so backtraces still name functions.
 export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-debuginfo}"
+# Whole-program LTO in one codegen unit: 14% less text (17.3 instead of 20.0 MB), and most of an
+# idle driver's RSS is the code it has run (file-backed pages the kernel maps with fault-around):
+# VmRSS idle on the cert-manager backend 11.1 instead of 13.2 MiB (`cargo bench --bench footprint`
+# with FOOTPRINT_BINARY). Only here, not in the release profile, so test and bench builds stay fast.
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-fat}"
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}"
 cargo build --release --locked --target "$target" \
   --package cert-manager-csi-driver --bin cert-manager-csi-driver
 

@@ -399,7 +399,7 @@ fn run_driver(args: &DriverArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match driver_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -418,6 +418,22 @@ fn run_driver(args: &DriverArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Async worker threads at most, whatever the node's core count.
+pub const MAX_WORKER_THREADS: usize = 2;
+
+/// The driver's runtime. Its async work is waiting: gRPC on the socket, API requests (throttled to
+/// --kube-api-qps), timers; RSA keys, mounts and file work go to the blocking pool. Tokio's default
+/// of one worker per core would give a 64-core node 64 idle threads, each with its own glibc arena
+/// and stack pages (`cargo bench --bench footprint` with TOKIO_WORKER_THREADS=8: +0.4 MiB idle
+/// over 2 workers), for throughput the API server's limits never let the driver use.
+pub fn driver_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.min(MAX_WORKER_THREADS))
+        .enable_all()
+        .build()
 }
 
 /// SIGTERM (kubelet, the DaemonSet) or SIGINT (a terminal).
@@ -440,6 +456,21 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_has_at_most_two_workers() {
+        let runtime = driver_runtime().unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        assert_eq!(
+            runtime.metrics().num_workers(),
+            cores.min(MAX_WORKER_THREADS)
+        );
+        // Timers and I/O are enabled: the driver needs both.
+        runtime.block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tokio::net::UnixStream::pair().unwrap();
+        });
+    }
 
     #[test]
     fn sizes() {

@@ -63,6 +63,7 @@ const BENCHES: &[&str] = &[
     "chaos",
     "readiness",
     "key_pool",
+    "footprint",
 ];
 
 fn main() -> ExitCode {
