@@ -78,6 +78,14 @@ async fn gated(specs: &[&str]) -> Option<Gated> {
 async fn waiting(specs: &[&str], name: &str) -> Option<(Gated, SamplePod, PathBuf)> {
     let gated = gated(specs).await?;
     let pod = gated.kubelet.create_pod(NAMESPACE, name);
+    // As on a node, where kubelet mounts volumes of a pod the API server has had for a while: the
+    // driver's watch knows the pod, so the wait is on the gate, not on the watch catching up.
+    let pods = gated.harness.driver().manager().pod_watch().cloned();
+    let pods = pods.expect("gates need the pod watch");
+    wait_for("the pod watch sees the pod", LIMIT, || {
+        pods.get(NAMESPACE, name).is_some()
+    })
+    .await;
     let volume_id = format!("csi-{name}");
     let target = publish_for(&gated.harness, &volume_id, &pod, "${POD_IP}", &[]).await;
     wait_until_waiting_on(&gated.harness, &volume_id, specs[0]).await;

@@ -392,6 +392,14 @@ impl VolumeManager {
         })
     }
 
+    /// The watch of this node's pods that readiness gates are judged on (`None` without gates).
+    pub fn pod_watch(&self) -> Option<&Arc<PodWatch>> {
+        self.config
+            .readiness
+            .as_ref()
+            .map(|readiness| &readiness.pods)
+    }
+
     /// The key pool's counters and levels, for metrics.
     pub fn key_pool_stats(&self) -> crate::keys::pool::PoolStats {
         self.config.key_pool.stats()
