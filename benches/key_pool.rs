@@ -243,7 +243,7 @@ async fn run() -> BenchResult<()> {
     let mut node = Node::start(mount_mode, DEFAULT_SIZE).await?;
     let warmed_in = node.wait_for_pool(DEFAULT_SIZE).await?;
     println!(
-        "pool warm {DEFAULT_SIZE} RSA 2048 keys {:.2} s after start (refill thread at nice 19)\n",
+        "pool warm {DEFAULT_SIZE} RSA 2048 keys {:.2} s after start (refill thread at SCHED_IDLE)\n",
         warmed_in.as_secs_f64()
     );
     for _ in 0..20 {

@@ -14,7 +14,7 @@
 //!   where a pod is waiting. Renewals make their own key: they are not waited for, and a renewal
 //!   storm would otherwise empty the pool just before a rollout needs it.
 //! - **Refilling** happens on one thread of its own, outside the async runtime, at the lowest
-//!   scheduling priority (nice 19), one key at a time, and not at all while node work (key, CSR,
+//!   scheduling priority (`SCHED_IDLE`, else nice 19), one key at a time, and not at all while node work (key, CSR,
 //!   mount, file writes of any volume) is running or waiting for a permit: a publish never waits
 //!   for CPU behind the refill. A publish that finds the pool empty generates its key at once, as
 //!   without a pool.
@@ -44,7 +44,7 @@ pub const MAX_SIZE: usize = 1024;
 pub const MAX_KINDS: usize = 4;
 /// A kind other than the default loses its pool when not asked for in this long.
 pub const IDLE_LIFETIME: Duration = Duration::from_secs(15 * 60);
-/// The thread's niceness: the lowest priority `setpriority` offers.
+/// The thread's niceness should `SCHED_IDLE` be refused: the lowest `setpriority` offers.
 const REFILL_NICENESS: i32 = 19;
 
 /// What a key pool is keyed on: the encoding only matters when the key is written out.
@@ -397,12 +397,34 @@ fn store(shared: &Shared, kind: KeyKind, made: Result<PrivateKey, KeyError>) {
     }
 }
 
-/// Nice 19 for this thread alone (on Linux, `setpriority` on a thread id sets that thread's
-/// niceness). Failing is logged, not fatal: the refill then only competes as an equal.
+/// `SCHED_IDLE` for this thread alone: it runs only on a CPU nothing else wants, and any other
+/// thread that wakes preempts it at once. Nice 19 alone is not enough: the scheduler lets a
+/// running nice-19 thread finish its slice (milliseconds) before a woken publish gets the CPU,
+/// which the key pool bench showed as milliseconds added to publishes while the pool refilled.
+/// Should the policy be refused, nice 19 (on Linux, `setpriority` on a thread id sets that
+/// thread's niceness); failing both is logged, not fatal.
 fn lower_own_priority() {
-    let me = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(me), REFILL_NICENESS) {
-        tracing::warn!(%error, "cannot lower the key pool thread's priority");
+    if let Err(error) = set_idle_policy() {
+        tracing::debug!(%error, "SCHED_IDLE refused for the key pool thread; using nice 19");
+        let me = rustix::thread::gettid();
+        if let Err(error) = rustix::process::setpriority_process(Some(me), REFILL_NICENESS) {
+            tracing::warn!(%error, "cannot lower the key pool thread's priority");
+        }
+    }
+}
+
+/// `sched_setscheduler(0, SCHED_IDLE)`: pid 0 is the calling thread. Lowering one's own policy
+/// needs no privilege.
+#[allow(unsafe_code)]
+fn set_idle_policy() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call, which only
+    // reads it; the call changes nothing but this thread's scheduling policy.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

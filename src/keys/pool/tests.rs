@@ -158,14 +158,14 @@ fn debug_output_shows_levels_and_no_key_material() {
 }
 
 #[test]
-fn the_refill_thread_warms_the_default_fills_new_kinds_and_runs_niced() {
+fn the_refill_thread_warms_the_default_fills_new_kinds_and_runs_at_idle_priority() {
     let pool = KeyPool::start(2).unwrap();
     eventually("two RSA 2048 keys", || {
         level_of(&pool, KeyKind::DEFAULT) == Some(2)
     });
     assert!(pool.take(ECDSA_P256).is_none());
     eventually("ECDSA keys", || level_of(&pool, ECDSA_P256) == Some(2));
-    assert_eq!(niceness_of_thread("key-pool"), Some(REFILL_NICENESS));
+    assert_eq!(policy_of_thread("key-pool"), Some(libc::SCHED_IDLE));
     // A taken key is replaced.
     assert!(pool.take(ECDSA_P256).is_some());
     eventually("the taken key replaced", || {
@@ -217,12 +217,13 @@ fn thread_ids_named(name: &str) -> Vec<String> {
     ids
 }
 
-/// The niceness of a thread named `name` (field 19 of its `stat`).
-fn niceness_of_thread(name: &str) -> Option<i32> {
+/// The scheduling policy of a thread named `name` (field 41 of its `stat`).
+fn policy_of_thread(name: &str) -> Option<i32> {
     thread_ids_named(name).into_iter().find_map(|id| {
         let stat = std::fs::read_to_string(format!("/proc/self/task/{id}/stat")).ok()?;
-        // The name in parentheses may hold spaces; fields are counted after its closing one.
+        // The name in parentheses may hold spaces; fields are counted after its closing one
+        // (field 3 is the first after it).
         let after_name = &stat[stat.rfind(')')? + 2..];
-        after_name.split(' ').nth(16)?.parse().ok()
+        after_name.split(' ').nth(41 - 3)?.parse().ok()
     })
 }
