@@ -173,9 +173,9 @@ async fn measure(binary: &str, backend: Backend, volumes: usize) -> BenchResult<
 
     let published = publish(&csi, &root, volumes).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
-    let (ticks_before, switches_before) = cpu_and_switches(pid)?;
+    let (ticks_before, switches_before) = common::cpu_and_switches(pid)?;
     tokio::time::sleep(IDLE_WINDOW).await;
-    let (ticks_after, switches_after) = cpu_and_switches(pid)?;
+    let (ticks_after, switches_after) = common::cpu_and_switches(pid)?;
     let idle = Snapshot::take(pid)?;
 
     print_table(&[
@@ -186,7 +186,8 @@ async fn measure(binary: &str, backend: Backend, volumes: usize) -> BenchResult<
         "  idle over {} s: {:.2}% of one core, {:.1} wake-ups/s  target 0",
         IDLE_WINDOW.as_secs(),
         (ticks_after - ticks_before) as f64 / 100.0 / IDLE_WINDOW.as_secs_f64() * 100.0,
-        switches_between(&switches_before, &switches_after) as f64 / IDLE_WINDOW.as_secs_f64()
+        common::switches_between(&switches_before, &switches_after) as f64
+            / IDLE_WINDOW.as_secs_f64()
     );
     println!("  threads when idle: {}", idle.threads_by_name());
     println!(
@@ -516,43 +517,6 @@ fn print_table(columns: &[(&str, &Snapshot)]) {
     for (label, snapshot) in columns {
         println!("  {label}: {}", snapshot.stacks_described());
     }
-}
-
-/// CPU ticks (user + system) and context switches of each of the process's threads, by thread
-/// id: a blocking-pool thread that exits between two readings takes its count with it, so only
-/// threads present in both are compared (see [`switches_between`]).
-fn cpu_and_switches(pid: u32) -> BenchResult<(u64, HashMap<String, u64>)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11).ok_or("short stat")?.parse::<u64>()?
-        + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
-    let mut switches = HashMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let task = task?;
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let mut count = 0;
-        for line in status.lines() {
-            if let Some(value) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                count += value.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-        switches.insert(task.file_name().to_string_lossy().into_owned(), count);
-    }
-    Ok((ticks, switches))
-}
-
-/// Context switches between two readings, of the threads present in both, plus every switch of
-/// a thread that appeared in between.
-fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
-    after
-        .iter()
-        .map(|(tid, count)| count.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
 }
 
 /// Whatever the driver left mounted under the work directory (it is killed, not stopped).

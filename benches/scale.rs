@@ -132,43 +132,6 @@ async fn publish_all(csi: &CsiClient, root: &Path, count: usize) -> BenchResult<
     Ok(started.elapsed())
 }
 
-/// CPU ticks (user + system) and context switches of each of the process's threads, by thread
-/// id: a blocking-pool thread that exits between two readings takes its count with it, so only
-/// threads present in both are compared (see [`switches_between`]).
-fn cpu_and_switches(pid: u32) -> BenchResult<(u64, HashMap<String, u64>)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11).ok_or("short stat")?.parse::<u64>()?
-        + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
-    let mut switches = HashMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let task = task?;
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let mut count = 0;
-        for line in status.lines() {
-            if let Some(value) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                count += value.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-        switches.insert(task.file_name().to_string_lossy().into_owned(), count);
-    }
-    Ok((ticks, switches))
-}
-
-/// Context switches between two readings, of the threads present in both, plus every switch of
-/// a thread that appeared in between.
-fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
-    after
-        .iter()
-        .map(|(tid, count)| count.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
 fn memory(pid: u32) -> BenchResult<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
@@ -257,12 +220,12 @@ async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
 
     // Idle: nothing is due for ~40 s.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (ticks_before, switches_before) = cpu_and_switches(driver.pid())?;
+    let (ticks_before, switches_before) = common::cpu_and_switches(driver.pid())?;
     tokio::time::sleep(IDLE_WINDOW).await;
-    let (ticks_after, switches_after) = cpu_and_switches(driver.pid())?;
+    let (ticks_after, switches_after) = common::cpu_and_switches(driver.pid())?;
     let cpu = (ticks_after - ticks_before) as f64 / ticks_per_second() / IDLE_WINDOW.as_secs_f64();
-    let wakeups =
-        switches_between(&switches_before, &switches_after) as f64 / IDLE_WINDOW.as_secs_f64();
+    let wakeups = common::switches_between(&switches_before, &switches_after) as f64
+        / IDLE_WINDOW.as_secs_f64();
     println!(
         "idle over {} s: CPU {:.2}% of one core, {:.1} wake-ups/s in all ({:.5} per volume per second)  target 0 per volume",
         IDLE_WINDOW.as_secs(),

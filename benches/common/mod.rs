@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -135,4 +136,43 @@ pub fn work_dir(prefix: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
     let work = tempfile::Builder::new().prefix(prefix).tempdir()?;
     let root = work.path().canonicalize()?;
     Ok((work, root))
+}
+
+/// CPU ticks (user + system) and context switches of each of the process's threads, by thread
+/// id: a blocking-pool thread that exits between two readings takes its count with it, so only
+/// threads present in both are compared (see [`switches_between`]).
+pub fn cpu_and_switches(
+    pid: u32,
+) -> Result<(u64, HashMap<String, u64>), Box<dyn std::error::Error>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11).ok_or("short stat")?.parse::<u64>()?
+        + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
+    let mut switches = HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?;
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let mut count = 0;
+        for line in status.lines() {
+            if let Some(value) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                count += value.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        switches.insert(task.file_name().to_string_lossy().into_owned(), count);
+    }
+    Ok((ticks, switches))
+}
+
+/// Context switches between two readings, of the threads present in both, plus every switch of
+/// a thread that appeared in between.
+pub fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(tid, count)| count.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
