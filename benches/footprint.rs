@@ -18,8 +18,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
-use cert_manager_csi_driver::csi::client::{self, CsiClient};
-use cert_manager_csi_driver::csi::proto::{NodeUnpublishVolumeRequest, ProbeRequest};
+use cert_manager_csi_driver::csi::client::CsiClient;
+use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use kube_test_server::{Signer, TestApiServer};
 use tokio::time::Instant;
@@ -165,7 +165,9 @@ async fn measure(binary: &str, backend: Backend, volumes: usize) -> BenchResult<
         root: root.clone(),
     };
     let pid = driver.child.id();
-    let csi = connect_when_ready(&root, Duration::from_secs(20)).await?;
+    let csi = common::connect_when_ready(&socket(&root), Duration::from_secs(20))
+        .await
+        .map_err(|e| format!("{e}; see {}", root.join("driver.log").display()))?;
     println!("\n== {} ==", backend.name());
 
     tokio::time::sleep(START_SETTLE).await;
@@ -209,25 +211,6 @@ fn target_of(root: &Path, volume_id: &str) -> PathBuf {
     root.join(format!(
         "kubelet/pods/{volume_id}/volumes/kubernetes.io~csi/tls/mount"
     ))
-}
-
-async fn connect_when_ready(root: &Path, deadline: Duration) -> BenchResult<CsiClient> {
-    let started = Instant::now();
-    loop {
-        if let Ok(mut csi) = client::connect(&socket(root)).await
-            && csi.identity.probe(ProbeRequest {}).await.is_ok()
-        {
-            return Ok(csi);
-        }
-        if started.elapsed() > deadline {
-            return Err(format!(
-                "the driver did not come up in {deadline:?}; see {}",
-                root.join("driver.log").display()
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// One at a time, as pods land on a node: each publish is a key, a request, a mount.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
-use cert_manager_csi_driver::csi::client::{self, CsiClient};
-use cert_manager_csi_driver::csi::proto::{NodeUnpublishVolumeRequest, ProbeRequest};
+use cert_manager_csi_driver::csi::client::CsiClient;
+use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
 use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use tokio::time::Instant;
 
@@ -75,21 +75,6 @@ impl Driver {
 
 fn socket(root: &Path) -> PathBuf {
     root.join("plugin/csi.sock")
-}
-
-async fn connect_when_ready(root: &Path, deadline: Duration) -> BenchResult<CsiClient> {
-    let started = Instant::now();
-    loop {
-        if let Ok(mut csi) = client::connect(&socket(root)).await
-            && csi.identity.probe(ProbeRequest {}).await.is_ok()
-        {
-            return Ok(csi);
-        }
-        if started.elapsed() > deadline {
-            return Err("the driver did not come up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 fn target_of(root: &Path, volume_id: &str) -> PathBuf {
@@ -209,7 +194,7 @@ impl Drop for MountCleanup {
 
 async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
     let driver = Driver::start(root, 1)?;
-    let csi = connect_when_ready(root, Duration::from_secs(10)).await?;
+    let csi = common::connect_when_ready(&socket(root), Duration::from_secs(10)).await?;
     let published = publish_all(&csi, root, volumes).await?;
     let issued_by = Instant::now();
     println!(
@@ -247,7 +232,7 @@ async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
     drop(csi);
     let started = Instant::now();
     let driver = Driver::start(root, 2)?;
-    let csi = connect_when_ready(root, Duration::from_secs(60)).await?;
+    let csi = common::connect_when_ready(&socket(root), Duration::from_secs(60)).await?;
     let serving = started.elapsed();
     let reloaded = driver
         .log_lines()
@@ -276,7 +261,7 @@ async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
     );
     tokio::time::sleep(wait).await;
     let driver = Driver::start(root, 3)?;
-    let csi = connect_when_ready(root, Duration::from_secs(60)).await?;
+    let csi = common::connect_when_ready(&socket(root), Duration::from_secs(60)).await?;
     let storm_started = Instant::now();
     loop {
         let renewed = driver

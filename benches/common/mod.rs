@@ -176,3 +176,27 @@ pub fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u
         .map(|(tid, count)| count.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
+
+/// Connects to the driver's CSI socket once it answers `Probe`, polling every 2 ms (fine enough
+/// for the restart times the scale benchmark prints); an error after `deadline`.
+pub async fn connect_when_ready(
+    socket: &Path,
+    deadline: Duration,
+) -> Result<cert_manager_csi_driver::csi::client::CsiClient, String> {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Ok(mut csi) = cert_manager_csi_driver::csi::client::connect(socket).await
+            && csi
+                .identity
+                .probe(cert_manager_csi_driver::csi::proto::ProbeRequest {})
+                .await
+                .is_ok()
+        {
+            return Ok(csi);
+        }
+        if started.elapsed() > deadline {
+            return Err(format!("the driver did not come up in {deadline:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

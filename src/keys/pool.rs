@@ -207,15 +207,6 @@ impl KeyPool {
         KeyPool::idle(0)
     }
 
-    /// A finished key of `spec`'s kind, or a fresh one when none is ready. Asking for a kind that
-    /// has no pool yet starts one (within [`MAX_KINDS`]) for the next issuance.
-    pub fn take_or_generate(&self, spec: &KeySpec) -> Result<PrivateKey, KeyError> {
-        match self.take(KeyKind::of(spec)) {
-            Some(key) => Ok(key),
-            None => generate(spec),
-        }
-    }
-
     /// Takes a pooled key of `kind` (counted as a hit), or says there is none (a miss).
     pub fn take(&self, kind: KeyKind) -> Option<PrivateKey> {
         if self.shared.size == 0 {
