@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Builds cert-manager-csi-driver as one statically linked executable: the exact steps the
-# Dockerfile runs, so CI can build and check them without a Docker engine.
+# Builds cert-manager-csi-driver as one statically linked executable, the one file of the
+# container image (`cargo xtask image` runs this, then packs the binary; no Docker involved).
 #
-#   deploy/build-static-binary.sh [--out DIR]
+#   deploy/build-static-binary.sh [--profile dist|release] [--out DIR]
+#
+# --profile dist (the default, what `cargo xtask image --release` ships):
+# whole-program LTO in one codegen unit (Cargo.toml's [profile.dist]). --profile release: the
+# same code without LTO, much faster to build; what CI builds, packs and checks.
 #
 # The build is native: glibc's target for the machine's own architecture, with the C runtime linked
 # in (`+crt-static`). aws-lc-rs compiles its C code with the system's cc, so nothing beyond a Rust
 # toolchain, a C compiler and glibc's static libraries (libc6-dev) is needed. For a multi-arch image,
-# buildx runs the Dockerfile's builder stage once per platform, so each build is native there too.
-# TARGETARCH (amd64 / arm64, as buildx names it) is checked against the machine when set.
+# each platform builds its own binary natively (`cargo xtask image --binary` packs them together).
+# TARGETARCH (amd64 / arm64) is checked against the machine when set.
 #
 # Prints the binary's path on the last line; with --out DIR it is also copied to
 # DIR/cert-manager-csi-driver.
@@ -16,13 +20,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out_dir=""
+profile=dist
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out_dir="${2:?--out needs a directory}"; shift 2 ;;
     --out=*) out_dir="${1#--out=}"; shift ;;
-    *) echo "usage: $0 [--out DIR]" >&2; exit 2 ;;
+    --profile) profile="${2:?--profile needs dist or release}"; shift 2 ;;
+    --profile=*) profile="${1#--profile=}"; shift ;;
+    *) echo "usage: $0 [--profile dist|release] [--out DIR]" >&2; exit 2 ;;
   esac
 done
+case "$profile" in
+  dist | release) ;;
+  *) echo "--profile ${profile}: dist (shipped) or release (CI)" >&2; exit 2 ;;
+esac
 
 machine="$(uname -m)"
 case "${TARGETARCH:-}" in
@@ -33,7 +44,7 @@ case "${TARGETARCH:-}" in
 esac
 if [ "$arch" != "$machine" ]; then
   echo "TARGETARCH=${TARGETARCH} but this machine is ${machine}: the build is native" >&2
-  echo "(run the Dockerfile with buildx --platform, which builds on each platform)" >&2
+  echo "(build on a machine of that platform, then pack with cargo xtask image --binary)" >&2
   exit 2
 fi
 target="${arch}-unknown-linux-gnu"
@@ -43,18 +54,18 @@ export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 # The release profile keeps line tables; in the image they would be ~80 of ~100 MB. Symbols stay,
 # so backtraces still name functions.
 export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-debuginfo}"
-# Whole-program LTO in one codegen unit: 14% less text (17.3 instead of 20.0 MB), and most of an
-# idle driver's RSS is the code it has run (file-backed pages the kernel maps with fault-around):
-# VmRSS idle on the cert-manager backend 11.1 instead of 13.2 MiB (`cargo bench --bench footprint`
-# with FOOTPRINT_BINARY). Only here, not in the release profile, so test and bench builds stay fast.
-export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-fat}"
-export CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}"
-cargo build --release --locked --target "$target" \
+export CARGO_PROFILE_DIST_STRIP="${CARGO_PROFILE_DIST_STRIP:-debuginfo}"
+# Paths of this checkout and of the crate sources are written into the binary (panic locations,
+# generated code): map them to fixed names, so that the same commit builds the same bytes in any
+# directory.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+export RUSTFLAGS="${RUSTFLAGS} --remap-path-prefix=${PWD}=/src --remap-path-prefix=${cargo_home}=/cargo"
+cargo build --profile "$profile" --locked --target "$target" \
   --package cert-manager-csi-driver --bin cert-manager-csi-driver
 
-binary="${CARGO_TARGET_DIR:-target}/${target}/release/cert-manager-csi-driver"
+binary="${CARGO_TARGET_DIR:-target}/${target}/${profile}/cert-manager-csi-driver"
 
-# Refuse to hand over a binary that would need a dynamic loader (a distroless/static image has none).
+# Refuse to hand over a binary that would need a dynamic loader (the image has none).
 if command -v file >/dev/null 2>&1; then
   description="$(file -L "$binary")"
   case "$description" in

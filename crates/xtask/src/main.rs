@@ -2,7 +2,12 @@
 //! commands and `.ci/run` call these tasks, so what a developer runs and what CI runs cannot drift
 //! apart (a test below reads both files to keep it so).
 //!
-//! No dependencies: it only runs cargo, the scripts under `deploy/` and helm.
+//! It runs cargo, the scripts under `deploy/` and helm; `image` also writes the OCI image archive
+//! itself (`image.rs`, `oci.rs`) and checks it with skopeo (`image_check.rs`).
+
+mod image;
+mod image_check;
+mod oci;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -39,8 +44,13 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "static-binary",
-        about: "build the statically linked release binary the Dockerfile ships, and check that it is static",
+        about: "build the statically linked binary (--release: the shipped, whole-program-LTO build) and check that it is static",
         run: static_binary,
+    },
+    Task {
+        name: "image",
+        about: "the container image as an OCI archive, no Docker: [--release] [--binary OS/ARCH=PATH]... [--out FILE] [--check: skopeo, chroot, chart, rebuild]",
+        run: image::image,
     },
     Task {
         name: "bench",
@@ -122,9 +132,17 @@ fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
     }
 }
 
-/// Runs a program and returns its standard output's last line (how the `deploy/` scripts print
-/// the path they made).
-fn last_line_of(program: &str, args: &[&str]) -> Result<String, String> {
+/// Where cargo builds: `CARGO_TARGET_DIR`, else `target/` of the workspace.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| root().join(dir))
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Runs a program in the workspace root and returns its standard output; its standard error
+/// goes to ours.
+fn run_capture(program: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new(program)
         .args(args)
         .current_dir(root())
@@ -132,9 +150,19 @@ fn last_line_of(program: &str, args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|error| format!("could not run {program}: {error}"))?;
     if !output.status.success() {
-        return Err(format!("{program} failed ({})", output.status));
+        return Err(format!(
+            "{program} {} failed ({})",
+            args.join(" "),
+            output.status
+        ));
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8(output.stdout).map_err(|_| format!("{program} printed non-UTF-8"))
+}
+
+/// Runs a program and returns its standard output's last line (how the `deploy/` scripts print
+/// the path they made).
+fn last_line_of(program: &str, args: &[&str]) -> Result<String, String> {
+    let stdout = run_capture(program, args)?;
     stdout
         .lines()
         .last()
@@ -185,9 +213,14 @@ fn lint(_: &[String]) -> Result<(), String> {
     )
 }
 
-fn static_binary(_: &[String]) -> Result<(), String> {
-    println!("== deploy/build-static-binary.sh (the Dockerfile's build step)");
-    let binary = last_line_of("deploy/build-static-binary.sh", &[])?;
+fn static_binary(args: &[String]) -> Result<(), String> {
+    let profile = match strs(args).as_slice() {
+        [] => "release",
+        ["--release"] => "dist",
+        _ => return Err("usage: cargo xtask static-binary [--release]".into()),
+    };
+    println!("== deploy/build-static-binary.sh --profile {profile}");
+    let binary = last_line_of("deploy/build-static-binary.sh", &["--profile", profile])?;
     let described = Command::new("file")
         .args(["-L", &binary])
         .output()
