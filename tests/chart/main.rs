@@ -11,6 +11,7 @@ mod daemonset_rbac_images;
 mod data_dirs;
 mod defaults;
 mod lint;
+mod readme_commands;
 mod static_manifests;
 mod upstream_values;
 
