@@ -7,6 +7,7 @@
 //! machine with network.
 
 mod api_objects;
+mod csidriver_parity;
 mod daemonset_rbac_images;
 mod data_dirs;
 mod defaults;
