@@ -36,6 +36,11 @@ fn lint_passes_with_token_requests_and_without_metrics() {
 }
 
 #[test]
+fn lint_passes_with_alerts() {
+    lint(&["--set", "metrics.prometheusRule.enabled=true"]);
+}
+
+#[test]
 fn misspelled_values_are_rejected_not_ignored() {
     let error = render_error(&["--set", "app.driver.useTokenRequests=true"]);
     assert!(error.contains("useTokenRequests"), "{error}");

