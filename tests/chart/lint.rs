@@ -36,8 +36,13 @@ fn lint_passes_with_token_requests_and_without_metrics() {
 }
 
 #[test]
-fn lint_passes_with_alerts() {
-    lint(&["--set", "metrics.prometheusRule.enabled=true"]);
+fn lint_passes_with_alerts_and_dashboard() {
+    lint(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.dashboard.enabled=true",
+    ]);
 }
 
 #[test]

@@ -10,9 +10,11 @@ mod alerts;
 mod api_objects;
 mod csidriver_parity;
 mod daemonset_rbac_images;
+mod dashboard;
 mod data_dirs;
 mod defaults;
 mod lint;
+mod metric_names;
 mod static_manifests;
 mod upstream_values;
 
