@@ -21,19 +21,26 @@ fi
 chart=deploy/charts/cert-manager-csi-driver
 mkdir -p "$out_dir"
 
-# render FILE DESCRIPTION [helm template flags...]
+# render FILE DESCRIPTION NEEDS [helm template flags...]
 render() {
-  local file="$1" description="$2"
-  shift 2
+  local file="$1" description="$2" needs="$3"
+  shift 3
   {
     echo "# cert-manager CSI driver: ${description}."
     echo "# Generated from ${chart} by deploy/render-manifests.sh; do not edit by hand."
-    echo "# Needs cert-manager and the cert-manager namespace: kubectl apply -n cert-manager -f <this file>"
+    echo "# Needs ${needs}"
     "$helm" template cert-manager-csi-driver "$chart" --namespace cert-manager "$@"
   } >"$out_dir/$file"
 }
 
-render cert-manager-csi-driver.yaml "the chart's default values"
+driver_needs="cert-manager and the cert-manager namespace: kubectl apply -n cert-manager -f <this file>"
+render cert-manager-csi-driver.yaml "the chart's default values" "$driver_needs"
 render cert-manager-csi-driver-token-request.yaml \
   "default values with app.driver.useTokenRequest=true (CertificateRequests created as each pod's ServiceAccount)" \
+  "$driver_needs" \
   --set app.driver.useTokenRequest=true
+# The alerts alone, for clusters that install the driver from the manifests above.
+render cert-manager-csi-driver-prometheusrule.yaml \
+  "the alerts (metrics.prometheusRule.enabled=true), for the driver scraped as the chart's PodMonitor does (job cert-manager-csi-driver)" \
+  "the Prometheus Operator (monitoring.coreos.com/v1): kubectl apply -n cert-manager -f <this file>" \
+  --set metrics.prometheusRule.enabled=true --show-only templates/prometheusrule.yaml

@@ -56,7 +56,10 @@ fn assert_api_objects(rendered: &Rendered) {
             "ClusterRole" => round_trips_as::<rbac::v1::ClusterRole>(object),
             "ClusterRoleBinding" => round_trips_as::<rbac::v1::ClusterRoleBinding>(object),
             "CSIDriver" => round_trips_as::<storage::v1::CSIDriver>(object),
-            "PodMonitor" => assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1"),
+            "ConfigMap" => round_trips_as::<core::v1::ConfigMap>(object),
+            "PodMonitor" | "PrometheusRule" => {
+                assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1")
+            }
             other => panic!("unexpected kind {other}"),
         }
     }
@@ -66,6 +69,12 @@ fn assert_api_objects(rendered: &Rendered) {
 fn rendered_objects_are_valid_kubernetes_objects() {
     assert_api_objects(&render(&[]));
     assert_api_objects(&render(&["-f", UPSTREAM_VALUES]));
+    assert_api_objects(&render(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.dashboard.enabled=true",
+    ]));
     assert_api_objects(&render(&[
         "--set",
         "metrics.enabled=false",

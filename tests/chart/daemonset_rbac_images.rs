@@ -130,11 +130,11 @@ fn images_are_built_from_registry_repository_tag_and_digest() {
     );
     assert_eq!(
         defaults.container("node-driver-registrar")["image"],
-        "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.15.0"
+        "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.17.0"
     );
     assert_eq!(
         defaults.container("liveness-probe")["image"],
-        "registry.k8s.io/sig-storage/livenessprobe:v2.18.0"
+        "registry.k8s.io/sig-storage/livenessprobe:v2.19.0"
     );
 
     let tagged = render(&[
@@ -221,4 +221,54 @@ fn kubelet_root_dir_moves_every_kubelet_path() {
         flag(&rendered.args("cert-manager-csi-driver"), "--driver-name"),
         Some("csi.example.io")
     );
+}
+
+/// The sidecar tags of upstream's release (jetstack csi-driver 4b98b47,
+/// `deploy/charts/csi-driver/values.yaml`). The chart's defaults may be newer, never older: an
+/// upgrade from upstream's release must not downgrade a sidecar.
+const UPSTREAM_SIDECAR_TAGS: [(&str, &str); 2] = [
+    ("node-driver-registrar", "v2.17.0"),
+    ("liveness-probe", "v2.19.0"),
+];
+
+/// `vMAJOR.MINOR.PATCH` as numbers; anything else (a pre-release, a digest) is not a release
+/// tag, and says so.
+fn release_version(tag: &str) -> Result<[u64; 3], String> {
+    let numbers: Vec<u64> = tag
+        .strip_prefix('v')
+        .unwrap_or(tag)
+        .split('.')
+        .map(|part| part.parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{tag:?} is not a release tag vMAJOR.MINOR.PATCH"))?;
+    numbers
+        .try_into()
+        .map_err(|_| format!("{tag:?} is not a release tag vMAJOR.MINOR.PATCH"))
+}
+
+#[test]
+fn release_versions_compare_by_number_not_by_text() {
+    assert!(release_version("v2.10.0").unwrap() > release_version("v2.9.9").unwrap());
+    assert!(release_version("v3.0.0").unwrap() > release_version("v2.19.0").unwrap());
+    assert_eq!(release_version("2.17.0"), Ok([2, 17, 0]));
+    for not_a_release in ["v2.17", "v2.17.0-rc.1", "latest", "v2.17.0.1"] {
+        assert!(release_version(not_a_release).is_err(), "{not_a_release}");
+    }
+}
+
+#[test]
+fn sidecar_defaults_are_not_older_than_upstreams() {
+    let rendered = render(&[]);
+    for (container, upstream_tag) in UPSTREAM_SIDECAR_TAGS {
+        let image = rendered.container(container)["image"].as_str().unwrap();
+        let (_, tag) = image
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("{container}'s default image {image} has no tag"));
+        let ours = release_version(tag).unwrap_or_else(|e| panic!("{container}: {e}"));
+        assert!(
+            ours >= release_version(upstream_tag).unwrap(),
+            "{container}'s default tag {tag} is older than upstream's {upstream_tag}: \
+             an upgrade from upstream's chart would downgrade it"
+        );
+    }
 }

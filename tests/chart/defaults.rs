@@ -26,34 +26,6 @@ fn default_values_render_the_driver_objects_and_nothing_else() {
 }
 
 #[test]
-fn csidriver_is_ephemeral_with_pod_info_and_fs_group_delegation() {
-    let rendered = render(&[]);
-    let spec = &rendered.one("CSIDriver")["spec"];
-    assert_eq!(spec["podInfoOnMount"], true);
-    assert_eq!(spec["attachRequired"], false);
-    assert_eq!(spec["volumeLifecycleModes"], json!(["Ephemeral"]));
-    assert_eq!(spec["fsGroupPolicy"], "File");
-    assert!(spec.get("tokenRequests").is_none(), "{spec}");
-    assert!(spec.get("requiresRepublish").is_none(), "{spec}");
-}
-
-#[test]
-fn token_requests_ask_for_the_empty_audience_and_republish() {
-    let rendered = render(&["--set", "app.driver.useTokenRequest=true"]);
-    let spec = &rendered.one("CSIDriver")["spec"];
-    assert_eq!(spec["tokenRequests"], json!([{ "audience": "" }]));
-    assert_eq!(spec["requiresRepublish"], true);
-    assert_eq!(spec["volumeLifecycleModes"], json!(["Ephemeral"]));
-    let args = rendered.args("cert-manager-csi-driver");
-    assert!(args.contains(&"--use-token-request".to_owned()), "{args:?}");
-    assert!(
-        !render(&[])
-            .args("cert-manager-csi-driver")
-            .contains(&"--use-token-request".to_owned())
-    );
-}
-
-#[test]
 fn driver_container_runs_with_the_default_flags() {
     let rendered = render(&[]);
     assert_eq!(

@@ -36,6 +36,16 @@ fn lint_passes_with_token_requests_and_without_metrics() {
 }
 
 #[test]
+fn lint_passes_with_alerts_and_dashboard() {
+    lint(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.dashboard.enabled=true",
+    ]);
+}
+
+#[test]
 fn misspelled_values_are_rejected_not_ignored() {
     let error = render_error(&["--set", "app.driver.useTokenRequests=true"]);
     assert!(error.contains("useTokenRequests"), "{error}");

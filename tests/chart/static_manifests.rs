@@ -85,3 +85,20 @@ fn static_manifests_install_into_cert_manager() {
         );
     }
 }
+
+#[test]
+fn static_prometheus_rule_is_the_charts_alerts() {
+    let file = "cert-manager-csi-driver-prometheusrule.yaml";
+    let yaml = std::fs::read_to_string(repo().join(MANIFESTS).join(file)).unwrap();
+    let rendered = Rendered::parse(&yaml);
+    assert_eq!(
+        rendered.kinds(),
+        ["PrometheusRule/cert-manager-csi-driver"],
+        "{file}"
+    );
+    assert_eq!(
+        rendered.one("PrometheusRule")["metadata"]["namespace"],
+        NAMESPACE,
+        "{file}"
+    );
+}

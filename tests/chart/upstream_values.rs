@@ -36,7 +36,7 @@ fn upstream_values_land_where_upstreams_chart_puts_them() {
     assert_eq!(flag(&args, "--metrics-bind-address"), Some(":9500"));
     assert_eq!(
         rendered.one("CSIDriver")["spec"]["tokenRequests"],
-        json!([{ "audience": "" }])
+        json!([{ "audience": "", "expirationSeconds": 3600 }])
     );
     assert_eq!(name(rendered.one("CSIDriver")), "csi.example.io");
     // upstream's csiDataDir is the Go driver's data dir, adopted from where upstream's chart

@@ -88,3 +88,34 @@ driver's data directory (whose contents the driver takes over and unmounts).
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Seconds in a duration written as Prometheus writes them in a rule's `for:` (one number and one
+unit: 90s, 15m, 6h, 7d), for thresholds that PromQL compares with time() arithmetic, which has
+no duration literals. Fails on anything else, naming the value.
+*/}}
+{{- define "csi-driver.seconds" -}}
+{{- $duration := toString . -}}
+{{- if not (regexMatch "^[0-9]+[smhd]$" $duration) -}}
+{{- fail (printf "%q is not a duration of one number and one unit s, m, h or d (e.g. 90s, 15m, 6h, 7d)" $duration) -}}
+{{- end -}}
+{{- $unit := regexFind "[smhd]$" $duration -}}
+{{- $number := atoi (trimSuffix $unit $duration) -}}
+{{- mul $number (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit) -}}
+{{- end -}}
+
+{{/*
+Copies a request series' pod namespace into `volume_namespace`, whichever label holds it: the
+driver's `namespace` label arrives as `exported_namespace` when the scrape keeps the target's own
+`namespace` (a PodMonitor's default honorLabels: false), and as `namespace` with honorLabels: true.
+Call with the PromQL expression to wrap.
+*/}}
+{{- define "csi-driver.volumeNamespace" -}}
+label_replace(
+  label_replace(
+    {{ . | nindent 4 | trim }},
+    "volume_namespace", "$1", "namespace", "(.*)"
+  ),
+  "volume_namespace", "$1", "exported_namespace", "(.+)"
+)
+{{- end -}}
