@@ -51,8 +51,11 @@ target="${arch}-unknown-linux-gnu"
 
 # An explicit --target keeps RUSTFLAGS off build scripts and proc-macros, which must stay dynamic.
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
-# The release profile keeps line tables; in the image they would be ~80 of ~100 MB. Symbols stay,
-# so backtraces still name functions.
+# No debug info: the release profile keeps line tables for the tests and benches, but in the image
+# they would be ~80 of ~100 MB, and generating them only to strip them costs a sixth of the build
+# (271 instead of ~315 s on 2 cores). Symbols stay, so backtraces still name functions.
+export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-false}"
+export CARGO_PROFILE_DIST_DEBUG="${CARGO_PROFILE_DIST_DEBUG:-false}"
 export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-debuginfo}"
 export CARGO_PROFILE_DIST_STRIP="${CARGO_PROFILE_DIST_STRIP:-debuginfo}"
 # Paths of this checkout and of the crate sources are written into the binary (panic locations,

@@ -20,7 +20,7 @@ fn upstream_spec(use_token_request: bool) -> Value {
 }
 
 /// Fields the API server refuses to change on an existing CSIDriver: the first two always, the
-/// others before Kubernetes 1.29. A field absent from both specs is the API server's default on
+/// others before Kubernetes 1.30 (kubernetes PR #116209, released in 1.30). A field absent from both specs is the API server's default on
 /// both sides, which is the same value.
 const IMMUTABLE_FIELDS: [&str; 4] = [
     "attachRequired",
