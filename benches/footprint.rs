@@ -5,8 +5,8 @@
 //! arenas, thread stacks, other anonymous mappings; the threads by name; idle wake-ups.
 //!
 //! Run: `cargo bench --bench footprint` (as root: the driver mounts tmpfs volumes).
-//! `FOOTPRINT_BINARY=path` measures another build (e.g. `cargo xtask static-binary`'s, the shipped
-//! one); `FOOTPRINT_VOLUMES=n` publishes n volumes (default 8); `FOOTPRINT_ONLY=cert-manager`
+//! `FOOTPRINT_BINARY=path` measures another build (e.g. `cargo xtask static-binary --release`'s,
+//! the shipped one, in `target/x86_64-unknown-linux-gnu/dist/`); `FOOTPRINT_VOLUMES=n` publishes n volumes (default 8); `FOOTPRINT_ONLY=cert-manager`
 //! (or `local-ca`, `cert-manager+metrics`) runs one configuration. The driver inherits the
 //! environment, so `MALLOC_ARENA_MAX=2 cargo bench --bench footprint` shows what that does.
 
