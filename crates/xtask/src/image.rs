@@ -202,7 +202,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// This machine's platform, in Go's names.
-fn host_platform() -> Result<Platform, String> {
+pub fn host_platform() -> Result<Platform, String> {
     let architecture = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -25,10 +25,11 @@ pub fn check(
     rebuild: impl Fn() -> Result<BuiltImage, String>,
 ) -> Result<(), String> {
     let archive = format!("oci-archive:{}", built.path.display());
+    let host_platform = crate::image::host_platform()?;
     let host = built
         .manifests
         .iter()
-        .find(|(platform, _)| platform.architecture == host_architecture())
+        .find(|(platform, _)| platform.architecture == host_platform.architecture)
         .ok_or("the image has no manifest for this machine's platform, so nothing to run")?;
 
     println!("== skopeo inspect {archive}");
@@ -138,27 +139,9 @@ fn push_to_a_registry(built: &BuiltImage, archive: &str, work: &Path) -> Result<
     }
     copy.extend([archive, destination.as_str()]);
     println!("== skopeo {}", copy.join(" "));
-    let output = Command::new("skopeo")
-        .args(&copy)
-        .output()
-        .map_err(|error| format!("could not run skopeo: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "skopeo copy failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    let raw = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &destination])
-        .output()
-        .map_err(|error| format!("could not run skopeo: {error}"))?;
-    if !raw.status.success() {
-        return Err(format!(
-            "skopeo inspect {destination} failed: {}",
-            String::from_utf8_lossy(&raw.stderr).trim()
-        ));
-    }
-    let served = crate::oci::sha256_digest(&raw.stdout);
+    skopeo_output(&copy)?;
+    let raw = skopeo_output(&["inspect", "--raw", "--tls-verify=false", &destination])?;
+    let served = crate::oci::sha256_digest(&raw);
     if served != built.digest {
         return Err(format!(
             "the registry serves {served} for {}, the archive holds {}",
@@ -228,15 +211,14 @@ impl Drop for Registry {
     }
 }
 
-fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        "x86_64" => "amd64",
-        other => other,
-    }
+/// skopeo's JSON answer.
+fn skopeo(args: &[&str]) -> Result<Value, String> {
+    let output = skopeo_output(args)?;
+    serde_json::from_slice(&output).map_err(|error| format!("skopeo's output: {error}"))
 }
 
-fn skopeo(args: &[&str]) -> Result<Value, String> {
+/// Runs skopeo; its standard output, or its error.
+fn skopeo_output(args: &[&str]) -> Result<Vec<u8>, String> {
     let output = Command::new("skopeo")
         .args(args)
         .output()
@@ -250,7 +232,7 @@ fn skopeo(args: &[&str]) -> Result<Value, String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    serde_json::from_slice(&output.stdout).map_err(|error| format!("skopeo's output: {error}"))
+    Ok(output.stdout)
 }
 
 fn expect_eq(what: &str, actual: &Value, expected: impl Into<Value>) -> Result<(), String> {

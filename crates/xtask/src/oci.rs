@@ -588,6 +588,22 @@ mod tests {
         }
     }
 
+    /// `index.json`'s one entry: of `media_type`, naming the archive's digest, tagged v0.1.0.
+    fn tagged_entry(read: &ReadArchive, archive: &Archive, media_type: MediaType) -> Descriptor {
+        let index = read.index().unwrap();
+        assert_eq!(index.schema_version(), 2);
+        let [top] = index.manifests().as_slice() else {
+            panic!("index.json lists {} entries", index.manifests().len());
+        };
+        assert_eq!(top.media_type(), &media_type);
+        assert_eq!(top.digest().to_string(), archive.digest);
+        assert_eq!(
+            top.annotations().as_ref().unwrap()[ANNOTATION_REF_NAME],
+            "v0.1.0"
+        );
+        top.clone()
+    }
+
     #[test]
     fn the_same_inputs_give_the_same_bytes_and_digest() {
         // Each write builds its label and annotation HashMaps afresh, with new random hash keys:
@@ -621,17 +637,7 @@ mod tests {
             read.files["oci-layout"],
             br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()
         );
-        let index = read.index().unwrap();
-        assert_eq!(index.schema_version(), 2);
-        let [top] = index.manifests().as_slice() else {
-            panic!("index.json lists {} entries", index.manifests().len());
-        };
-        assert_eq!(top.media_type(), &MediaType::ImageManifest);
-        assert_eq!(top.digest().to_string(), archive.digest);
-        assert_eq!(
-            top.annotations().as_ref().unwrap()[ANNOTATION_REF_NAME],
-            "v0.1.0"
-        );
+        let top = tagged_entry(&read, &archive, MediaType::ImageManifest);
         let platform = top.platform().as_ref().unwrap();
         assert_eq!(platform.architecture(), &Arch::Amd64);
         assert_eq!(platform.os(), &Os::Linux);
@@ -680,16 +686,7 @@ mod tests {
         )
         .unwrap();
         let read = ReadArchive::parse(&archive.bytes).unwrap();
-        let index = read.index().unwrap();
-        let [top] = index.manifests().as_slice() else {
-            panic!("index.json lists {} entries", index.manifests().len());
-        };
-        assert_eq!(top.media_type(), &MediaType::ImageIndex);
-        assert_eq!(top.digest().to_string(), archive.digest);
-        assert_eq!(
-            top.annotations().as_ref().unwrap()[ANNOTATION_REF_NAME],
-            "v0.1.0"
-        );
+        tagged_entry(&read, &archive, MediaType::ImageIndex);
         let manifests = read.manifests().unwrap();
         assert_eq!(manifests.len(), 2);
         let mut seen: Vec<(String, Vec<u8>)> = manifests
