@@ -7,7 +7,7 @@
 //!
 //! - Without `--binary`, the static binary is built for this machine's platform by
 //!   `deploy/build-static-binary.sh`: with `--release` in the `dist` profile (whole-program LTO,
-//!   what a release ships), otherwise in the `release` profile (what CI builds and checks).
+//!   what a release ships), otherwise in the `ci` profile (opt-level 1: what CI builds and checks).
 //! - `--binary OS/ARCH=PATH` (repeatable) packs binaries built elsewhere instead, one image per
 //!   platform under one index: an arm64 machine builds its own binary with the same command and
 //!   both are packed together. Each must be a static ELF executable of its platform's machine.
@@ -103,7 +103,7 @@ pub struct BuiltImage {
 
 fn build(options: &Options) -> Result<BuiltImage, String> {
     let (binaries, profile) = if options.binaries.is_empty() {
-        let profile = if options.release { "dist" } else { "release" };
+        let profile = if options.release { "dist" } else { "ci" };
         println!("== deploy/build-static-binary.sh --profile {profile}");
         let path = PathBuf::from(crate::last_line_of(
             "deploy/build-static-binary.sh",
@@ -158,7 +158,7 @@ fn print_summary(built: &BuiltImage) {
         platforms.join(", "),
         match built.profile {
             "dist" => "profile dist, as a release ships it",
-            "release" => "profile release, as CI builds it; --release for the shipped build",
+            "ci" => "profile ci, as CI builds and checks it; --release for the shipped build",
             _ => "given with --binary",
         }
     );

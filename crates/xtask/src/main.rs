@@ -215,7 +215,7 @@ fn lint(_: &[String]) -> Result<(), String> {
 
 fn static_binary(args: &[String]) -> Result<(), String> {
     let profile = match strs(args).as_slice() {
-        [] => "release",
+        [] => "ci",
         ["--release"] => "dist",
         _ => return Err("usage: cargo xtask static-binary [--release]".into()),
     };
