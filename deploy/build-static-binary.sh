@@ -57,6 +57,8 @@ export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 # directory.
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 export RUSTFLAGS="${RUSTFLAGS} --remap-path-prefix=${PWD}=/src --remap-path-prefix=${cargo_home}=/cargo"
+# The same for the C that aws-lc-sys compiles (its __FILE__ strings), through cc's CFLAGS.
+export CFLAGS="${CFLAGS:+$CFLAGS }-ffile-prefix-map=${PWD}=/src -ffile-prefix-map=${cargo_home}=/cargo"
 cargo build --profile "$profile" --locked --target "$target" \
   --package cert-manager-csi-driver --bin cert-manager-csi-driver
 
