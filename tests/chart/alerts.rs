@@ -3,7 +3,8 @@
 //! fires and where it must not. A mutation test breaks each alert's expression in turn and
 //! expects those tests to fail, so a test that cannot fail is caught.
 //!
-//! promtool comes from `$PROMTOOL`, else `promtool` on PATH (Debian's `prometheus` package).
+//! promtool comes from `$PROMTOOL`, else `promtool` on PATH, else `deploy/tools/install-promtool.sh`
+//! installs Debian's `prometheus` package (as root), so a plain `cargo test` works on a fresh machine.
 
 use super::*;
 
@@ -28,12 +29,21 @@ pub(crate) fn promtool() -> &'static Path {
                     .find(|candidate| candidate.is_file())
             });
         // Not skipped when missing: the alerts would then go untested without anyone noticing.
+        // deploy/tools/install-promtool.sh installs it (as root, with apt-get), as helm is fetched.
         found.unwrap_or_else(|| {
-            panic!(
-                "promtool not found ($PROMTOOL or PATH): the alert and dashboard tests need it. \
-                 Install Debian's prometheus package: \
-                 apt-get install -y --no-install-recommends prometheus"
-            )
+            let script = repo().join("deploy/tools/install-promtool.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .output()
+                .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+            assert!(
+                output.status.success(),
+                "promtool not found ($PROMTOOL or PATH) and {} could not install it: {}",
+                script.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            PathBuf::from(stdout.lines().last().expect("the script prints the path").trim())
         })
     })
 }
