@@ -43,7 +43,13 @@ pub(crate) fn promtool() -> &'static Path {
                 String::from_utf8_lossy(&output.stderr)
             );
             let stdout = String::from_utf8_lossy(&output.stdout);
-            PathBuf::from(stdout.lines().last().expect("the script prints the path").trim())
+            PathBuf::from(
+                stdout
+                    .lines()
+                    .last()
+                    .expect("the script prints the path")
+                    .trim(),
+            )
         })
     })
 }
