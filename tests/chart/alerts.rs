@@ -21,13 +21,7 @@ pub(crate) fn promtool() -> &'static Path {
         let found = std::env::var_os("PROMTOOL")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("PATH")
-                    .iter()
-                    .flat_map(std::env::split_paths)
-                    .map(|dir| dir.join("promtool"))
-                    .find(|candidate| candidate.is_file())
-            });
+            .or_else(|| find_on_path("promtool"));
         // Not skipped when missing: the alerts would then go untested without anyone noticing.
         // deploy/tools/install-promtool.sh installs it (as root, with apt-get), as helm is fetched.
         found.unwrap_or_else(|| {
@@ -96,7 +90,7 @@ fn alert_names(groups: &Value) -> Vec<String> {
 }
 
 /// A Prometheus rule file: the PrometheusRule's `spec` is one already. JSON is YAML.
-fn write_rule_file(path: &Path, groups: &Value) {
+pub(crate) fn write_rule_file(path: &Path, groups: &Value) {
     std::fs::write(
         path,
         serde_json::to_string_pretty(&json!({ "groups": groups })).unwrap(),

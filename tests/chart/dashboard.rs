@@ -1,7 +1,7 @@
 //! The Grafana dashboard (`metrics.dashboard`): its ConfigMap, and every PromQL expression in
 //! it parsed by promtool.
 
-use super::alerts::run_promtool;
+use super::alerts::{run_promtool, write_rule_file};
 use super::*;
 
 const DASHBOARD: &str = "dashboards/cert-manager-csi-driver.json";
@@ -96,14 +96,10 @@ fn every_dashboard_query_is_valid_promql() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("dashboard.rules.yaml"),
-        serde_json::to_string_pretty(
-            &json!({ "groups": [{ "name": "dashboard", "rules": rules }] }),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    write_rule_file(
+        &dir.path().join("dashboard.rules.yaml"),
+        &json!([{ "name": "dashboard", "rules": rules }]),
+    );
     let (ok, printed) = run_promtool(dir.path(), &["check", "rules", "dashboard.rules.yaml"]);
     let index: Vec<String> = queries
         .iter()

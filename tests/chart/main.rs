@@ -48,12 +48,7 @@ fn find_or_install_helm() -> PathBuf {
     if let Some(path) = std::env::var_os("HELM").filter(|p| !p.is_empty()) {
         return path.into();
     }
-    if let Some(path) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("helm"))
-        .find(|candidate| candidate.is_file())
-    {
+    if let Some(path) = find_on_path("helm") {
         return path;
     }
     let cached = repo().join("target/tools/bin/helm");
@@ -80,6 +75,15 @@ fn find_or_install_helm() -> PathBuf {
             .expect("install-helm.sh prints the path")
             .trim(),
     )
+}
+
+/// A program's file in a `PATH` directory.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn run_helm(args: &[&str]) -> Output {

@@ -101,14 +101,18 @@ pub struct BuiltImage {
     pub profile: &'static str,
 }
 
+/// Builds this machine's static binary with `deploy/build-static-binary.sh`, in the `dist`
+/// profile (`release`) or the `ci` one; returns its path and the profile.
+pub fn build_static_binary(release: bool) -> Result<(PathBuf, &'static str), String> {
+    let profile = if release { "dist" } else { "ci" };
+    println!("== deploy/build-static-binary.sh --profile {profile}");
+    let path = crate::last_line_of("deploy/build-static-binary.sh", &["--profile", profile])?;
+    Ok((PathBuf::from(path), profile))
+}
+
 fn build(options: &Options) -> Result<BuiltImage, String> {
     let (binaries, profile) = if options.binaries.is_empty() {
-        let profile = if options.release { "dist" } else { "ci" };
-        println!("== deploy/build-static-binary.sh --profile {profile}");
-        let path = PathBuf::from(crate::last_line_of(
-            "deploy/build-static-binary.sh",
-            &["--profile", profile],
-        )?);
+        let (path, profile) = build_static_binary(options.release)?;
         (vec![(host_platform()?, path)], profile)
     } else {
         (options.binaries.clone(), "given")
@@ -217,7 +221,7 @@ pub fn host_platform() -> Result<Platform, String> {
 
 /// A binary fit for the image: an ELF executable for the platform's machine that needs no
 /// dynamic loader (the image has none).
-fn check_static_executable(platform: &Platform, bytes: &[u8]) -> Result<(), String> {
+pub fn check_static_executable(platform: &Platform, bytes: &[u8]) -> Result<(), String> {
     use object::elf;
     use object::read::elf::{FileHeader, ProgramHeader};
 

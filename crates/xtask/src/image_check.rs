@@ -80,7 +80,12 @@ pub fn check(
         config["architecture"]
     );
 
-    let work = Scratch::new()?;
+    // Under target/image/, not /tmp: the unpacked binary must be able to run (a noexec /tmp).
+    let image_dir = crate::target_dir().join("image");
+    let work = tempfile::Builder::new()
+        .prefix("check-")
+        .tempdir_in(&image_dir)
+        .map_err(|error| format!("a scratch directory in {}: {error}", image_dir.display()))?;
     let rootfs = unpack_layer(&built.path, &host.1, work.path())?;
     let binary = rootfs.join(BINARY_PATH.trim_start_matches('/'));
     check_only_the_binary(&rootfs, &binary)?;
@@ -409,29 +414,4 @@ fn path_str(path: &Path) -> Result<String, String> {
     path.to_str()
         .map(str::to_string)
         .ok_or_else(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// A directory under `target/image/` removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch, String> {
-        let path = crate::target_dir()
-            .join("image")
-            .join(format!("check-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .map_err(|error| format!("creating {}: {error}", path.display()))?;
-        Ok(Scratch(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

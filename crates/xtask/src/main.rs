@@ -214,29 +214,17 @@ fn lint(_: &[String]) -> Result<(), String> {
 }
 
 fn static_binary(args: &[String]) -> Result<(), String> {
-    let profile = match strs(args).as_slice() {
-        [] => "ci",
-        ["--release"] => "dist",
+    let release = match strs(args).as_slice() {
+        [] => false,
+        ["--release"] => true,
         _ => return Err("usage: cargo xtask static-binary [--release]".into()),
     };
-    println!("== deploy/build-static-binary.sh --profile {profile}");
-    let binary = last_line_of("deploy/build-static-binary.sh", &["--profile", profile])?;
-    let described = Command::new("file")
-        .args(["-L", &binary])
-        .output()
-        .map_err(|error| format!("could not run file (install it): {error}"))?;
-    let described = String::from_utf8_lossy(&described.stdout).to_string();
-    print!("{described}");
-    if !(described.contains("statically linked") || described.contains("static-pie linked")) {
-        return Err(format!("{binary} is not statically linked"));
-    }
-    // ldd names a shared library with "=>"; a static binary has none.
-    let ldd = Command::new("ldd").arg(&binary).output();
-    if let Ok(ldd) = ldd
-        && String::from_utf8_lossy(&ldd.stdout).contains("=>")
-    {
-        return Err(format!("{binary} links shared libraries"));
-    }
+    let (binary, _) = image::build_static_binary(release)?;
+    let bytes =
+        std::fs::read(&binary).map_err(|error| format!("reading {}: {error}", binary.display()))?;
+    image::check_static_executable(&image::host_platform()?, &bytes)
+        .map_err(|error| format!("{}: {error}", binary.display()))?;
+    println!("{}: a static executable for this machine", binary.display());
     Ok(())
 }
 

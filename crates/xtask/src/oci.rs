@@ -173,44 +173,22 @@ pub fn write_archive(
 
     let mut tar = tar::Builder::new(Vec::new());
     let time = metadata.created_epoch;
-    tar_entry(
-        &mut tar,
-        "blobs/",
-        tar::EntryType::Directory,
-        0o755,
-        time,
-        &[],
-    )?;
-    tar_entry(
-        &mut tar,
-        "blobs/sha256/",
-        tar::EntryType::Directory,
-        0o755,
-        time,
-        &[],
-    )?;
-    for (hex, bytes) in &blobs.0 {
-        let path = format!("blobs/sha256/{hex}");
-        tar_entry(&mut tar, &path, tar::EntryType::Regular, 0o644, time, bytes)?;
+    for dir in ["blobs/", "blobs/sha256/"] {
+        tar_entry(&mut tar, dir, tar::EntryType::Directory, 0o755, time, &[])?;
     }
     let index = canonical_json(&index)?;
-    tar_entry(
-        &mut tar,
-        "index.json",
-        tar::EntryType::Regular,
-        0o644,
-        time,
-        &index,
-    )?;
     let layout = canonical_json(&layout)?;
-    tar_entry(
-        &mut tar,
-        "oci-layout",
-        tar::EntryType::Regular,
-        0o644,
-        time,
-        &layout,
-    )?;
+    let files = blobs
+        .0
+        .iter()
+        .map(|(hex, bytes)| (format!("blobs/sha256/{hex}"), bytes.as_slice()))
+        .chain([
+            ("index.json".to_string(), index.as_slice()),
+            ("oci-layout".to_string(), layout.as_slice()),
+        ]);
+    for (path, bytes) in files {
+        tar_entry(&mut tar, &path, tar::EntryType::Regular, 0o644, time, bytes)?;
+    }
     let bytes = tar.into_inner().map_err(|error| error.to_string())?;
 
     Ok(Archive {
