@@ -114,15 +114,15 @@ impl Node for NodeService {
         let result = async {
             let volume_id = fields::volume_id(&request.volume_id)?;
             fields::path(&request.target_path, "target_path")?;
+            let capability = request
+                .volume_capability
+                .as_ref()
+                .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
             if !request.readonly {
                 return Err(Status::invalid_argument(
                     "readonly must be true: set `readOnly: true` on the pod's csi volume",
                 ));
             }
-            let capability = request
-                .volume_capability
-                .as_ref()
-                .ok_or_else(|| Status::invalid_argument("volume_capability is required"))?;
             let volume_mount_group = match &capability.access_type {
                 Some(AccessType::Mount(mount)) => {
                     Some(mount.volume_mount_group.clone()).filter(|group| !group.is_empty())
@@ -202,7 +202,10 @@ impl Node for NodeService {
             "received"
         );
         fields::volume_id(&request.volume_id)?;
-        fields::path(&request.volume_path, "volume_path")?;
+        // The CSI spec's answer for a volume that is not at this path is NotFound, whatever the
+        // path looks like (csi-sanity asks for `some/path`): no volume of this driver has a
+        // relative or malformed target, so the lookup answers for it.
+        fields::required(&request.volume_path, "volume_path")?;
         let path = PathBuf::from(&request.volume_path);
         let problem = self.manager.condition(&request.volume_id, &path).await?;
         let mut usage = Vec::new();

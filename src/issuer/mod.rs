@@ -104,6 +104,15 @@ pub enum IssuerError {
         #[source]
         source: Option<IssuerErrorCause>,
     },
+    /// The pod's namespace is being deleted, so the API server refuses anything new in it: not
+    /// the issuer's fault nor the operator's, and no retry can succeed; the pod is going away.
+    /// Kubelet sees `Unavailable`; no Event (the namespace refuses those too), no backoff.
+    #[error("{message}")]
+    NamespaceTerminating {
+        message: String,
+        #[source]
+        source: Option<IssuerErrorCause>,
+    },
 }
 
 impl IssuerError {
@@ -151,6 +160,13 @@ impl IssuerError {
         }
     }
 
+    pub fn namespace_terminating(message: impl Into<String>) -> IssuerError {
+        IssuerError::NamespaceTerminating {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// Keeps `cause` as the error's source. The message is left as it is: callers already say
     /// the cause there in the words kubelet should show.
     pub fn with_source(mut self, cause: impl Into<IssuerErrorCause>) -> IssuerError {
@@ -159,7 +175,8 @@ impl IssuerError {
         | IssuerError::Denied { source, .. }
         | IssuerError::Failed { source, .. }
         | IssuerError::TimedOut { source, .. }
-        | IssuerError::Misconfigured { source, .. }) = &mut self;
+        | IssuerError::Misconfigured { source, .. }
+        | IssuerError::NamespaceTerminating { source, .. }) = &mut self;
         *source = Some(cause.into());
         self
     }
@@ -168,9 +185,9 @@ impl IssuerError {
     pub fn code(&self) -> tonic::Code {
         match self {
             IssuerError::Rejected { .. } => tonic::Code::InvalidArgument,
-            IssuerError::Unavailable { .. } | IssuerError::Failed { .. } => {
-                tonic::Code::Unavailable
-            }
+            IssuerError::Unavailable { .. }
+            | IssuerError::Failed { .. }
+            | IssuerError::NamespaceTerminating { .. } => tonic::Code::Unavailable,
             IssuerError::Denied { .. } => tonic::Code::PermissionDenied,
             IssuerError::TimedOut { .. } => tonic::Code::DeadlineExceeded,
             IssuerError::Misconfigured { .. } => tonic::Code::FailedPrecondition,
@@ -185,7 +202,9 @@ impl IssuerError {
             IssuerError::Failed { .. } => Some(reason::FAILED),
             IssuerError::TimedOut { .. } => Some(reason::TIMED_OUT),
             IssuerError::Unavailable { .. } => Some(reason::ISSUER_UNAVAILABLE),
-            IssuerError::Rejected { .. } | IssuerError::Misconfigured { .. } => None,
+            IssuerError::Rejected { .. }
+            | IssuerError::Misconfigured { .. }
+            | IssuerError::NamespaceTerminating { .. } => None,
         }
     }
 
@@ -256,6 +275,7 @@ mod tests {
             (IssuerError::failed("m"), Code::Unavailable, Some(reason::FAILED), false),
             (IssuerError::timed_out("m"), Code::DeadlineExceeded, Some(reason::TIMED_OUT), true),
             (IssuerError::misconfigured("m"), Code::FailedPrecondition, None, false),
+            (IssuerError::namespace_terminating("m"), Code::Unavailable, None, false),
         ];
         for (error, code, reason, keeps_key) in table {
             assert_eq!(error.code(), code, "{error:?}");

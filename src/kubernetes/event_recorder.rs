@@ -373,7 +373,12 @@ impl EventWriter {
             if let Some(entry) = entry
                 && let Err(error) = self.write(&entry).await
             {
-                tracing::warn!(pod = %entry.pod, %error, "could not write a pod event");
+                if super::is_namespace_terminating(&error) {
+                    // The pod goes with its namespace; nobody will read the Event.
+                    tracing::debug!(pod = %entry.pod, %error, "pod event not written: its namespace is being deleted");
+                } else {
+                    tracing::warn!(pod = %entry.pod, %error, "could not write a pod event");
+                }
             }
             let settled = {
                 let mut queue = shared.queue.lock();

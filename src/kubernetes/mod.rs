@@ -218,6 +218,23 @@ pub fn api_status(error: &kube::Error) -> Option<u16> {
     }
 }
 
+/// Whether the API server refused a create because the namespace is being deleted (its
+/// NamespaceLifecycle admission: 403 with the cause `NamespaceTerminating`).
+pub fn is_namespace_terminating(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            status.code == 403
+                && status.details.as_ref().is_some_and(|details| {
+                    details
+                        .causes
+                        .iter()
+                        .any(|cause| cause.reason == "NamespaceTerminating")
+                })
+        }
+        _ => false,
+    }
+}
+
 /// Whether an API call that failed this way may succeed if simply tried again.
 pub fn is_transient(error: &kube::Error) -> bool {
     match api_status(error) {

@@ -193,3 +193,77 @@ async fn concurrent_renewals_are_bounded_by_the_flag() {
         harness.unpublish(volume_id, target).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_renewal_refused_because_the_namespace_is_being_deleted_is_not_blamed_on_rbac() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(10), quick_backoff).await;
+    let web = pod("web-ns-going");
+    let target = harness.target("web-ns-going");
+    publish(
+        &harness,
+        "csi-ns-going",
+        &target,
+        &web,
+        &[(key::DURATION, "3s")],
+    )
+    .await
+    .unwrap();
+    let serial = serial_of(&target);
+    // `kubectl delete namespace apps`: the API server refuses everything new in it.
+    cluster.api.set_namespace_terminating("apps", true);
+    cluster.api.clear_requests();
+    let refused_creates = || {
+        cluster
+            .api
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/certificaterequests"))
+            .map(|r| r.status)
+            .collect::<Vec<_>>()
+    };
+    wait_for("the renewal was refused", Duration::from_secs(10), || {
+        !refused_creates().is_empty()
+    })
+    .await;
+    assert_eq!(refused_creates(), [403]);
+    // With a 300 ms backoff a retried failure would have tried again several times by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        refused_creates(),
+        [403],
+        "no retry toward a pod that is going"
+    );
+    let snapshot = harness
+        .driver()
+        .manager()
+        .snapshot("csi-ns-going")
+        .await
+        .unwrap();
+    assert_eq!(snapshot.failures, 0, "not counted as a failure");
+    let waiting_on = snapshot
+        .waiting_on
+        .expect("the volume waits for its pod to go");
+    assert!(
+        waiting_on.contains("namespace apps is being deleted"),
+        "{waiting_on}"
+    );
+    assert!(!waiting_on.contains("misconfigured"), "{waiting_on}");
+    // Nothing about RBAC was said to the pod (the namespace refuses Events too, so none was
+    // even tried with that text), and the certificate stays in place.
+    assert!(
+        cluster
+            .api
+            .list_objects("events.k8s.io/v1", "events")
+            .iter()
+            .all(|event| !event["note"]
+                .as_str()
+                .unwrap_or("")
+                .contains("misconfigured"))
+    );
+    assert_eq!(serial_of(&target), serial);
+    assert!(key_matches(&target));
+    // The pod goes; its volume with it.
+    harness.unpublish("csi-ns-going", &target).await.unwrap();
+    assert_eq!(harness.state_records(), 0);
+}

@@ -764,7 +764,7 @@ fn reason_for(status: u16) -> &'static str {
 }
 
 fn status_json(error: &ApiError) -> Value {
-    json!({
+    let mut status = json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -772,7 +772,11 @@ fn status_json(error: &ApiError) -> Value {
         "message": error.message,
         "reason": error.reason,
         "code": error.code,
-    })
+    });
+    if let Some(details) = &error.details {
+        status["details"] = details.clone();
+    }
+    status
 }
 
 fn version_info() -> Value {

@@ -254,6 +254,16 @@ impl TestApiServer {
         })
     }
 
+    /// Marks `namespace` as being deleted, as `kubectl delete namespace` does until its last
+    /// object is gone: every create in it is then refused with the API server's 403 (reason
+    /// `Forbidden`, cause `NamespaceTerminating`). `false` ends it.
+    pub fn set_namespace_terminating(&self, namespace: &str, terminating: bool) {
+        self.inner
+            .api
+            .store
+            .set_namespace_terminating(namespace, terminating);
+    }
+
     /// Deletes an object and tells watchers (DELETED). Returns it, or `None` if absent.
     pub fn delete_object(
         &self,

@@ -71,6 +71,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
+    /// The Status's `details`, when the API server gives them (e.g. its `causes`).
+    pub details: Option<Value>,
 }
 
 impl ApiError {
@@ -79,6 +81,35 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
+            details: None,
+        }
+    }
+
+    /// What the API server's NamespaceLifecycle admission answers a create in a namespace that is
+    /// being deleted: 403 Forbidden, with the cause `NamespaceTerminating`.
+    fn namespace_terminating(collection: &Collection, namespace: &str, name: &str) -> ApiError {
+        let what = collection.qualified_name();
+        let group = collection
+            .api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group);
+        ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{what} \"{name}\" is forbidden: unable to create new content in namespace \
+                 {namespace} because it is being terminated"
+            ),
+            details: Some(json!({
+                "name": name,
+                "group": group,
+                "kind": collection.resource,
+                "causes": [{
+                    "reason": "NamespaceTerminating",
+                    "message": format!("namespace {namespace} is being terminated"),
+                    "field": "metadata.namespace",
+                }],
+            })),
         }
     }
 
@@ -221,6 +252,8 @@ struct State {
     watches: Vec<Watch>,
     next_watch_id: u64,
     changes: broadcast::Sender<Change>,
+    /// Namespaces being deleted: nothing new may be created in them.
+    terminating_namespaces: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -265,12 +298,23 @@ impl Default for Store {
                 watches: Vec::new(),
                 next_watch_id: 1,
                 changes: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+                terminating_namespaces: Default::default(),
             }),
         }
     }
 }
 
 impl Store {
+    /// Marks a namespace as being deleted (or no longer): creates in it are then refused.
+    pub fn set_namespace_terminating(&self, namespace: &str, terminating: bool) {
+        let mut state = self.lock();
+        if terminating {
+            state.terminating_namespaces.insert(namespace.to_string());
+        } else {
+            state.terminating_namespaces.remove(namespace);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
@@ -323,6 +367,11 @@ impl Store {
                 }
             },
         };
+        if state.terminating_namespaces.contains(namespace) {
+            return Err(ApiError::namespace_terminating(
+                collection, namespace, &name,
+            ));
+        }
         let key = (namespace.to_string(), name.clone());
         let objects = state.collections.entry(collection.clone()).or_default();
         if objects.items.contains_key(&key) {

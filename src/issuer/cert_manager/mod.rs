@@ -440,6 +440,15 @@ fn classify_create_error(key: &RequestKey, error: kube::Error, order: &IssueOrde
     };
     let status = api_status(&error);
     let described = describe_error(&error);
+    if crate::kubernetes::is_namespace_terminating(&error) {
+        // Not RBAC: the pod's namespace is being deleted, and the pod with it.
+        return IssuerError::namespace_terminating(format!(
+            "namespace {} is being deleted; no CertificateRequest can be created in it: \
+             {described}",
+            key.0
+        ))
+        .with_source(error);
+    }
     let classified = match status {
         Some(401) => IssuerError::misconfigured(format!(
             "the API server did not accept the credentials of {who}: {described}"

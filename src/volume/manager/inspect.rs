@@ -76,6 +76,12 @@ impl VolumeManager {
         // kubelet polls this; it must not wait behind an issuance that may take minutes with a
         // remote issuer. While one runs, what can be seen without the volume's state is checked.
         let Ok(guard) = slot.volume.try_lock() else {
+            if !slot.is_at(path) {
+                return Err(VolumeError::NotFound(format!(
+                    "{volume_id} at {}",
+                    path.display()
+                )));
+            }
             if !self.mounter.is_mounted(path).unwrap_or(false) {
                 return Ok(Some(format!(
                     "{} is not mounted (issuance in progress)",

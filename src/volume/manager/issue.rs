@@ -297,6 +297,18 @@ impl VolumeManager {
                     pod_gone,
                 })
             }
+            // Not a failure either: the pod's namespace is being deleted, and the pod with it.
+            Err(Failure {
+                error: VolumeError::Issuer(IssuerError::NamespaceTerminating { message, .. }),
+                ..
+            }) => {
+                self.book_wait(volume, message.clone(), true);
+                Err(VolumeError::Waiting {
+                    volume_id: volume.id().to_string(),
+                    on: message,
+                    pod_gone: true,
+                })
+            }
             Err(Failure { error, pending_key }) => {
                 let retry = Retry {
                     failures: volume.failures() + 1,

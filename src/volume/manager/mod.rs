@@ -24,7 +24,7 @@ mod volume;
 
 use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -221,16 +221,31 @@ struct VolumeSlot {
     /// Raised by an unpublish before it waits for the lock: an issuance holding the lock gives up
     /// at once, and none starts, so a pod's teardown never waits on the issuer or the API server.
     removing: tokio::sync::watch::Sender<bool>,
+    /// Where the volume is (being) published, readable while an issuance holds the lock: a stats
+    /// call for another path is answered `NotFound` without waiting.
+    target: Mutex<Option<PathBuf>>,
 }
 
 type Slot = Arc<VolumeSlot>;
 
 impl VolumeSlot {
     fn holding(volume: ManagedVolume) -> VolumeSlot {
+        let target = volume.target().to_path_buf();
         VolumeSlot {
             volume: tokio::sync::Mutex::new(Some(volume)),
             removing: tokio::sync::watch::Sender::new(false),
+            target: Mutex::new(Some(target)),
         }
+    }
+
+    /// Records where the volume is being published.
+    fn set_target(&self, target: &Path) {
+        *self.target.lock() = Some(target.to_path_buf());
+    }
+
+    /// Whether the volume is (being) published at `path`.
+    fn is_at(&self, path: &Path) -> bool {
+        self.target.lock().as_deref() == Some(path)
     }
 
     /// What an issuance on this slot watches to give up when the volume is being removed.

@@ -257,6 +257,7 @@ impl VolumeManager {
                 requested: call.target_path.display().to_string(),
             });
         }
+        slot.set_target(&call.target_path);
         // A republish is how kubelet refreshes the pod's token.
         if let Some(volume) = guard.as_mut() {
             match (&token, &token_problem) {
