@@ -204,6 +204,13 @@ pub struct DriverArgs {
     /// Relative paths are taken from the working directory, as the Go driver did.
     #[arg(long, value_name = "DIR")]
     pub adopt_csi_lib_data_root: Option<PathBuf>,
+
+    /// Publish new volumes in the Go driver's layout under --adopt-csi-lib-data-root (its one
+    /// shared tmpfs, a metadata.json per volume kept current), so that a rollback to the Go
+    /// driver takes them over and renews them with no pod restarted. For the trial period of a
+    /// migration; volumes then have no per-volume size cap.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false, requires = "adopt_csi_lib_data_root")]
+    pub publish_in_csi_lib_layout: bool,
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
@@ -352,6 +359,7 @@ impl DriverArgs {
                 })?),
                 None => None,
             },
+            publish_in_csi_lib_layout: self.publish_in_csi_lib_layout,
         })
     }
 }
@@ -669,5 +677,25 @@ mod tests {
             cli.driver.to_config().unwrap().adopt_csi_lib_data_root,
             Some(expected)
         );
+    }
+
+    #[test]
+    fn publishing_in_the_go_drivers_layout_needs_its_data_root() {
+        let error = Cli::try_parse_from(["x", "--node-id=n", "--publish-in-csi-lib-layout"])
+            .err()
+            .expect("refused without --adopt-csi-lib-data-root")
+            .to_string();
+        assert!(error.contains("--adopt-csi-lib-data-root"), "{error}");
+        let cli = Cli::try_parse_from([
+            "x",
+            "--node-id=n",
+            "--adopt-csi-lib-data-root=/csi-data-dir",
+            "--publish-in-csi-lib-layout",
+        ])
+        .unwrap();
+        assert!(cli.driver.to_config().unwrap().publish_in_csi_lib_layout);
+        let cli =
+            Cli::try_parse_from(["x", "--node-id=n", "--adopt-csi-lib-data-root=/d"]).unwrap();
+        assert!(!cli.driver.to_config().unwrap().publish_in_csi_lib_layout);
     }
 }

@@ -211,6 +211,7 @@ async fn run(args: &DemoArgs, mount_mode: MountMode) -> DemoResult<()> {
         cert_manager: Default::default(),
         default_duration: crate::attributes::DEFAULT_DURATION,
         adopt_csi_lib_data_root: None,
+        publish_in_csi_lib_layout: false,
         readiness_gates: Vec::new(),
         gate_backoff: Default::default(),
     };

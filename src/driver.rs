@@ -77,6 +77,9 @@ pub struct DriverConfig {
     pub default_duration: std::time::Duration,
     /// The Go driver's data root whose volumes are taken over at start (absolute).
     pub adopt_csi_lib_data_root: Option<PathBuf>,
+    /// New volumes are published in the Go driver's layout under `adopt_csi_lib_data_root`, for
+    /// a rollback to take over (`--publish-in-csi-lib-layout`).
+    pub publish_in_csi_lib_layout: bool,
     /// `--pod-readiness-gate`: judged on a watch of this node's pods (cert-manager backend).
     pub readiness_gates: Vec<Gate>,
     /// `--gate-backoff-*`.
@@ -310,6 +313,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             strict_attributes: config.strict_attributes,
             default_duration: config.default_duration,
             csi_lib_root: config.adopt_csi_lib_data_root.clone(),
+            publish_in_csi_lib_layout: config.publish_in_csi_lib_layout,
             readiness,
             key_pool,
         },

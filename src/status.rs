@@ -94,12 +94,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
         let progress = store.load_progress(&record.volume_id);
         // An adopted volume's files are in the Go driver's data directory (the target is a bind
         // mount of it); this driver's own are in the target's tmpfs.
-        let layout = match &record.adopted_from {
-            Some(volume_dir) => Layout::CsiLib {
-                volume_dir: volume_dir.clone(),
-            },
-            None => Layout::OwnTmpfs,
-        };
+        let layout = Layout::of_record(&record);
         let files_dir = layout.files_dir(&record.target_path);
         let certificate_file = match &parsed {
             Ok(request) => request.spec.files.certificate.clone(),
@@ -132,7 +127,12 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
         }
         if let Some(volume_dir) = &record.adopted_from {
             notes.push(format!(
-                "adopted from the Go driver; its files are in {}",
+                "{}; its files are in {}",
+                if record.published_in_csi_lib_layout {
+                    "published in the Go driver's layout, for a rollback to take over"
+                } else {
+                    "adopted from the Go driver"
+                },
                 volume_dir.join(crate::volume::csi_lib::DATA_DIR).display()
             ));
             if metadata_has_token(volume_dir) {
@@ -188,7 +188,7 @@ pub fn collect(data_root: &Path) -> std::io::Result<Vec<VolumeReport>> {
                 .or(rejected),
             certificate_request: progress.and_then(|p| p.certificate_request),
             state,
-            adopted: record.adopted_from.is_some(),
+            adopted: layout.is_adopted(),
             notes,
         });
     }

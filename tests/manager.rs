@@ -66,6 +66,7 @@ fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager
             strict_attributes: false,
             default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
             csi_lib_root: None,
+            publish_in_csi_lib_layout: false,
             readiness: None,
             key_pool: Arc::new(KeyPool::disabled()),
         },

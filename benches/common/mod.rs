@@ -80,6 +80,7 @@ pub fn driver_config(root: &Path, mount_mode: MountMode) -> DriverConfig {
         cert_manager: Default::default(),
         default_duration: cert_manager_csi_driver::attributes::DEFAULT_DURATION,
         adopt_csi_lib_data_root: None,
+        publish_in_csi_lib_layout: false,
         readiness_gates: Vec::new(),
         gate_backoff: Default::default(),
     }

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
@@ -74,6 +74,84 @@ impl std::fmt::Debug for Metadata {
             .field("volume_mount_group", &self.volume_mount_group)
             .finish()
     }
+}
+
+/// What `nextIssuanceTime` says before the first issuance of a volume this driver published in
+/// the Go driver's layout: Go's zero time, which the Go driver reads as "issue at once". (csi-lib
+/// leaves the field out until its first issuance, and then never resumes the volume after a
+/// restart; the zero time hands a rollback a volume it finishes issuing.)
+pub const ISSUE_AT_ONCE: &str = "0001-01-01T00:00:00Z";
+
+impl Metadata {
+    /// The bytes csi-lib writes: Go's `json.Marshal` of its struct (fields in struct order,
+    /// `omitempty` fields left out, map keys sorted, Go's string escaping).
+    pub fn to_go_json(&self) -> String {
+        let mut json = String::from("{\"volumeID\":");
+        go_json_string(&mut json, &self.volume_id);
+        json.push_str(",\"targetPath\":");
+        go_json_string(&mut json, &self.target_path.to_string_lossy());
+        if let Some(at) = &self.next_issuance_time {
+            json.push_str(",\"nextIssuanceTime\":");
+            go_json_string(&mut json, at);
+        }
+        if !self.volume_context.is_empty() {
+            json.push_str(",\"volumeContext\":{");
+            for (index, (key, value)) in self.volume_context.iter().enumerate() {
+                if index > 0 {
+                    json.push(',');
+                }
+                go_json_string(&mut json, key);
+                json.push(':');
+                go_json_string(&mut json, value);
+            }
+            json.push('}');
+        }
+        if !self.volume_mount_group.is_empty() {
+            json.push_str(",\"volumeMountGroup\":");
+            go_json_string(&mut json, &self.volume_mount_group);
+        }
+        json.push('}');
+        json
+    }
+}
+
+/// A JSON string as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped (its
+/// HTML-safe default), `\n` `\r` `\t` short, every other control character as `\u00xx`.
+/// (serde_json writes `\b`/`\f` and leaves `<>&` as they are: the same value, other bytes.)
+fn go_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes `metadata.json` whole: a temporary file in the volume's own directory (the Go driver
+/// panics at start on anything but directories in the inmemfs), renamed over the old one.
+fn write_metadata(volume_dir: &Path, metadata: &Metadata) -> io::Result<()> {
+    let temporary = volume_dir.join(".metadata.json.tmp");
+    {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(metadata.to_go_json().as_bytes())?;
+    }
+    fs::rename(&temporary, volume_dir.join(METADATA_FILE))
 }
 
 /// The Go driver's data root.
@@ -165,6 +243,54 @@ impl CsiLibRoot {
         }
         found.sort_by(|a, b| sort_key(a).cmp(sort_key(b)));
         Ok(found)
+    }
+
+    /// Mounts the Go driver's tmpfs at `inmemfs` as its start-up does (source `tmpfs`, no options,
+    /// so no size cap) unless something is mounted there already, which is then used as it is.
+    pub fn ensure_inmemfs(&self) -> io::Result<()> {
+        // Two first publishes at once must not mount it twice.
+        static MOUNTING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+        let _one_at_a_time = MOUNTING.lock();
+        let inmemfs = self.inmemfs();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&inmemfs)?;
+        let mounts = mountinfo::read_current()?;
+        if mountinfo::find_mount(&mounts, &inmemfs).is_some() {
+            return Ok(());
+        }
+        rustix::mount::mount(
+            "tmpfs",
+            &inmemfs,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None::<&std::ffi::CStr>,
+        )?;
+        Ok(())
+    }
+
+    /// Lays a new volume out as csi-lib's publish does, short of its files: `<volume-id>/` (0644),
+    /// `metadata.json` (0600) and `data/` (0550, owned by `group`). Returns the volume directory.
+    /// A directory left by an earlier attempt is reused, its metadata rewritten.
+    pub fn create_volume(&self, metadata: &Metadata, group: Option<u32>) -> io::Result<PathBuf> {
+        let volume_dir = self.volume_dir(&metadata.volume_id);
+        match fs::DirBuilder::new().mode(0o644).create(&volume_dir) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => return Err(error),
+            _ => {}
+        }
+        write_metadata(&volume_dir, metadata)?;
+        let data = volume_dir.join(DATA_DIR);
+        match fs::DirBuilder::new().mode(0o550).create(&data) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => return Err(error),
+            _ => {}
+        }
+        // The mode as given, whatever the umask.
+        fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o550))?;
+        if let Some(gid) = group {
+            std::os::unix::fs::lchown(&data, None, Some(gid))?;
+        }
+        Ok(volume_dir)
     }
 
     /// The inmemfs mount, if it is mounted (and a tmpfs).
@@ -304,34 +430,91 @@ pub fn kubelet_pods_dir(target: &Path) -> Option<PathBuf> {
 /// that a rollback to the Go driver renews when this driver would have. Written through a
 /// temporary file and a rename, mode 0600 as csi-lib writes it.
 pub fn write_next_issuance_time(volume_dir: &Path, at: SystemTime) -> io::Result<()> {
-    let path = volume_dir.join(METADATA_FILE);
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&fs::read(&path)?)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let mut metadata = read_metadata(&volume_dir.join(METADATA_FILE))?;
     let at = time::OffsetDateTime::from(at)
         .replace_nanosecond(0)
         .map_err(io::Error::other)?
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(io::Error::other)?;
-    object.insert("nextIssuanceTime".into(), serde_json::Value::String(at));
-    let json = serde_json::to_vec(&object).map_err(io::Error::other)?;
-    let temporary = volume_dir.join(".metadata.json.tmp");
-    {
-        use std::io::Write;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&json)?;
+    metadata.next_issuance_time = Some(at);
+    write_metadata(volume_dir, &metadata)
+}
+
+/// Replaces the volume context in `metadata.json`, as csi-lib does when a republish brings a
+/// different one (kubelet's token refresh with `requiresRepublish`): the Go driver builds its
+/// requests from it, service-account tokens included. Nothing is written when it is unchanged.
+pub fn write_volume_context(
+    volume_dir: &Path,
+    context: &std::collections::HashMap<String, String>,
+) -> io::Result<()> {
+    let mut metadata = read_metadata(&volume_dir.join(METADATA_FILE))?;
+    let context: BTreeMap<String, String> = context
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if metadata.volume_context == context {
+        return Ok(());
     }
-    fs::rename(&temporary, &path)
+    metadata.volume_context = context;
+    write_metadata(volume_dir, &metadata)
+}
+
+/// Serves a volume's `data/` at kubelet's target as csi-lib does: the target made if missing
+/// (`MkdirAll(target, 0440)`), then a bind mount remounted read-only (mount-utils' `bind,ro`).
+pub fn bind_data_at(volume_dir: &Path, target: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o440).create(target) {
+        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => return Err(error),
+        _ => {}
+    }
+    rustix::mount::mount_bind(volume_dir.join(DATA_DIR), target)?;
+    if let Err(error) = rustix::mount::mount_remount(
+        target,
+        rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
+        "",
+    ) {
+        // Never left writable for the pod.
+        let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty());
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Vectors made by Go's encoding/json (tests/fixtures/csi_lib_metadata/generate.go, Go 1.19).
+    #[test]
+    fn metadata_is_written_as_go_writes_it() {
+        #[derive(Deserialize)]
+        struct Vector {
+            name: String,
+            volume_id: String,
+            target_path: PathBuf,
+            next_issuance_time: Option<String>,
+            volume_context: BTreeMap<String, String>,
+            volume_mount_group: String,
+            go_json: String,
+        }
+        let vectors: Vec<Vector> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/csi_lib_metadata/vectors.json"
+        ))
+        .unwrap();
+        assert_eq!(vectors.len(), 4);
+        for vector in vectors {
+            let metadata = Metadata {
+                volume_id: vector.volume_id,
+                target_path: vector.target_path,
+                next_issuance_time: vector.next_issuance_time,
+                volume_context: vector.volume_context,
+                volume_mount_group: vector.volume_mount_group,
+            };
+            assert_eq!(metadata.to_go_json(), vector.go_json, "{}", vector.name);
+            // And what it writes reads back as it was.
+            let read: Metadata = serde_json::from_str(&metadata.to_go_json()).unwrap();
+            assert!(read == metadata, "{}", vector.name);
+        }
+    }
 
     // Two tmpfs mounts: the inmemfs (0:50) and an unrelated one (0:60); three bind mounts of
     // the inmemfs at kubelet targets.

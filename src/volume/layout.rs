@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::csi_lib::{self, CsiLibRoot};
 use super::files::{self, FileModes};
 use super::mount::{Mounter, TmpfsMounter, is_on_tmpfs};
+use super::state::VolumeRecord;
 
 /// How one volume is laid out on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,20 +16,34 @@ pub enum Layout {
     /// This driver's: a size-capped tmpfs of the volume's own, mounted read-write at kubelet's
     /// target path (the pod sees it read-only); the files are written straight into it.
     OwnTmpfs,
-    /// The Go driver's, adopted: the files live in `<volume_dir>/data` on its shared inmemfs
-    /// tmpfs, which is bind-mounted read-only at the target path.
+    /// The Go driver's: the files live in `<volume_dir>/data` on its shared inmemfs tmpfs, which
+    /// is bind-mounted read-only at the target path. Either adopted from it, or published so by
+    /// this driver (`--publish-in-csi-lib-layout`) for a rollback to hand back.
     CsiLib {
         /// `<csi-lib data root>/inmemfs/<volume-id>`.
         volume_dir: PathBuf,
+        /// Taken over from the Go driver (not published by this driver).
+        adopted: bool,
     },
 }
 
 impl Layout {
+    /// The layout a volume record says its volume has.
+    pub fn of_record(record: &VolumeRecord) -> Layout {
+        match &record.adopted_from {
+            Some(volume_dir) => Layout::CsiLib {
+                volume_dir: volume_dir.clone(),
+                adopted: !record.published_in_csi_lib_layout,
+            },
+            None => Layout::OwnTmpfs,
+        }
+    }
+
     /// The directory the file set (`..data` and the visible names) is written into.
     pub fn files_dir(&self, target: &Path) -> PathBuf {
         match self {
             Layout::OwnTmpfs => target.to_path_buf(),
-            Layout::CsiLib { volume_dir } => volume_dir.join(csi_lib::DATA_DIR),
+            Layout::CsiLib { volume_dir, .. } => volume_dir.join(csi_lib::DATA_DIR),
         }
     }
 
@@ -39,7 +54,13 @@ impl Layout {
         }
     }
 
+    /// Taken over from the Go driver.
     pub fn is_adopted(&self) -> bool {
+        matches!(self, Layout::CsiLib { adopted: true, .. })
+    }
+
+    /// In the Go driver's layout (adopted, or published so for a rollback).
+    pub fn is_csi_lib(&self) -> bool {
         matches!(self, Layout::CsiLib { .. })
     }
 
@@ -70,7 +91,7 @@ impl Layout {
     /// After a set was written: csi-lib owns the data directory by the fsGroup on every write, and
     /// its metadata says when to renew, which a rollback to the Go driver reads.
     pub fn after_write(&self, group: Option<u32>, next_renewal: std::time::SystemTime) {
-        let Layout::CsiLib { volume_dir } = self else {
+        let Layout::CsiLib { volume_dir, .. } = self else {
             return;
         };
         if let Some(gid) = group
@@ -86,8 +107,15 @@ impl Layout {
 
     /// Takes the volume down: unmounts the target, removes what the layout keeps, removes the
     /// target directory. Safe to repeat. `ours` says whether this driver made the mount at the
-    /// target (for its own layout: only then may it be unmounted and emptied).
-    pub fn tear_down(&self, target: &Path, ours: bool, mounter: &dyn Mounter) -> io::Result<()> {
+    /// target (for its own layout: only then may it be unmounted and emptied). `keep_inmemfs`:
+    /// the Go driver's tmpfs stays mounted after its last volume (new volumes go there).
+    pub fn tear_down(
+        &self,
+        target: &Path,
+        ours: bool,
+        mounter: &dyn Mounter,
+        keep_inmemfs: bool,
+    ) -> io::Result<()> {
         match self {
             Layout::OwnTmpfs => {
                 if ours && mounter.is_mounted(target)? {
@@ -98,7 +126,7 @@ impl Layout {
                 }
                 remove_target_dir(target)
             }
-            Layout::CsiLib { volume_dir } => {
+            Layout::CsiLib { volume_dir, .. } => {
                 // A bind mount from a real tmpfs, whatever mounter this driver runs with.
                 let mounter = TmpfsMounter;
                 if mounter.is_mounted(target)? {
@@ -122,8 +150,10 @@ impl Layout {
                     _ => {}
                 }
                 // The Go driver never unmounts its inmemfs; this driver does once the last of its
-                // volumes is gone, so a migrated node ends with no trace of it.
-                {
+                // volumes is gone, so a migrated node ends with no trace of it — unless new
+                // volumes are published there (a fresh one could be laid out in the moment
+                // between the check and the unmount).
+                if !keep_inmemfs {
                     match root.release_inmemfs_if_unused() {
                         Ok(true) => tracing::info!(
                             inmemfs = %root.inmemfs().display(),

@@ -56,6 +56,10 @@ pub struct VolumeRecord {
     /// driver's own volumes (and in every record written before adoption existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from: Option<PathBuf>,
+    /// With `adopted_from`: this driver published the volume there itself, in the Go driver's
+    /// layout (`--publish-in-csi-lib-layout`), rather than taking it over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub published_in_csi_lib_layout: bool,
 }
 
 impl std::fmt::Debug for VolumeRecord {
@@ -69,6 +73,10 @@ impl std::fmt::Debug for VolumeRecord {
             )
             .field("volume_mount_group", &self.volume_mount_group)
             .field("adopted_from", &self.adopted_from)
+            .field(
+                "published_in_csi_lib_layout",
+                &self.published_in_csi_lib_layout,
+            )
             .finish()
     }
 }
@@ -82,6 +90,7 @@ impl VolumeRecord {
             volume_context: BTreeMap::new(),
             volume_mount_group: self.volume_mount_group.clone(),
             adopted_from: self.adopted_from.clone(),
+            published_in_csi_lib_layout: self.published_in_csi_lib_layout,
         }
     }
 
@@ -101,6 +110,7 @@ impl VolumeRecord {
                 .collect(),
             volume_mount_group,
             adopted_from: None,
+            published_in_csi_lib_layout: false,
         }
     }
 }

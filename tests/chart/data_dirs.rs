@@ -193,3 +193,36 @@ fn data_root_overlapping_the_go_data_dir_is_refused_while_adopting() {
         "app.driver.csiDataDir=/var/lib/cert-manager-csi-driver-go",
     ]);
 }
+
+#[test]
+fn publish_in_go_driver_layout_adds_its_flag_and_needs_adoption() {
+    let default_args = render(&[]).args("cert-manager-csi-driver");
+    assert!(
+        !default_args
+            .iter()
+            .any(|a| a.starts_with("--publish-in-csi-lib-layout")),
+        "off by default: {default_args:?}"
+    );
+    let rendered = render(&["--set", "app.driver.publishInGoDriverLayout=true"]);
+    let args = rendered.args("cert-manager-csi-driver");
+    assert!(
+        args.iter().any(|a| a == "--publish-in-csi-lib-layout"),
+        "{args:?}"
+    );
+    assert_eq!(
+        flag(&args, "--adopt-csi-lib-data-root"),
+        Some("/csi-data-dir")
+    );
+    // New volumes are bind-mounted from the Go driver's data directory: its mount propagates.
+    assert!(rendered.mounted_anywhere("csi-data-dir"));
+    let error = render_error(&[
+        "--set",
+        "app.driver.publishInGoDriverLayout=true",
+        "--set",
+        "app.driver.adoptUpstreamVolumes=false",
+    ]);
+    assert!(
+        error.contains("needs app.driver.adoptUpstreamVolumes=true"),
+        "{error}"
+    );
+}

@@ -340,3 +340,72 @@ fn chown_group(path: &Path, group: Option<u32>) {
         std::os::unix::fs::lchown(path, None, Some(gid)).unwrap();
     }
 }
+
+/// What the Go driver's start-up (csi-lib's `NewFilesystem` + `NewManager`, as read in its
+/// source) makes of each entry of `<root>/inmemfs`: a volume it resumes (with the time it renews
+/// at), one it skips, or one it deletes. `Err`: what makes it panic, so that it renews nothing on
+/// the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoStartUp {
+    /// Managed again; renewed once this time has passed (Go's zero time: at once).
+    Resumed { renew_at: time::OffsetDateTime },
+    /// `nextIssuanceTime` absent: "never successfully completed", not managed until a republish.
+    Skipped,
+    /// A directory without `metadata.json`: removed.
+    Deleted,
+}
+
+pub fn go_start_up(root: &Path) -> Result<BTreeMap<String, GoStartUp>, String> {
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct GoMetadata {
+        #[serde(rename = "volumeID")]
+        volume_id: String,
+        #[serde(rename = "targetPath")]
+        target_path: String,
+        #[serde(rename = "nextIssuanceTime", default)]
+        next_issuance_time: Option<String>,
+        #[serde(rename = "volumeContext", default)]
+        volume_context: Option<BTreeMap<String, String>>,
+        #[serde(rename = "volumeMountGroup", default)]
+        volume_mount_group: Option<String>,
+    }
+    let mut found = BTreeMap::new();
+    let inmemfs = root.join("inmemfs");
+    for entry in fs::read_dir(&inmemfs).map_err(|e| format!("{}: {e}", inmemfs.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            return Err(format!("panics: {name} in the inmemfs is not a directory"));
+        }
+        let bytes = match fs::read(entry.path().join("metadata.json")) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                found.insert(name, GoStartUp::Deleted);
+                continue;
+            }
+            Err(error) => return Err(format!("panics: reading {name}/metadata.json: {error}")),
+        };
+        let metadata: GoMetadata = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("panics: decoding {name}/metadata.json: {e}"))?;
+        // Renewals write the files and the metadata under the volume ID it names.
+        if metadata.volume_id != name {
+            return Err(format!(
+                "{name}/metadata.json names volume {:?}",
+                metadata.volume_id
+            ));
+        }
+        let state = match &metadata.next_issuance_time {
+            None => GoStartUp::Skipped,
+            Some(at) => GoStartUp::Resumed {
+                renew_at: time::OffsetDateTime::parse(
+                    at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|e| format!("panics: {name} nextIssuanceTime {at:?}: {e}"))?,
+            },
+        };
+        found.insert(name, state);
+    }
+    Ok(found)
+}

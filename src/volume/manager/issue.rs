@@ -18,7 +18,6 @@ use crate::issuer::{IssueOrder, IssuerError};
 use crate::keys::pool::{KeyKind, KeyPool};
 use crate::keys::{self, KeyError, PrivateKey};
 use crate::volume::files::{self, FileToWrite, WriteOutcome};
-use crate::volume::layout::Layout;
 
 /// Why an issuance runs, for logs, events and what happens after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,13 +206,15 @@ impl VolumeManager {
             .layout
             .check_in_memory(volume.target(), self.mounter.as_ref())
             .map_err(VolumeError::io(format!("checking {}", files_dir.display())))?;
-        // This driver's tmpfs has a size cap; the new set is written beside the current one.
+        // This driver's tmpfs has a size cap; the new set is written beside the current one. A
+        // volume it publishes in the Go driver's shared tmpfs is held to the same cap here (the
+        // file system does not enforce it there); an adopted one never had a cap.
         let too_large = |needed: u64| VolumeError::TooLarge {
             volume_id: volume_id.clone(),
             needed,
             limit: self.config.volume_size_bytes,
         };
-        if volume.layout == Layout::OwnTmpfs {
+        if !volume.layout.is_adopted() {
             let needed = files::space_needed(&files_dir, &file_set);
             if needed > self.config.volume_size_bytes {
                 return Err(too_large(needed).into());

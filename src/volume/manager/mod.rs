@@ -68,6 +68,9 @@ pub struct ManagerConfig {
     /// start, and an unpublish of one of its volumes that could not be adopted is still carried
     /// out.
     pub csi_lib_root: Option<PathBuf>,
+    /// `--publish-in-csi-lib-layout`: new volumes are published in the Go driver's layout under
+    /// `csi_lib_root`, so that a rollback to the Go driver takes them over.
+    pub publish_in_csi_lib_layout: bool,
     /// `--pod-readiness-gate`: what a volume's pod must satisfy before its certificate is issued,
     /// judged on the node's pod watch. `None` without gates.
     pub readiness: Option<Readiness>,

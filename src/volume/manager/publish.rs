@@ -65,13 +65,15 @@ struct FailedPublishCleanup<'a> {
     manager: &'a VolumeManager,
     volume_id: &'a str,
     target: &'a Path,
+    layout: Layout,
     armed: bool,
 }
 
 impl Drop for FailedPublishCleanup<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.manager.destroy(self.volume_id, self.target);
+            self.manager
+                .destroy(self.volume_id, self.target, &self.layout);
         }
     }
 }
@@ -280,18 +282,47 @@ impl VolumeManager {
                 _ => {}
             }
         }
+        if let Some(volume) = guard.as_ref()
+            && let Layout::CsiLib { volume_dir, .. } = &volume.layout
+            && let Err(error) = csi_lib::write_volume_context(volume_dir, &call.volume_context)
+        {
+            // The Go driver, after a rollback, builds its requests from it (tokens included).
+            tracing::warn!(%volume_id, volume_dir = %volume_dir.display(), %error, "cannot record the republished volume context in metadata.json");
+        }
         if plan == PublishPlan::AlreadyPublished {
             tracing::debug!(%volume_id, "already published");
             return Ok(());
         }
 
-        let record = VolumeRecord::new(
+        let mut record = VolumeRecord::new(
             &volume_id,
             &call.target_path,
             &call.volume_context,
             call.volume_mount_group.clone(),
         );
         let was_managed = guard.is_some();
+        // A new volume in the Go driver's layout (`--publish-in-csi-lib-layout`): what csi-lib
+        // records for it, the whole context included, as it would.
+        let csi_lib_volume = if was_managed {
+            None
+        } else {
+            self.csi_lib_layout_for_new(&volume_id).map(|root| {
+                let metadata = csi_lib::Metadata {
+                    volume_id: volume_id.clone(),
+                    target_path: call.target_path.clone(),
+                    next_issuance_time: Some(csi_lib::ISSUE_AT_ONCE.into()),
+                    volume_context: call
+                        .volume_context
+                        .iter()
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect(),
+                    volume_mount_group: call.volume_mount_group.clone().unwrap_or_default(),
+                };
+                record.adopted_from = Some(root.volume_dir(&volume_id));
+                record.published_in_csi_lib_layout = true;
+                (root, metadata)
+            })
+        };
         if !was_managed {
             // A fresh publish mounts its own tmpfs, and a failure takes it down again: it must
             // never take over (or, failing, unmount) a mount it did not make.
@@ -328,7 +359,7 @@ impl VolumeManager {
                 let pending_key = self.parked_keys.take(&volume_id, &parsed.spec);
                 ManagedVolume {
                     record: record.without_context(),
-                    layout: Layout::OwnTmpfs,
+                    layout: Layout::of_record(&record),
                     // Warnings were logged and reported above; they need no memory from now on.
                     attributes: Attributes::Valid(VolumeAttributes {
                         warnings: Vec::new(),
@@ -364,6 +395,7 @@ impl VolumeManager {
             manager: self,
             volume_id: &volume_id,
             target: &call.target_path,
+            layout: volume.layout.clone(),
             armed: !was_managed,
         };
         let mut cancellation = slot.cancellation();
@@ -372,6 +404,7 @@ impl VolumeManager {
                 &mut volume,
                 action,
                 to_save,
+                csi_lib_volume,
                 &mut mounted,
                 &mut cancellation,
             )
@@ -403,7 +436,7 @@ impl VolumeManager {
                 let pending_key = volume.take_any_pending_key();
                 cleanup.armed = false;
                 drop(cleanup);
-                self.destroy_off_runtime(&volume_id, &call.target_path)
+                self.destroy_off_runtime(&volume_id, &call.target_path, &volume.layout)
                     .await;
                 if let Some(pending_key) = pending_key {
                     self.parked_keys.park(&volume_id, pending_key);
@@ -416,12 +449,28 @@ impl VolumeManager {
         }
     }
 
-    /// Saves the record (when given), mounts, issues, writes, schedules.
+    /// Where a new volume goes in the Go driver's layout, if it does: with
+    /// `--publish-in-csi-lib-layout`, when its ID can name a directory there.
+    fn csi_lib_layout_for_new(&self, volume_id: &str) -> Option<CsiLibRoot> {
+        if !self.config.publish_in_csi_lib_layout {
+            return None;
+        }
+        let root = self.config.csi_lib_root.as_ref()?;
+        if !csi_lib::is_plain_name(volume_id) {
+            tracing::warn!(%volume_id, "this volume ID cannot name a directory in the Go driver's layout; publishing it in this driver's own (a rollback will not take it over)");
+            return None;
+        }
+        Some(CsiLibRoot::new(root))
+    }
+
+    /// Saves the record (when given), mounts, issues, writes, schedules. `csi_lib_volume`: a new
+    /// volume laid out as the Go driver lays its volumes out, with its `metadata.json`.
     async fn first_issuance(
         &self,
         volume: &mut ManagedVolume,
         action: Action,
         record: Option<&VolumeRecord>,
+        csi_lib_volume: Option<(CsiLibRoot, csi_lib::Metadata)>,
         mounted: &mut Option<tokio::sync::oneshot::Sender<()>>,
         cancellation: &mut Cancellation,
     ) -> Result<(), VolumeError> {
@@ -434,7 +483,7 @@ impl VolumeManager {
         };
         if let Some(record) = record {
             // What kubelet handed over must be usable before anything is recorded for it.
-            if volume.layout == Layout::OwnTmpfs {
+            if volume.layout == Layout::OwnTmpfs || csi_lib_volume.is_some() {
                 check_target(&target)?;
             }
             self.store
@@ -490,7 +539,33 @@ impl VolumeManager {
             }
             // An adopted volume is only ever served through the Go driver's bind mount; a tmpfs
             // of this driver's at its target would hide the files from the pod.
-            Layout::CsiLib { volume_dir } => {
+            Layout::CsiLib { .. } if csi_lib_volume.is_some() => {
+                let group = volume.valid_attributes().and_then(|attributes| {
+                    effective_group(
+                        attributes.spec.fs_group,
+                        volume.record.volume_mount_group.as_deref(),
+                    )
+                });
+                let (root, metadata) = csi_lib_volume.expect("matched");
+                let at = target.clone();
+                let mounted_already = mounted_now()?;
+                // Mounts and file work: not on the runtime's threads.
+                tokio::task::spawn_blocking(move || -> io::Result<()> {
+                    root.ensure_inmemfs()?;
+                    let volume_dir = root.create_volume(&metadata, group)?;
+                    if !mounted_already {
+                        csi_lib::bind_data_at(&volume_dir, &at)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| VolumeError::Internal(e.to_string()))?
+                .map_err(VolumeError::io(format!(
+                    "laying the volume out in the Go driver's layout at {}",
+                    target.display()
+                )))?;
+            }
+            Layout::CsiLib { volume_dir, .. } => {
                 if !mounted_now()? {
                     return Err(VolumeError::Io {
                         context: format!(

@@ -73,15 +73,10 @@ impl VolumeManager {
             };
             let volume_id = record.volume_id.clone();
             let target = record.target_path.clone();
-            let layout = match &record.adopted_from {
-                Some(volume_dir) => Layout::CsiLib {
-                    volume_dir: volume_dir.clone(),
-                },
-                None => Layout::OwnTmpfs,
-            };
+            let layout = Layout::of_record(&record);
             let still_mounted = match &layout {
                 Layout::OwnTmpfs => self.mounter.is_mounted(&target).unwrap_or(false),
-                Layout::CsiLib { volume_dir } => {
+                Layout::CsiLib { volume_dir, .. } => {
                     if mounts.is_none() {
                         // Unreadable, every adopted record is kept as it cannot be checked.
                         mounts = Some(mountinfo::read_current().unwrap_or_else(|error| {
@@ -107,7 +102,12 @@ impl VolumeManager {
                         let _ = std::fs::remove_dir(&target);
                     }
                     Layout::CsiLib { .. } => {
-                        if let Err(error) = layout.tear_down(&target, true, self.mounter.as_ref()) {
+                        if let Err(error) = layout.tear_down(
+                            &target,
+                            true,
+                            self.mounter.as_ref(),
+                            self.config.publish_in_csi_lib_layout,
+                        ) {
                             tracing::warn!(%volume_id, %error, "cleaning up an adopted volume was incomplete");
                         }
                     }
@@ -214,7 +214,13 @@ impl VolumeManager {
                 summary.left_alone += 1;
                 continue;
             }
-            let volume = self.take_up(record, Layout::CsiLib { volume_dir });
+            let volume = self.take_up(
+                record,
+                Layout::CsiLib {
+                    volume_dir,
+                    adopted: true,
+                },
+            );
             summary.adopted += 1;
             if volume.valid_attributes().is_none() {
                 summary.not_renewed += 1;
@@ -261,7 +267,7 @@ impl VolumeManager {
         // may have expired; kubelet's next republish brings a fresh one). This driver's own
         // records hold none.
         let token = match &layout {
-            Layout::CsiLib { volume_dir } if self.issuer.needs_pod_token() => {
+            Layout::CsiLib { volume_dir, .. } if self.issuer.needs_pod_token() => {
                 recorded_token(volume_dir)
             }
             _ => None,

@@ -121,36 +121,42 @@ impl VolumeManager {
             mounter: Arc::clone(&self.mounter),
             store: self.store.clone(),
             csi_lib_root: self.config.csi_lib_root.clone(),
+            keep_inmemfs: self.config.publish_in_csi_lib_layout,
         }
     }
 
     /// Best-effort cleanup after a failed first publish, on the blocking pool.
-    pub(super) async fn destroy_off_runtime(&self, volume_id: &str, target: &Path) {
-        let (manager_teardown, id, path) =
-            (self.teardown(), volume_id.to_string(), target.to_path_buf());
+    pub(super) async fn destroy_off_runtime(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        layout: &Layout,
+    ) {
+        let (manager_teardown, id, path, layout) = (
+            self.teardown(),
+            volume_id.to_string(),
+            target.to_path_buf(),
+            layout.clone(),
+        );
         self.scheduler.cancel(volume_id);
         self.metrics.forget_volume(volume_id);
-        let outcome = tokio::task::spawn_blocking(move || {
-            manager_teardown.run(&id, &path, Some(&Layout::OwnTmpfs))
-        })
-        .await
-        .unwrap_or_else(|e| Err(VolumeError::Internal(e.to_string())));
+        let outcome =
+            tokio::task::spawn_blocking(move || manager_teardown.run(&id, &path, Some(&layout)))
+                .await
+                .unwrap_or_else(|e| Err(VolumeError::Internal(e.to_string())));
         if let Err(error) = outcome {
             tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
         }
     }
 
     /// Best-effort cleanup after a failed first publish, where it cannot wait (a panic unwinding).
-    pub(super) fn destroy(&self, volume_id: &str, target: &Path) {
+    pub(super) fn destroy(&self, volume_id: &str, target: &Path, layout: &Layout) {
         self.scheduler.cancel(volume_id);
         // kubelet does not unpublish a volume whose publish failed, and each new pod brings a new
         // volume ID: keeping its series would grow them without bound. The failure stays visible
         // in the gRPC call counts and the pod's Events.
         self.metrics.forget_volume(volume_id);
-        if let Err(error) = self
-            .teardown()
-            .run(volume_id, target, Some(&Layout::OwnTmpfs))
-        {
+        if let Err(error) = self.teardown().run(volume_id, target, Some(layout)) {
             tracing::warn!(%volume_id, %error, "cleanup after a failed publish was incomplete");
         }
     }
@@ -161,6 +167,8 @@ pub(super) struct Teardown {
     mounter: Arc<dyn Mounter>,
     store: StateStore,
     csi_lib_root: Option<PathBuf>,
+    /// New volumes are published in the Go driver's layout: its tmpfs stays mounted.
+    keep_inmemfs: bool,
 }
 
 impl Teardown {
@@ -183,13 +191,19 @@ impl Teardown {
             None => match self.csi_lib_volume_at(volume_id, target)? {
                 Some(volume_dir) => {
                     tracing::info!(%volume_id, volume_dir = %volume_dir.display(), "unpublishing a volume the Go driver mounted");
-                    (Layout::CsiLib { volume_dir }, true)
+                    (
+                        Layout::CsiLib {
+                            volume_dir,
+                            adopted: true,
+                        },
+                        true,
+                    )
                 }
                 None => (Layout::OwnTmpfs, false),
             },
         };
         layout
-            .tear_down(target, ours, self.mounter.as_ref())
+            .tear_down(target, ours, self.mounter.as_ref(), self.keep_inmemfs)
             .map_err(|error| {
                 match error
                     .raw_os_error()

@@ -76,6 +76,9 @@ driver's data directory (whose contents the driver takes over and unmounts).
 */}}
 {{- define "csi-driver.checkDataDirs" -}}
 {{- $dataRoot := clean .Values.app.driver.dataRoot -}}
+{{- if and .Values.app.driver.publishInGoDriverLayout (not (include "csi-driver.adoptUpstreamVolumes" .)) -}}
+{{- fail "app.driver.publishInGoDriverLayout=true needs app.driver.adoptUpstreamVolumes=true: new volumes go into the Go driver's data directory (app.driver.csiDataDir), which is only mounted while adopting" -}}
+{{- end -}}
 {{- range list "/tmp" "/var/tmp" -}}
 {{- if or (eq $dataRoot .) (hasPrefix (printf "%s/" .) $dataRoot) -}}
 {{- fail (printf "app.driver.dataRoot=%s is under %s, which systemd-tmpfiles may empty, losing the driver's volume records: choose a directory such as /var/lib/cert-manager-csi-driver" $.Values.app.driver.dataRoot .) -}}

@@ -329,6 +329,7 @@ impl Knobs {
             strict_attributes: false,
             default_duration: DEFAULT_DURATION,
             csi_lib_root: None,
+            publish_in_csi_lib_layout: false,
             readiness: None,
             key_pool: Arc::new(KeyPool::disabled()),
         }
