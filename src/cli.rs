@@ -681,10 +681,11 @@ mod tests {
 
     #[test]
     fn publishing_in_the_go_drivers_layout_needs_its_data_root() {
-        let error = Cli::try_parse_from(["x", "--node-id=n", "--publish-in-csi-lib-layout"])
-            .err()
-            .expect("refused without --adopt-csi-lib-data-root")
-            .to_string();
+        let Err(error) = Cli::try_parse_from(["x", "--node-id=n", "--publish-in-csi-lib-layout"])
+        else {
+            panic!("refused without --adopt-csi-lib-data-root");
+        };
+        let error = error.to_string();
         assert!(error.contains("--adopt-csi-lib-data-root"), "{error}");
         let cli = Cli::try_parse_from([
             "x",
