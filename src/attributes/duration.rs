@@ -77,8 +77,21 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
 pub fn format_go_duration(duration: Duration) -> String {
     let total = duration.as_secs();
     let nanos = duration.subsec_nanos();
-    if total == 0 && nanos == 0 {
-        return "0s".into();
+    if total == 0 {
+        // Under a second Go switches to the largest unit that keeps a whole part: 500ms, 1.5µs.
+        let (scale, unit) = match nanos {
+            0 => return "0s".into(),
+            1..1_000 => (1, "ns"),
+            1_000..1_000_000 => (1_000, "µs"),
+            _ => (1_000_000, "ms"),
+        };
+        let (whole, fraction) = (nanos / scale, nanos % scale);
+        if fraction == 0 {
+            return format!("{whole}{unit}");
+        }
+        let digits = scale.ilog10() as usize;
+        let fraction = format!("{fraction:0digits$}");
+        return format!("{whole}.{}{unit}", fraction.trim_end_matches('0'));
     }
     let hours = total / 3600;
     let minutes = (total % 3600) / 60;
@@ -135,6 +148,31 @@ mod tests {
             );
         }
         assert!(parse_go_duration("90d").unwrap_err().contains("2160h"));
+    }
+
+    #[test]
+    fn formats_as_go_prints_a_duration() {
+        // Go 1.19's time.Duration(n).String() for each n (nanoseconds).
+        let go = [
+            (0, "0s"),
+            (1, "1ns"),
+            (999, "999ns"),
+            (1000, "1µs"),
+            (1500, "1.5µs"),
+            (999999, "999.999µs"),
+            (1000000, "1ms"),
+            (1500000, "1.5ms"),
+            (500000000, "500ms"),
+            (999999999, "999.999999ms"),
+            (1000000000, "1s"),
+            (1500000000, "1.5s"),
+            (90000000000, "1m30s"),
+            (2592000000000000, "720h0m0s"),
+            (3600000000001, "1h0m0.000000001s"),
+        ];
+        for (nanos, printed) in go {
+            assert_eq!(format_go_duration(Duration::from_nanos(nanos)), printed);
+        }
     }
 
     #[test]

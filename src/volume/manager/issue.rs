@@ -274,7 +274,7 @@ impl VolumeManager {
                         Action::Publish | Action::Issue => "certificate issued and mounted",
                     }
                 );
-                self.schedule_renewal(volume, &issued.certificate);
+                self.schedule_renewal_after_issuance(volume, &issued.certificate);
                 self.end_wait(volume);
                 volume.certificate_request = issued.certificate_request;
                 volume.phase = Phase::Ready(issued.certificate);

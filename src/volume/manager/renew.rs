@@ -123,6 +123,44 @@ impl VolumeManager {
         .max(SystemTime::now() + renewal::MINIMUM_INTERVAL)
     }
 
+    /// Schedules the renewal of a certificate just issued. One that is due already (`duration:
+    /// 0s`, which cert-manager's CA issuer signs with no lifetime; an issuer that ignores the
+    /// duration; a clock far off) is renewed after the first backoff step rather than at once:
+    /// never a request storm (the Go driver renews such a volume every second).
+    pub(super) fn schedule_renewal_after_issuance(
+        &self,
+        volume: &ManagedVolume,
+        certificate: &CertificateSummary,
+    ) {
+        let Some(attributes) = volume.valid_attributes() else {
+            return;
+        };
+        let due = renewal::renewal_time(
+            certificate.not_before,
+            certificate.not_after,
+            attributes.spec.renew_before,
+        );
+        let floor = self.config.backoff.delay(1);
+        // Due within the second: certificates carry whole seconds, so one asked for less than a
+        // second ends within the second it was signed in.
+        if due <= SystemTime::now() + std::time::Duration::from_secs(1) {
+            let at = SystemTime::now() + floor;
+            tracing::warn!(
+                volume_id = %volume.id(),
+                pod = %volume.pod(),
+                lifetime = ?certificate.lifetime(),
+                renew_in = ?floor,
+                "the certificate just issued is due for renewal already (its lifetime is too short \
+                 for its renew-before); renewing it after the first backoff step, not at once"
+            );
+            self.scheduler
+                .schedule(volume.id(), renewal::instant_at(at));
+            self.metrics.set_renewal_time(volume.id(), at);
+            return;
+        }
+        self.schedule_renewal(volume, certificate);
+    }
+
     /// Schedules the volume's next renewal from its certificate.
     pub(super) fn schedule_renewal(
         &self,
