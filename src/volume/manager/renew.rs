@@ -141,9 +141,9 @@ impl VolumeManager {
             attributes.spec.renew_before,
         );
         let floor = self.config.backoff.delay(1);
-        // Due within the second: certificates carry whole seconds, so one asked for less than a
-        // second ends within the second it was signed in.
-        if due <= SystemTime::now() + std::time::Duration::from_secs(1) {
+        // Certificates carry whole seconds: one asked for less than a second (or 0s) ends in the
+        // second it was signed in, and is due at once.
+        if due <= SystemTime::now() {
             let at = SystemTime::now() + floor;
             tracing::warn!(
                 volume_id = %volume.id(),
