@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 use rcgen::{KeyPair, PublicKeyData, SigningKey};
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::tags::TAG_PRINTABLESTRING;
 use yasna::{DERWriter, Tag};
 
-use crate::attributes::subject::{StringKind, Subject};
+use crate::attributes::subject::{StringKind, Subject, string_kind};
 use crate::attributes::{KeyAlgorithm, KeyUsage};
 
 const EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
@@ -69,20 +70,25 @@ pub enum X509Error {
     Invalid(String),
 }
 
-/// Writes a Name. Values that cannot be PrintableString / IA5String fall back to UTF8String, so no
-/// input can make the encoder fail.
+/// Writes a Name as Go's `encoding/asn1` marshals a `pkix.RDNSequence`: each RDN a SET OF sorted
+/// by encoding (DER), each value a PrintableString when it can be one, else a UTF8String
+/// ([`string_kind`]). No input can make the encoder fail.
 pub fn write_name(writer: DERWriter<'_>, subject: &Subject) {
     writer.write_sequence(|w| {
         for rdn in &subject.rdns {
-            w.next().write_set(|set| {
+            w.next().write_set_of(|set| {
                 for attribute in rdn {
                     set.next().write_sequence(|pair| {
                         pair.next()
                             .write_oid(&ObjectIdentifier::from_slice(&attribute.kind.0));
                         let value = attribute.value.as_str();
-                        match attribute.kind.string_kind(value) {
-                            StringKind::Printable => pair.next().write_printable_string(value),
-                            StringKind::Ia5 => pair.next().write_ia5_string(value),
+                        match string_kind(value) {
+                            // Not yasna's write_printable_string, which refuses `?`.
+                            StringKind::Printable => {
+                                pair.next().write_tagged_implicit(TAG_PRINTABLESTRING, |w| {
+                                    w.write_bytes(value.as_bytes())
+                                })
+                            }
                             StringKind::Utf8 => pair.next().write_utf8_string(value),
                         }
                     });
@@ -90,6 +96,11 @@ pub fn write_name(writer: DERWriter<'_>, subject: &Subject) {
             });
         }
     });
+}
+
+/// The DER of a Name ([`write_name`]).
+pub fn name_der(subject: &Subject) -> Vec<u8> {
+    yasna::construct_der(|writer| write_name(writer, subject))
 }
 
 /// Subject alternative names of a request.
