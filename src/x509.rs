@@ -1,4 +1,5 @@
-//! DER for the two X.509 structures this driver writes itself: the volume's PKCS#10 request and,
+//! DER for the two X.509 structures this driver writes itself: the volume's PKCS#10 request (the
+//! bytes jetstack's Go driver sends, checked against Go's output in `tests/csr_subject.rs`) and,
 //! in the embedded CA, the signed certificate. rcgen keeps one value per subject attribute type
 //! and re-derives subjects, so requests with several organizations, multi-valued RDNs or a
 //! literal subject could not be expressed exactly; here the subject is encoded as asked and the
@@ -8,9 +9,10 @@ use std::net::IpAddr;
 
 use rcgen::{KeyPair, PublicKeyData, SigningKey};
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::tags::TAG_PRINTABLESTRING;
 use yasna::{DERWriter, Tag};
 
-use crate::attributes::subject::{StringKind, Subject};
+use crate::attributes::subject::{StringKind, Subject, string_kind};
 use crate::attributes::{KeyAlgorithm, KeyUsage};
 
 const EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
@@ -20,6 +22,8 @@ const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
 const SUBJECT_KEY_IDENTIFIER: &[u64] = &[2, 5, 29, 14];
 const AUTHORITY_KEY_IDENTIFIER: &[u64] = &[2, 5, 29, 35];
+/// An empty Name: `SEQUENCE {}`.
+const EMPTY_NAME: &[u8] = &[0x30, 0x00];
 
 /// The signature algorithm a key signs with, as an AlgorithmIdentifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,20 +73,25 @@ pub enum X509Error {
     Invalid(String),
 }
 
-/// Writes a Name. Values that cannot be PrintableString / IA5String fall back to UTF8String, so no
-/// input can make the encoder fail.
+/// Writes a Name as Go's `encoding/asn1` marshals a `pkix.RDNSequence`: each RDN a SET OF sorted
+/// by encoding (DER), each value a PrintableString when it can be one, else a UTF8String
+/// ([`string_kind`]). No input can make the encoder fail.
 pub fn write_name(writer: DERWriter<'_>, subject: &Subject) {
     writer.write_sequence(|w| {
         for rdn in &subject.rdns {
-            w.next().write_set(|set| {
+            w.next().write_set_of(|set| {
                 for attribute in rdn {
                     set.next().write_sequence(|pair| {
                         pair.next()
                             .write_oid(&ObjectIdentifier::from_slice(&attribute.kind.0));
                         let value = attribute.value.as_str();
-                        match attribute.kind.string_kind(value) {
-                            StringKind::Printable => pair.next().write_printable_string(value),
-                            StringKind::Ia5 => pair.next().write_ia5_string(value),
+                        match string_kind(value) {
+                            // Not yasna's write_printable_string, which refuses `?`.
+                            StringKind::Printable => {
+                                pair.next().write_tagged_implicit(TAG_PRINTABLESTRING, |w| {
+                                    w.write_bytes(value.as_bytes())
+                                })
+                            }
                             StringKind::Utf8 => pair.next().write_utf8_string(value),
                         }
                     });
@@ -90,6 +99,11 @@ pub fn write_name(writer: DERWriter<'_>, subject: &Subject) {
             });
         }
     });
+}
+
+/// The DER of a Name ([`write_name`]).
+pub fn name_der(subject: &Subject) -> Vec<u8> {
+    yasna::construct_der(|writer| write_name(writer, subject))
 }
 
 /// Subject alternative names of a request.
@@ -121,17 +135,18 @@ impl AltNames<'_> {
                     w.next()
                         .write_tagged_implicit(Tag::context(2), |w| w.write_ia5_string(name));
                 }
-                for uri in self.uris {
-                    w.next()
-                        .write_tagged_implicit(Tag::context(6), |w| w.write_ia5_string(uri));
-                }
                 for ip in self.ips {
-                    let bytes = match ip {
+                    // Go writes an IPv4 address in 4 bytes, an IPv4-mapped IPv6 one included.
+                    let bytes = match ip.to_canonical() {
                         IpAddr::V4(v4) => v4.octets().to_vec(),
                         IpAddr::V6(v6) => v6.octets().to_vec(),
                     };
                     w.next()
                         .write_tagged_implicit(Tag::context(7), |w| w.write_bytes(&bytes));
+                }
+                for uri in self.uris {
+                    w.next()
+                        .write_tagged_implicit(Tag::context(6), |w| w.write_ia5_string(uri));
                 }
             })
         })
@@ -195,13 +210,9 @@ fn write_extensions(writer: DERWriter<'_>, extensions: &[Extension]) {
     });
 }
 
-/// KeyUsage, ExtendedKeyUsage and BasicConstraints as a request asks for them. Key usage is
-/// critical and a CA certificate always gets keyCertSign, as cert-manager does.
-fn usage_extensions(
-    usages: &[KeyUsage],
-    is_ca: bool,
-    always_basic_constraints: bool,
-) -> Vec<Extension> {
+/// A certificate's KeyUsage, ExtendedKeyUsage and BasicConstraints as its request asks for them.
+/// Key usage is critical and a CA certificate always gets keyCertSign, as cert-manager does.
+fn usage_extensions(usages: &[KeyUsage], is_ca: bool) -> Vec<Extension> {
     let mut extensions = Vec::new();
     let mut bits = [0u8; 2];
     let mut highest = None;
@@ -242,19 +253,17 @@ fn usage_extensions(
             }),
         });
     }
-    if is_ca || always_basic_constraints {
-        extensions.push(Extension {
-            oid: BASIC_CONSTRAINTS,
-            critical: true,
-            value: yasna::construct_der(|w| {
-                w.write_sequence(|seq| {
-                    if is_ca {
-                        seq.next().write_bool(true);
-                    }
-                })
-            }),
-        });
-    }
+    extensions.push(Extension {
+        oid: BASIC_CONSTRAINTS,
+        critical: true,
+        value: yasna::construct_der(|w| {
+            w.write_sequence(|seq| {
+                if is_ca {
+                    seq.next().write_bool(true);
+                }
+            })
+        }),
+    });
     extensions
 }
 
@@ -275,16 +284,18 @@ fn signed(
     }))
 }
 
-/// What a certificate request asks for.
+/// What a certificate request asks for. Usages and the CA flag are not in it: like jetstack's
+/// driver, this one sends them in the CertificateRequest's spec only.
 #[derive(Debug, Clone)]
 pub struct RequestContents<'a> {
     pub subject: &'a Subject,
     pub alt_names: AltNames<'a>,
-    pub usages: &'a [KeyUsage],
-    pub is_ca: bool,
 }
 
-/// A PKCS#10 request (DER) for `contents`, signed by `key` (proof of possession).
+/// A PKCS#10 request (DER) for `contents`, signed by `key` (proof of possession): the bytes Go's
+/// `x509.CreateCertificateRequest` writes for the template jetstack's driver builds (subject,
+/// DNS names, IP addresses, URIs): a subjectAltName extension (never critical: that is for the
+/// certificate, where the issuer sets it) when there are SANs, no other extension or attribute.
 pub fn certificate_request(
     contents: &RequestContents<'_>,
     key: &KeyPair,
@@ -295,12 +306,10 @@ pub fn certificate_request(
     if !contents.alt_names.is_empty() {
         extensions.push(Extension {
             oid: SUBJECT_ALT_NAME,
-            // RFC 5280: critical when the subject is empty.
-            critical: contents.subject.is_empty(),
+            critical: false,
             value: contents.alt_names.der(),
         });
     }
-    extensions.extend(usage_extensions(contents.usages, contents.is_ca, false));
     let spki = key.subject_public_key_info();
     let info = yasna::construct_der(|writer| {
         writer.write_sequence(|w| {
@@ -336,8 +345,9 @@ pub struct CertificateContents<'a> {
     pub subject_name_der: &'a [u8],
     pub subject_public_key_info_der: &'a [u8],
     pub subject_public_key_bits: &'a [u8],
-    /// The request's subjectAltName extension value and criticality, copied as they are.
-    pub alt_names: Option<(&'a [u8], bool)>,
+    /// The request's subjectAltName extension value, copied as it is; critical when the subject
+    /// is empty (RFC 5280 §4.2.1.6, as cert-manager sets it).
+    pub alt_names: Option<&'a [u8]>,
     pub not_before: time::OffsetDateTime,
     pub not_after: time::OffsetDateTime,
     pub usages: &'a [KeyUsage],
@@ -371,14 +381,14 @@ pub fn certificate(
     algorithm: SignatureAlgorithm,
 ) -> Result<Vec<u8>, X509Error> {
     let mut extensions = Vec::new();
-    if let Some((value, critical)) = contents.alt_names {
+    if let Some(value) = contents.alt_names {
         extensions.push(Extension {
             oid: SUBJECT_ALT_NAME,
-            critical,
+            critical: contents.subject_name_der == EMPTY_NAME,
             value: value.to_vec(),
         });
     }
-    extensions.extend(usage_extensions(contents.usages, contents.is_ca, true));
+    extensions.extend(usage_extensions(contents.usages, contents.is_ca));
     extensions.push(Extension {
         oid: SUBJECT_KEY_IDENTIFIER,
         critical: false,

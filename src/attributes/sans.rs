@@ -106,7 +106,10 @@ fn read_uri_sans(reader: &mut Reader<'_>, pod: &PodInfo) -> Vec<String> {
                 && entry.is_ascii()
                 && !entry.contains(|c: char| c.is_control())
             {
-                uri_sans.push(entry);
+                // Go's url.URL.String() (what jetstack's driver puts in the CSR) writes the scheme
+                // in lower case; the rest as given.
+                let (scheme, rest) = entry.split_once(':').expect("an absolute URI");
+                uri_sans.push(format!("{}:{rest}", scheme.to_ascii_lowercase()));
             } else {
                 reader.problem(
                     key::URI_SANS,

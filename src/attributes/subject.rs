@@ -11,11 +11,28 @@ pub struct AttributeType(pub Vec<u64>);
 /// How a value is encoded in DER.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StringKind {
-    Utf8,
-    /// Country and serial number must be PrintableString (RFC 5280).
     Printable,
-    /// Domain components and e-mail addresses.
-    Ia5,
+    Utf8,
+}
+
+/// The characters Go's `encoding/asn1` marshals a string as PrintableString with (it leaves out
+/// `*` and `&`, which X.680 does not allow but its parser tolerates); measured with Go 1.19, kept
+/// in `tests/fixtures/csr_subject/vectors.json` as `printable_ascii`.
+pub const GO_PRINTABLE_PUNCTUATION: &str = " '()+,-./:=?";
+
+/// The DER string type Go gives a value: PrintableString when every character is in
+/// PrintableString's set, else UTF8String, whatever the attribute type. cert-manager and
+/// jetstack's driver build every subject (`pkix.Name` and `literal-subject` alike) from Go
+/// strings, so country, domain component and e-mail address follow the same rule as CN.
+pub fn string_kind(value: &str) -> StringKind {
+    let printable = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || GO_PRINTABLE_PUNCTUATION.contains(c));
+    if printable {
+        StringKind::Printable
+    } else {
+        StringKind::Utf8
+    }
 }
 
 /// Short names accepted in `literal-subject`, with their OIDs.
@@ -49,7 +66,8 @@ pub const ORGANIZATIONAL_UNIT: &[u64] = &[2, 5, 4, 11];
 pub const POSTAL_CODE: &[u64] = &[2, 5, 4, 17];
 
 /// Upper bounds on value lengths, in characters: RFC 5280's `ub-*` (Appendix A), X.520's where
-/// RFC 5280 has none (street address, postal code), and a DNS label for domain components.
+/// RFC 5280 has none (street address, postal code), and a DNS label for domain components. Go's
+/// driver has no such checks and cert-manager issues longer values, so they are warnings only.
 const UPPER_BOUNDS: &[(&[u64], usize, &str)] = &[
     (COMMON_NAME, 64, "RFC 5280 ub-common-name"),
     (SERIAL_NUMBER, 64, "RFC 5280 ub-serial-number"),
@@ -104,23 +122,6 @@ impl AttributeType {
                     .join(".")
             })
     }
-
-    /// The DER string type for this attribute's values.
-    pub fn string_kind(&self, value: &str) -> StringKind {
-        let printable = |s: &str| {
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=".contains(c))
-        };
-        match self.0.as_slice() {
-            COUNTRY | SERIAL_NUMBER if printable(value) => StringKind::Printable,
-            [0, 9, 2342, 19200300, 100, 1, 25] | [1, 2, 840, 113549, 1, 9, 1]
-                if value.is_ascii() =>
-            {
-                StringKind::Ia5
-            }
-            _ => StringKind::Utf8,
-        }
-    }
 }
 
 impl fmt::Display for AttributeType {
@@ -152,6 +153,21 @@ pub struct Subject {
 impl Subject {
     pub fn is_empty(&self) -> bool {
         self.rdns.is_empty()
+    }
+
+    /// Appends one RDN holding every value of `values`, as Go's `pkix.Name` does with the values
+    /// of one attribute type (`O=A+O=B`); nothing when `values` is empty.
+    pub fn push_all(&mut self, oid: &[u64], values: impl IntoIterator<Item = String>) {
+        let rdn: Vec<AttributeValue> = values
+            .into_iter()
+            .map(|value| AttributeValue {
+                kind: AttributeType::of(oid),
+                value,
+            })
+            .collect();
+        if !rdn.is_empty() {
+            self.rdns.push(rdn);
+        }
     }
 
     /// Appends one single-valued RDN.
@@ -404,18 +420,25 @@ mod tests {
     }
 
     #[test]
-    fn string_kinds() {
-        assert_eq!(
-            AttributeType::of(COUNTRY).string_kind("GB"),
-            StringKind::Printable
-        );
-        assert_eq!(
-            AttributeType::of(COMMON_NAME).string_kind("x"),
-            StringKind::Utf8
-        );
-        assert_eq!(
-            AttributeType::of(SERIAL_NUMBER).string_kind("a_b"),
-            StringKind::Utf8
-        );
+    fn string_kinds_follow_go_whatever_the_attribute() {
+        for printable in ["GB", "app.example.com", "what?", "Q'(A)+B,-./:=? z9", ""] {
+            assert_eq!(
+                string_kind(printable),
+                StringKind::Printable,
+                "{printable:?}"
+            );
+        }
+        for utf8 in ["*.example.com", "A&B", "a_b", "a@b", "café", "a\tb", "a;b"] {
+            assert_eq!(string_kind(utf8), StringKind::Utf8, "{utf8:?}");
+        }
+    }
+
+    #[test]
+    fn push_all_makes_one_rdn() {
+        let mut subject = Subject::default();
+        subject.push_all(ORGANIZATION, ["B".to_string(), "A".to_string()]);
+        subject.push_all(COUNTRY, Vec::new());
+        assert_eq!(subject.rdns.len(), 1);
+        assert_eq!(subject.to_string(), "O=B+O=A");
     }
 }

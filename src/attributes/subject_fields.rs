@@ -1,13 +1,15 @@
 //! Reading the subject attributes: `literal-subject` (RFC 4514, which wins), else common-name
-//! and the per-field lists; every value held to X.509's upper bounds.
+//! and the per-field lists. Values over X.509's upper bounds are encoded as given, with a warning:
+//! jetstack's driver has no bounds and cert-manager issues such names.
 
 use super::reader::Reader;
 use super::spec::PodInfo;
 use super::subject::{self, Subject};
 use super::table::{Part, key};
 
-/// Subject from `literal-subject` (which wins), else from common-name and the per-field lists, in
-/// the order Go's `pkix.Name` encodes them (what cert-manager produces).
+/// Subject from `literal-subject` (which wins), else from common-name and the per-field lists, as
+/// Go's `pkix.Name.ToRDNSequence` lays them out: C, ST, L, STREET, postalCode, O, OU, CN,
+/// serialNumber, all values of one list in one RDN.
 pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<String>) -> Subject {
     let reader = reader.part(Part::Subject);
     const FIELDS: [(&str, &[u64]); 7] = [
@@ -37,8 +39,8 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
         return match subject::parse_literal_subject(&literal) {
             Ok(parsed) => {
                 for attribute in parsed.rdns.iter().flatten() {
-                    check_upper_bound(
-                        reader,
+                    warn_over_upper_bound(
+                        warnings,
                         key::LITERAL_SUBJECT,
                         &attribute.kind.0,
                         &attribute.value,
@@ -56,24 +58,35 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
     let mut parsed = Subject::default();
     for (attribute, oid) in FIELDS {
         if let Some(value) = reader.expanded(attribute, pod) {
-            for entry in subject::split_escaped_list(&value) {
-                check_upper_bound(reader, attribute, oid, &entry);
-                parsed.push(oid, entry);
+            let entries = subject::split_escaped_list(&value);
+            for entry in &entries {
+                warn_over_upper_bound(warnings, attribute, oid, entry);
             }
+            parsed.push_all(oid, entries);
         }
     }
     if let Some(common_name) = reader
         .expanded(key::COMMON_NAME, pod)
         .filter(|cn| !cn.is_empty())
     {
-        check_upper_bound(reader, key::COMMON_NAME, subject::COMMON_NAME, &common_name);
+        warn_over_upper_bound(
+            warnings,
+            key::COMMON_NAME,
+            subject::COMMON_NAME,
+            &common_name,
+        );
         parsed.push(subject::COMMON_NAME, common_name);
     }
     match reader.get(key::SERIAL_NUMBER) {
         None => {}
         Some(serial) if !serial.trim().is_empty() => {
             let serial = serial.trim().to_string();
-            check_upper_bound(reader, key::SERIAL_NUMBER, subject::SERIAL_NUMBER, &serial);
+            warn_over_upper_bound(
+                warnings,
+                key::SERIAL_NUMBER,
+                subject::SERIAL_NUMBER,
+                &serial,
+            );
             parsed.push(subject::SERIAL_NUMBER, serial)
         }
         Some(serial) => reader.problem(key::SERIAL_NUMBER, Some(serial), "must not be empty"),
@@ -81,21 +94,18 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
     parsed
 }
 
-/// X.509's upper bounds on subject values are validation rules: a longer value is reported with
-/// the bound and where it comes from.
-fn check_upper_bound(reader: &mut Reader<'_>, key: &str, oid: &[u64], value: &str) {
+/// X.509's upper bounds on subject values: a longer value is kept (Go's driver and cert-manager
+/// accept it; some TLS stacks may not) and named in a warning with the bound and its source.
+fn warn_over_upper_bound(warnings: &mut Vec<String>, key: &str, oid: &[u64], value: &str) {
     let kind = subject::AttributeType::of(oid);
     if let Some((bound, source)) = kind.upper_bound() {
         let length = value.chars().count();
         if length > bound {
-            reader.problem(
-                key,
-                Some(value),
-                format!(
-                    "has a {} of {length} characters; {source} allows at most {bound}",
-                    kind.short_name()
-                ),
-            );
+            warnings.push(format!(
+                "{key} has a {} of {length} characters, over the {bound} {source} allows; \
+                 it is requested as given",
+                kind.short_name()
+            ));
         }
     }
 }

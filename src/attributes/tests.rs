@@ -30,64 +30,93 @@ fn problems(extra: &[(&str, &str)]) -> InvalidAttributes {
 }
 
 #[test]
-fn x509_upper_bounds_are_validation_rules() {
+fn x509_upper_bounds_are_warnings_and_the_value_is_kept() {
+    // jetstack's driver has no bounds on subject values and cert-manager issues longer ones.
     let cn_64 = "c".repeat(64);
-    assert!(parse_volume_context(&context(&[(key::COMMON_NAME, &cn_64)])).is_ok());
-    for (attribute, value, bound, source) in [
-        (key::COMMON_NAME, "c".repeat(65), "64", "ub-common-name"),
+    let request = parse_volume_context(&context(&[(key::COMMON_NAME, &cn_64)])).unwrap();
+    assert!(request.warnings.is_empty(), "{:?}", request.warnings);
+    for (attribute, value, length, bound, source) in [
+        (key::COMMON_NAME, "c".repeat(65), 65, 64, "ub-common-name"),
+        (key::COMMON_NAME, "c".repeat(200), 200, 64, "ub-common-name"),
         (
             key::ORGANIZATIONS,
             "o".repeat(65),
-            "64",
+            65,
+            64,
             "ub-organization-name",
         ),
         (
             key::ORGANIZATIONAL_UNITS,
             "u".repeat(65),
-            "64",
+            65,
+            64,
             "ub-organizational-unit-name",
         ),
-        (key::LOCALITIES, "l".repeat(129), "128", "ub-locality-name"),
-        (key::PROVINCES, "p".repeat(129), "128", "ub-state-name"),
+        (
+            key::LOCALITIES,
+            "l".repeat(129),
+            129,
+            128,
+            "ub-locality-name",
+        ),
+        (key::PROVINCES, "p".repeat(129), 129, 128, "ub-state-name"),
         (
             key::COUNTRIES,
             "GBR".to_string(),
-            "2",
+            3,
+            2,
             "ub-country-name-alpha-length",
         ),
-        (key::POSTAL_CODES, "9".repeat(41), "40", "ub-postal-code"),
+        (key::POSTAL_CODES, "9".repeat(41), 41, 40, "ub-postal-code"),
         (
             key::STREET_ADDRESSES,
             "s".repeat(129),
-            "128",
+            129,
+            128,
             "ub-street-address",
         ),
-        (key::SERIAL_NUMBER, "1".repeat(65), "64", "ub-serial-number"),
+        (
+            key::SERIAL_NUMBER,
+            "1".repeat(65),
+            65,
+            64,
+            "ub-serial-number",
+        ),
         (
             key::LITERAL_SUBJECT,
             format!("CN={}", "c".repeat(65)),
-            "64",
+            65,
+            64,
             "ub-common-name",
         ),
     ] {
-        let message =
-            problems(&[(key::DNS_NAMES, "a.example.com"), (attribute, &value)]).to_string();
+        let request = parse_volume_context(&context(&[
+            (key::DNS_NAMES, "a.example.com"),
+            (attribute, &value),
+        ]))
+        .unwrap_or_else(|e| panic!("{attribute}: refused: {e}"));
+        let subject = request.spec.subject.to_string();
         assert!(
-            message.contains(attribute)
-                && message.contains(&format!("at most {bound}"))
-                && message.contains(source),
-            "{attribute}: {message}"
+            subject.contains(value.trim_start_matches("CN=")),
+            "{attribute}: the value is requested as given, not {subject}"
+        );
+        let warning = request.warnings.join("\n");
+        assert!(
+            request.warnings.len() == 1
+                && warning.contains(attribute)
+                && warning.contains(&format!("{length} characters"))
+                && warning.contains(&format!("over the {bound} "))
+                && warning.contains(source),
+            "{attribute}: {warning}"
         );
     }
-    // A 1 MB common name: named with its bound, and the message stays short.
+    // A 1 MB common name is kept; its warning stays short (the value is not repeated).
     let huge = "x".repeat(1_000_000);
-    let message = problems(&[(key::COMMON_NAME, &huge)]).to_string();
-    assert!(
-        message.contains("1000000 characters"),
-        "{}",
-        &message[..200]
-    );
-    assert!(message.len() < 1000, "{} bytes", message.len());
+    let request = parse_volume_context(&context(&[(key::COMMON_NAME, &huge)])).unwrap();
+    assert_eq!(request.spec.subject.common_name(), Some(huge.as_str()));
+    let warning = request.warnings.join("\n");
+    assert!(warning.contains("1000000 characters"), "{warning}");
+    assert!(warning.len() < 1000, "{} bytes", warning.len());
     // DNS labels: 63 at most (RFC 1035).
     let label = format!("{}.example.com", "d".repeat(64));
     assert!(
@@ -466,7 +495,8 @@ fn valid_values_are_read() {
     let spec = request.spec;
     assert_eq!(
         spec.subject.to_string(),
-        r"SERIALNUMBER=42,CN=my-csi-app,O=sandbox,O=Example\, Inc.,C=GB"
+        r"SERIALNUMBER=42,CN=my-csi-app,O=Example\, Inc.+O=sandbox,C=GB",
+        "both organizations in one RDN, as Go's pkix.Name puts them"
     );
     assert_eq!(spec.duration, Duration::from_secs(5400));
     assert_eq!(spec.renew_before, Some(Duration::from_secs(90)));

@@ -188,7 +188,7 @@ impl LocalCa {
                         .extensions
                         .iter()
                         .find(|extension| extension.oid.to_id_string() == "2.5.29.17")
-                        .map(|extension| (extension.value, extension.critical)),
+                        .map(|extension| extension.value),
                     _ => None,
                 });
         let lifetime = time::Duration::try_from(order.duration)
@@ -323,19 +323,24 @@ mod tests {
     }
 
     fn csr() -> String {
+        let mut subject = Subject::default();
+        subject.push(crate::attributes::subject::COMMON_NAME, "t");
+        csr_for(&subject, &[])
+    }
+
+    fn csr_for(subject: &Subject, dns: &[String]) -> String {
         let key = crate::keys::generate(&KeySpec {
             algorithm: KeyAlgorithm::Ecdsa,
             size: 256,
             encoding: KeyEncoding::Pkcs8,
         })
         .unwrap();
-        let mut subject = Subject::default();
-        subject.push(crate::attributes::subject::COMMON_NAME, "t");
         let contents = x509::RequestContents {
-            subject: &subject,
-            alt_names: x509::AltNames::default(),
-            usages: &[KeyUsage::ServerAuth],
-            is_ca: false,
+            subject,
+            alt_names: x509::AltNames {
+                dns,
+                ..Default::default()
+            },
         };
         let der = x509::certificate_request(
             &contents,
@@ -356,6 +361,33 @@ mod tests {
         let leaf = crate::certificate::inspect_leaf(&issued.chain_pem).unwrap();
         let root = crate::certificate::inspect_leaf(&issued.ca_pem).unwrap();
         assert_eq!(leaf.not_after, root.not_after);
+    }
+
+    #[test]
+    fn alt_names_are_critical_when_the_subject_is_empty() {
+        // The request's SAN extension is never critical (as Go writes it); the certificate's is
+        // when the subject is empty (RFC 5280 §4.2.1.6), as cert-manager sets it.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path()).unwrap();
+        let dns = ["a.example.com".to_string()];
+        let mut named = Subject::default();
+        named.push(crate::attributes::subject::COMMON_NAME, "a");
+        for (subject, critical) in [(Subject::default(), true), (named, false)] {
+            let issued = ca
+                .sign(&request(
+                    csr_for(&subject, &dns),
+                    std::time::Duration::from_secs(3600),
+                ))
+                .unwrap();
+            let block = pem::parse(&issued.chain_pem).unwrap();
+            let (_, certificate) = X509Certificate::from_der(block.contents()).unwrap();
+            let san = certificate
+                .extensions()
+                .iter()
+                .find(|e| e.oid.to_id_string() == "2.5.29.17")
+                .expect("a SAN extension");
+            assert_eq!(san.critical, critical, "subject {subject:?}");
+        }
     }
 
     #[test]

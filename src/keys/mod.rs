@@ -258,8 +258,9 @@ impl PrivateKey {
     }
 }
 
-/// Builds the PEM CSR for a volume: subject, SANs, usages and CA flag as requested, signed with
-/// the volume's key (proof of possession).
+/// Builds the PEM CSR for a volume: subject and SANs as requested, signed with the volume's key
+/// (proof of possession); the bytes jetstack's driver sends. Usages and the CA flag go in the
+/// CertificateRequest's spec.
 pub fn build_csr(spec: &CertRequestSpec, key: &PrivateKey) -> Result<String, KeyError> {
     let signing_key = key.signing_key()?;
     let contents = RequestContents {
@@ -269,8 +270,6 @@ pub fn build_csr(spec: &CertRequestSpec, key: &PrivateKey) -> Result<String, Key
             ips: &spec.ip_sans,
             uris: &spec.uri_sans,
         },
-        usages: &spec.usages,
-        is_ca: spec.is_ca,
     };
     let algorithm = x509::SignatureAlgorithm::for_key(key.algorithm, key.size);
     let der = x509::certificate_request(&contents, &signing_key, algorithm)?;

@@ -19,7 +19,8 @@ use crate::volume::state::VolumeRecord;
 
 /// The volume context a publish may bring, keys and values together: sixteen times the CSI spec's
 /// recommended 4 KiB for maps, as kubelet adds the pod's service-account tokens to it. Checked
-/// after the attributes, so that an over-long attribute is named with its own bound.
+/// after the attributes, so that an over-long attribute with a bound of its own (a DNS name, a
+/// file name) is named with that bound.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 
 /// What a publish must do, given what the driver already holds for the volume.
