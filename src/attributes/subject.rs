@@ -238,16 +238,6 @@ fn split_unescaped(text: &str, separator: char) -> Vec<String> {
     parts
 }
 
-/// A comma-separated attribute list where `\,` is a literal comma (`organizations` etc.).
-pub fn split_escaped_list(value: &str) -> Vec<String> {
-    split_unescaped(value, ',')
-        .into_iter()
-        .map(|entry| entry.replace("\\,", ","))
-        .map(|entry| entry.trim().to_string())
-        .filter(|entry| !entry.is_empty())
-        .collect()
-}
-
 fn hex_value(c: char) -> Option<u8> {
     c.to_digit(16).map(|d| d as u8)
 }
@@ -409,14 +399,6 @@ mod tests {
             let text = subject.to_string();
             assert_eq!(parse_literal_subject(&text).unwrap(), subject, "{text}");
         }
-    }
-
-    #[test]
-    fn escaped_lists() {
-        assert_eq!(
-            split_escaped_list(r"Example\, Inc., Other ,,"),
-            ["Example, Inc.", "Other"]
-        );
     }
 
     #[test]

@@ -57,8 +57,14 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
     }
     let mut parsed = Subject::default();
     for (attribute, oid) in FIELDS {
+        // As the Go driver reads them: an empty value is no value; otherwise every comma
+        // separates (no escaping), and each entry is kept as written, spaces and empty entries
+        // included, so that a pod spec gets the subject DN it had.
+        if reader.get(attribute).is_none_or(str::is_empty) {
+            continue;
+        }
         if let Some(value) = reader.expanded(attribute, pod) {
-            let entries = subject::split_escaped_list(&value);
+            let entries: Vec<String> = value.split(',').map(str::to_string).collect();
             for entry in &entries {
                 warn_over_upper_bound(warnings, attribute, oid, entry);
             }
@@ -77,10 +83,11 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
         );
         parsed.push(subject::COMMON_NAME, common_name);
     }
+    // As written (no variables, no trimming); empty is no serial number.
     match reader.get(key::SERIAL_NUMBER) {
-        None => {}
-        Some(serial) if !serial.trim().is_empty() => {
-            let serial = serial.trim().to_string();
+        None | Some("") => {}
+        Some(serial) => {
+            let serial = serial.to_string();
             warn_over_upper_bound(
                 warnings,
                 key::SERIAL_NUMBER,
@@ -89,7 +96,6 @@ pub(super) fn read(reader: &mut Reader<'_>, pod: &PodInfo, warnings: &mut Vec<St
             );
             parsed.push(subject::SERIAL_NUMBER, serial)
         }
-        Some(serial) => reader.problem(key::SERIAL_NUMBER, Some(serial), "must not be empty"),
     }
     parsed
 }
