@@ -1,7 +1,6 @@
 //! Reading one volume context: values by key (an empty one counting as unset where Go defaults
-//! it), the common value shapes
-//! (booleans, durations, file names, lists), and every problem collected rather than returned,
-//! so one answer lists all that is wrong.
+//! it), the common value shapes (booleans, durations, file names, lists), and every problem
+//! collected rather than returned, so one answer lists all that is wrong.
 
 use std::collections::HashMap;
 use std::time::Duration;
