@@ -883,6 +883,8 @@ fn known_tricky_contexts_are_handled() {
         // Name attributes that are set but yield no name (accepted, with a warning).
         &[(key::DNS_NAMES, ","), (key::COMMON_NAME, "")],
         &[(key::DNS_NAMES, ""), (key::LITERAL_SUBJECT, "O=Example")],
+        // URIs that url.ParseRequestURI takes but that have no scheme or nothing after it.
+        &[(key::URI_SANS, "/path/only,*,foo:,SPIFFE://X/y")],
         // Strings the subject encoders must fall back from.
         &[(key::COUNTRIES, "G?B,*,é"), (key::SERIAL_NUMBER, "a_b")],
         &[(key::LITERAL_SUBJECT, "CN=x,DC=é,E=\\00,SERIALNUMBER=*")],
