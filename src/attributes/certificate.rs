@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::reader::{Reader, split_list};
+use super::parse_go_duration;
+use super::reader::{Reader, split_list_strict};
 use super::spec::KeyUsage;
 use super::table::{Part, key};
 
@@ -20,9 +21,30 @@ pub(super) fn read(reader: &mut Reader<'_>, default_duration: Duration) -> Certi
     let reader = reader.part(Part::Certificate);
     CertificateTerms {
         duration: reader.duration(key::DURATION).unwrap_or(default_duration),
-        renew_before: reader.duration(key::RENEW_BEFORE),
+        renew_before: read_renew_before(reader),
         is_ca: reader.boolean(key::IS_CA),
         usages: read_usages(reader),
+    }
+}
+
+/// `renew-before`: any duration from 0, as the Go driver takes it. Renewal is then at
+/// `notAfter − renew-before` (`renewal::renewal_time`), so `0s` renews when the certificate
+/// expires. Unlike `duration`, an empty value is a problem (the Go driver fails on it too, after
+/// issuing), and a negative one (a certificate served after it expired) is refused.
+fn read_renew_before(reader: &mut Reader<'_>) -> Option<Duration> {
+    let raw = reader.get(key::RENEW_BEFORE)?;
+    // `-0s` is Go's zero too; any other negative value is refused.
+    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+    match parse_go_duration(unsigned) {
+        Ok(value) if value.is_zero() || unsigned.len() == raw.len() => Some(value),
+        Ok(_) => {
+            reader.problem(key::RENEW_BEFORE, Some(raw), "must not be negative");
+            None
+        }
+        Err(reason) => {
+            reader.problem(key::RENEW_BEFORE, Some(raw), reason);
+            None
+        }
     }
 }
 
@@ -31,7 +53,7 @@ fn read_usages(reader: &mut Reader<'_>) -> Vec<KeyUsage> {
         return vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment];
     };
     let mut usages = Vec::new();
-    for name in split_list(raw) {
+    for name in split_list_strict(reader, key::KEY_USAGES, raw) {
         match KeyUsage::from_name(&name) {
             Some(usage) if !usages.contains(&usage) => usages.push(usage),
             Some(_) => {}
@@ -45,8 +67,6 @@ fn read_usages(reader: &mut Reader<'_>) -> Vec<KeyUsage> {
             ),
         }
     }
-    if usages.is_empty() {
-        reader.problem(key::KEY_USAGES, Some(raw), "must name at least one usage");
-    }
+    // Each entry is a usage or a problem, so an accepted list is never empty.
     usages
 }

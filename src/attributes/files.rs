@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::reader::{Reader, parse_decimal};
-use super::spec::{FileNames, JksSpec, Pkcs12Spec};
+use super::reader::{Reader, parse_go_int};
+use super::spec::FileNames;
 use super::table::{Part, key};
 
 /// A file name must stay inside the volume: a plain name, no directories, no `..` tricks.
@@ -46,37 +46,27 @@ pub(super) fn read_names(reader: &mut Reader<'_>) -> FileNames {
     }
 }
 
-/// No two files may share a name. A collision is blamed on an attribute the user set, not on one
-/// that kept its default.
+/// No two files may share a name: the certificate, key and CA files and the names the keystores
+/// take (`stores`, whether written or not, as the Go driver's `pkcs12-filename`). A collision is
+/// blamed on an attribute the user set, not on one that kept its default.
 pub(super) fn check_distinct(
     reader: &mut Reader<'_>,
     files: &FileNames,
-    pkcs12: Option<&Pkcs12Spec>,
-    jks: Option<&JksSpec>,
+    stores: &[(&'static str, String)],
 ) {
     let reader = reader.part(Part::Files);
-    let mut file_keys = vec![
+    let file_keys = [
         (key::CERTIFICATE_FILE, &files.certificate),
         (key::PRIVATE_KEY_FILE, &files.private_key),
         (key::CA_FILE, &files.ca),
-    ];
-    if let Some(keystore) = pkcs12 {
-        file_keys.push((key::PKCS12_FILENAME, &keystore.file_name));
-        if let Some(truststore) = &keystore.truststore {
-            file_keys.push((key::PKCS12_TRUSTSTORE_FILENAME, truststore));
-        }
-    }
-    if let Some(keystore) = jks {
-        file_keys.push((key::JKS_FILENAME, &keystore.file_name));
-        if let Some(truststore) = &keystore.truststore {
-            file_keys.push((key::JKS_TRUSTSTORE_FILENAME, truststore));
-        }
-    }
+    ]
+    .into_iter()
+    .chain(stores.iter().map(|(file_key, name)| (*file_key, name)));
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for (file_key, name) in file_keys {
         match seen.get(name.as_str()) {
             Some(first_key) => {
-                let blamed = if reader.get(file_key).is_some() {
+                let blamed = if reader.get(file_key).is_some_and(|set| !set.is_empty()) {
                     file_key
                 } else {
                     *first_key
@@ -98,8 +88,9 @@ pub(super) fn check_distinct(
 pub(super) fn read_group(reader: &mut Reader<'_>) -> Option<u32> {
     let reader = reader.part(Part::Files);
     let raw = reader.get(key::FS_GROUP)?;
-    match parse_decimal(raw) {
-        Ok(gid) if gid > 0 => Some(gid),
+    // Go's `strconv.ParseInt`: `+1000` is 1000, `" 1000"` is not a number.
+    match parse_go_int(raw).map(u32::try_from) {
+        Ok(Ok(gid)) if gid > 0 => Some(gid),
         _ => {
             reader.problem(
                 key::FS_GROUP,

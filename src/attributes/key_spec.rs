@@ -1,7 +1,7 @@
 //! The private key a volume asks for: algorithm, size and PEM encoding (upstream's defaults:
 //! RSA 2048, PKCS#1), and whether a renewal keeps it.
 
-use super::reader::{Reader, parse_decimal};
+use super::reader::{Reader, parse_go_int};
 use super::spec::{KeyAlgorithm, KeyEncoding, KeySpec};
 use super::table::{Part, key};
 
@@ -30,9 +30,12 @@ pub(super) fn read(reader: &mut Reader<'_>) -> KeySpec {
             reader.problem(key::KEY_SIZE, Some(raw), "must not be set for Ed25519 keys");
             0
         }
-        (algorithm, Some(raw)) => match parse_decimal(raw) {
-            Ok(bits) if algorithm == KeyAlgorithm::Rsa && (2048..=8192).contains(&bits) => bits,
-            Ok(bits) if algorithm == KeyAlgorithm::Ecdsa && [256, 384, 521].contains(&bits) => bits,
+        // Go's `strconv.Atoi`: `+2048` is 2048, `" 2048"` is not a number.
+        (algorithm, Some(raw)) => match parse_go_int(raw).map(u32::try_from) {
+            Ok(Ok(bits)) if algorithm == KeyAlgorithm::Rsa && (2048..=8192).contains(&bits) => bits,
+            Ok(Ok(bits)) if algorithm == KeyAlgorithm::Ecdsa && [256, 384, 521].contains(&bits) => {
+                bits
+            }
             _ if algorithm == KeyAlgorithm::Rsa => {
                 reader.problem(
                     key::KEY_SIZE,

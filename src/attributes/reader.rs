@@ -1,6 +1,6 @@
-//! Reading one volume context: values by key (or by an old spelling), the common value shapes
-//! (booleans, durations, file names, lists), and every problem collected rather than returned,
-//! so one answer lists all that is wrong.
+//! Reading one volume context: values by key (an empty one counting as unset where Go defaults
+//! it), the common value shapes (booleans, durations, file names, lists), and every problem
+//! collected rather than returned, so one answer lists all that is wrong.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -50,38 +50,29 @@ impl<'a> Reader<'a> {
         self.context
     }
 
-    /// The value of `key`, or of its old spelling when only that is set.
+    /// The value of `key`; `None` also for an empty value of a key whose empty value means
+    /// "unset" (the table's `empty_is_unset`, Go's `setDefaultIfEmpty`).
     pub fn get(&self, key: &str) -> Option<&'a str> {
+        let value = self.present(key)?;
+        let empty_is_unset = table::attribute(key).is_some_and(|row| row.empty_is_unset);
+        (!(empty_is_unset && value.is_empty())).then_some(value)
+    }
+
+    /// The value of `key` exactly as sent: an empty value is still a value.
+    pub fn present(&self, key: &str) -> Option<&'a str> {
         let row = table::attribute(key);
         debug_assert!(row.is_some(), "{key} is not in the attribute table");
         #[cfg(test)]
         if let Some(row) = row {
             self.reads.borrow_mut().push((self.reading, row.key));
         }
-        self.context.get(key).map(String::as_str).or_else(|| {
-            row.into_iter()
-                .flat_map(|row| row.aliases)
-                .find_map(|alias| self.context.get(*alias).map(String::as_str))
-        })
+        self.context.get(key).map(String::as_str)
     }
 
-    /// The key as the user wrote it: an old spelling when only that is set.
-    fn spelled(&self, key: &str) -> String {
-        if self.context.contains_key(key) {
-            return key.to_string();
-        }
-        table::attribute(key)
-            .into_iter()
-            .flat_map(|row| row.aliases)
-            .find(|alias| self.context.contains_key(**alias))
-            .map_or_else(|| key.to_string(), |alias| alias.to_string())
-    }
-
-    /// Records a problem with `key`, named as the user spelled it.
+    /// Records a problem with `key`.
     pub fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
-        let key = self.spelled(key);
         self.problems.push(AttributeProblem {
-            key,
+            key: key.to_string(),
             value: value.map(str::to_string),
             reason: reason.into(),
         });
@@ -99,15 +90,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A trimmed value that must not be blank when set; `default` when unset.
-    pub fn non_empty(&mut self, key: &str, default: &str) -> String {
+    /// A value that is used exactly as written, so it must not start or end with whitespace
+    /// (the Go driver sends it verbatim, and the issuer is then never found); `default` when
+    /// unset (or empty, for a key whose empty value means unset).
+    pub fn verbatim(&mut self, key: &str, default: &str) -> String {
         match self.get(key) {
             None => default.to_string(),
-            Some(value) if !value.trim().is_empty() => value.trim().to_string(),
-            Some(value) => {
-                self.problem(key, Some(value), "must not be empty");
+            Some("") => {
+                self.problem(key, Some(""), "must not be empty");
                 default.to_string()
             }
+            Some(value) if value.trim() != value => {
+                self.problem(
+                    key,
+                    Some(value),
+                    "must not start or end with whitespace: the issuer reference is sent to \
+                     cert-manager as written, and no issuer would match it",
+                );
+                value.to_string()
+            }
+            Some(value) => value.to_string(),
         }
     }
 
@@ -148,13 +150,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A plain decimal number (no sign, no spaces inside), as Kubernetes users write it.
-pub(super) fn parse_decimal(raw: &str) -> Result<u32, ()> {
-    let digits = raw.trim();
+/// A decimal number as Go's `strconv.Atoi` / `ParseInt` reads it: an optional `+` or `-`, then
+/// digits, nothing else (no spaces).
+pub(super) fn parse_go_int(raw: &str) -> Result<i64, ()> {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(());
     }
-    digits.parse().map_err(|_| ())
+    raw.strip_prefix('+').unwrap_or(raw).parse().map_err(|_| ())
 }
 
 /// Comma-separated list, entries trimmed, empty entries dropped.
@@ -165,4 +168,21 @@ pub(super) fn split_list(value: &str) -> Vec<String> {
         .filter(|entry| !entry.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// Comma-separated list, entries trimmed, as Go's `splitList`; an empty entry (`"a,"`, `"a,,b"`,
+/// `" "`) is a problem, as it is for the Go driver. An empty value is an empty list.
+pub(super) fn split_list_strict(reader: &mut Reader<'_>, key: &str, value: &str) -> Vec<String> {
+    if value.is_empty() {
+        return Vec::new();
+    }
+    let entries: Vec<String> = value.split(',').map(|e| e.trim().to_string()).collect();
+    if entries.iter().any(String::is_empty) {
+        reader.problem(
+            key,
+            Some(value),
+            "has an empty entry (a stray comma or a blank value); remove it",
+        );
+    }
+    entries.into_iter().filter(|e| !e.is_empty()).collect()
 }

@@ -271,7 +271,8 @@ pub struct VolumeAttributes {
     /// `csi.cert-manager.io/*` keys this driver does not read (likely typos).
     pub unknown_keys: Vec<String>,
     /// Things worth telling the user that do not make the volume invalid (typos with a "did you
-    /// mean" hint, old spellings, attributes that another one overrides).
+    /// mean" hint, attributes that another one overrides, a certificate that names nothing, DNS
+    /// names longer than DNS allows).
     pub warnings: Vec<String>,
 }
 

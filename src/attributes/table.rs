@@ -1,6 +1,7 @@
 //! The one table of volume-context keys this driver knows. Every list of keys (the `key`
-//! constants, the keys it reads, the kubelet keys, the old spellings, the secrets) is derived from
-//! it, so adding an attribute is one row here and the code that reads it in its part's parser.
+//! constants, the keys it reads, the kubelet keys, the secrets, the keys whose empty value means
+//! "unset") is derived from it, so adding an attribute is one row here and the code that reads it
+//! in its part's parser.
 
 use std::collections::BTreeMap;
 
@@ -40,16 +41,17 @@ pub struct Attribute {
     pub part: Part,
     /// Its value is never printed or logged.
     pub secret: bool,
-    /// Older spellings accepted with a warning (seed 001 and older upstream docs).
-    pub aliases: &'static [&'static str],
+    /// An empty value counts as unset and gets the default, as the Go driver's
+    /// `setDefaultIfEmpty` does (it tests `len(value) == 0`, so `" "` is not empty).
+    pub empty_is_unset: bool,
 }
 
 /// Builds the `key` constants and [`ATTRIBUTES`] from one list of rows:
-/// `NAME = "full key", Part, plain|secret [, aliases ["old key", ...]];`
+/// `NAME = "full key", Part, plain|secret [, empty_is_unset];`
 macro_rules! attribute_table {
     ($(
         $(#[$doc:meta])*
-        $name:ident = $key:literal, $part:ident, $secrecy:ident $(, aliases [$($alias:literal),+ $(,)?])?;
+        $name:ident = $key:literal, $part:ident, $secrecy:ident $(, $empty:ident)?;
     )+) => {
         /// Volume-context keys, spelled as upstream spells them.
         pub mod key {
@@ -63,34 +65,36 @@ macro_rules! attribute_table {
                 key: key::$name,
                 part: Part::$part,
                 secret: attribute_table!(@secret $secrecy),
-                aliases: &[$($($alias),+)?],
+                empty_is_unset: attribute_table!(@empty $($empty)?),
             },)+
         ];
     };
     (@secret plain) => { false };
     (@secret secret) => { true };
+    (@empty) => { false };
+    (@empty empty_is_unset) => { true };
 }
 
 attribute_table! {
     ISSUER_NAME = "csi.cert-manager.io/issuer-name", Issuer, plain;
-    ISSUER_KIND = "csi.cert-manager.io/issuer-kind", Issuer, plain;
-    ISSUER_GROUP = "csi.cert-manager.io/issuer-group", Issuer, plain;
+    ISSUER_KIND = "csi.cert-manager.io/issuer-kind", Issuer, plain, empty_is_unset;
+    ISSUER_GROUP = "csi.cert-manager.io/issuer-group", Issuer, plain, empty_is_unset;
     COMMON_NAME = "csi.cert-manager.io/common-name", Subject, plain;
     DNS_NAMES = "csi.cert-manager.io/dns-names", Sans, plain;
     IP_SANS = "csi.cert-manager.io/ip-sans", Sans, plain;
     URI_SANS = "csi.cert-manager.io/uri-sans", Sans, plain;
-    DURATION = "csi.cert-manager.io/duration", Certificate, plain;
+    DURATION = "csi.cert-manager.io/duration", Certificate, plain, empty_is_unset;
     RENEW_BEFORE = "csi.cert-manager.io/renew-before", Certificate, plain;
-    IS_CA = "csi.cert-manager.io/is-ca", Certificate, plain;
-    KEY_USAGES = "csi.cert-manager.io/key-usages", Certificate, plain;
-    KEY_ALGORITHM = "csi.cert-manager.io/key-algorithm", Key, plain;
-    KEY_SIZE = "csi.cert-manager.io/key-size", Key, plain;
-    KEY_ENCODING = "csi.cert-manager.io/key-encoding", Key, plain;
-    CERTIFICATE_FILE = "csi.cert-manager.io/certificate-file", Files, plain;
-    PRIVATE_KEY_FILE = "csi.cert-manager.io/privatekey-file", Files, plain;
-    CA_FILE = "csi.cert-manager.io/ca-file", Files, plain;
+    IS_CA = "csi.cert-manager.io/is-ca", Certificate, plain, empty_is_unset;
+    KEY_USAGES = "csi.cert-manager.io/key-usages", Certificate, plain, empty_is_unset;
+    KEY_ALGORITHM = "csi.cert-manager.io/key-algorithm", Key, plain, empty_is_unset;
+    KEY_SIZE = "csi.cert-manager.io/key-size", Key, plain, empty_is_unset;
+    KEY_ENCODING = "csi.cert-manager.io/key-encoding", Key, plain, empty_is_unset;
+    CERTIFICATE_FILE = "csi.cert-manager.io/certificate-file", Files, plain, empty_is_unset;
+    PRIVATE_KEY_FILE = "csi.cert-manager.io/privatekey-file", Files, plain, empty_is_unset;
+    CA_FILE = "csi.cert-manager.io/ca-file", Files, plain, empty_is_unset;
     FS_GROUP = "csi.cert-manager.io/fs-group", Files, plain;
-    REUSE_PRIVATE_KEY = "csi.cert-manager.io/reuse-private-key", Key, plain;
+    REUSE_PRIVATE_KEY = "csi.cert-manager.io/reuse-private-key", Key, plain, empty_is_unset;
     LITERAL_SUBJECT = "csi.cert-manager.io/literal-subject", Subject, plain;
     ORGANIZATIONS = "csi.cert-manager.io/organizations", Subject, plain;
     ORGANIZATIONAL_UNITS = "csi.cert-manager.io/organizationalunits", Subject, plain;
@@ -99,13 +103,11 @@ attribute_table! {
     LOCALITIES = "csi.cert-manager.io/localities", Subject, plain;
     STREET_ADDRESSES = "csi.cert-manager.io/streetaddresses", Subject, plain;
     POSTAL_CODES = "csi.cert-manager.io/postalcodes", Subject, plain;
-    SERIAL_NUMBER = "csi.cert-manager.io/serialnumber", Subject, plain;
-    PKCS12_ENABLE = "csi.cert-manager.io/pkcs12-enable", Keystore, plain,
-        aliases ["csi.cert-manager.io/keystore-pkcs12-enable"];
-    PKCS12_FILENAME = "csi.cert-manager.io/pkcs12-filename", Keystore, plain,
-        aliases ["csi.cert-manager.io/keystore-pkcs12-filename"];
-    PKCS12_PASSWORD = "csi.cert-manager.io/pkcs12-password", Keystore, secret,
-        aliases ["csi.cert-manager.io/keystore-pkcs12-password"];
+    SERIAL_NUMBER = "csi.cert-manager.io/serialnumber", Subject, plain, empty_is_unset;
+    PKCS12_ENABLE = "csi.cert-manager.io/pkcs12-enable", Keystore, plain;
+    /// Empty means `keystore.p12` only when `pkcs12-enable` is set: `keystore.rs` decides.
+    PKCS12_FILENAME = "csi.cert-manager.io/pkcs12-filename", Keystore, plain;
+    PKCS12_PASSWORD = "csi.cert-manager.io/pkcs12-password", Keystore, secret;
     /// New in this driver: which PKCS#12 encryption profile to write.
     PKCS12_PROFILE = "csi.cert-manager.io/pkcs12-profile", Keystore, plain;
     /// New in this driver: also write a PKCS#12 truststore (the CA certificates).
@@ -141,23 +143,11 @@ pub fn handled_keys() -> impl Iterator<Item = &'static str> {
         .filter(|key| key.starts_with(PREFIX))
 }
 
-/// Every old spelling, with the key it stands for: `(alias, key)`.
-pub fn aliases() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ATTRIBUTES
-        .iter()
-        .flat_map(|row| row.aliases.iter().map(|alias| (*alias, row.key)))
-}
-
-/// The key an old spelling stands for.
-pub fn canonical_key_of_alias(alias: &str) -> Option<&'static str> {
-    aliases().find_map(|(old, key)| (old == alias).then_some(key))
-}
-
-/// Whether a context key holds a secret: a secret row or its old spelling, and anything that
-/// looks like a password (typos of the password key must not leak it either: one containing
-/// "pass", or one whose "did you mean" is a secret row, like `jks-pasword`).
+/// Whether a context key holds a secret: a secret row, and anything that looks like a password
+/// (typos of the password key must not leak it either: one containing "pass", like the old
+/// `keystore-pkcs12-password`, or one whose "did you mean" is a secret row, like `jks-pasword`).
 pub fn is_secret_key(key: &str) -> bool {
-    let row = attribute(key).or_else(|| canonical_key_of_alias(key).and_then(attribute));
+    let row = attribute(key);
     let secret = |row: &Attribute| row.secret;
     row.is_some_and(secret)
         || key.to_ascii_lowercase().contains("pass")
@@ -206,9 +196,6 @@ mod tests {
                 "{} appears twice",
                 row.key
             );
-            for alias in row.aliases {
-                assert!(alias.starts_with(PREFIX) && attribute(alias).is_none());
-            }
         }
     }
 
@@ -233,9 +220,5 @@ mod tests {
         ));
         assert!(is_secret_key("csi.cert-manager.io/pkcs12-passwd"));
         assert!(!is_secret_key(key::PKCS12_FILENAME));
-        assert_eq!(
-            canonical_key_of_alias("csi.cert-manager.io/keystore-pkcs12-enable"),
-            Some(key::PKCS12_ENABLE)
-        );
     }
 }

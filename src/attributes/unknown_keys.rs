@@ -1,7 +1,7 @@
-//! Keys the driver does not read: an old spelling (accepted, with a warning), a likely typo of a
-//! `csi.cert-manager.io/*` key (a warning with a "did you mean", or an error with
-//! `--strict-attributes`), or an attribute of another prefix, passed on to the issuer as an
-//! annotation.
+//! Keys the driver does not read: a `csi.cert-manager.io/*` key it does not know (a typo, an old
+//! spelling such as `keystore-pkcs12-enable`, a key of another release: the Go driver ignores
+//! them all) is a warning with a "did you mean", or an error with `--strict-attributes`; an
+//! attribute of another prefix is passed on to the issuer as an annotation.
 
 use std::collections::BTreeMap;
 
@@ -24,18 +24,9 @@ pub(super) fn read(reader: &mut Reader<'_>, strict: bool, warnings: &mut Vec<Str
     let mut annotations = BTreeMap::new();
     for (key, value) in context {
         if key.starts_with(PREFIX) {
-            if table::attribute(key).is_some() {
-                continue;
+            if table::attribute(key).is_none() {
+                unknown.push(key.clone());
             }
-            if let Some(canonical) = table::canonical_key_of_alias(key) {
-                warnings.push(if context.contains_key(canonical) {
-                    format!("{key} is ignored because {canonical} is also set")
-                } else {
-                    format!("{key} is an old spelling; use {canonical}")
-                });
-                continue;
-            }
-            unknown.push(key.clone());
         } else if key.contains('/') && !key.starts_with(KUBELET_PREFIX) {
             annotations.insert(key.clone(), value.clone());
         }
@@ -90,9 +81,11 @@ pub fn closest_known_key(unknown: &str) -> Option<&'static str> {
             let candidate = squash(known);
             let distance = edit_distance(&wanted, &candidate);
             let close = distance <= 2.max(candidate.len() / 4);
-            // `issuer` for `issuer-name`, `organization` for `organizations`.
-            let contained = wanted.len() >= 5
-                && (candidate.starts_with(&wanted) || wanted.starts_with(&candidate));
+            // `issuer` for `issuer-name`, `organization` for `organizations`, and a key with a
+            // prefix word: `keystore-pkcs12-enable` (seed 001's spelling) for `pkcs12-enable`.
+            let contained = (wanted.len() >= 5
+                && (candidate.starts_with(&wanted) || wanted.starts_with(&candidate)))
+                || (candidate.len() >= 5 && wanted.ends_with(&candidate));
             (close || contained).then_some((distance, order, known))
         })
         .min()
