@@ -542,6 +542,87 @@ fn vectors() -> Vec<Vector> {
             &[(key::DNS_NAMES, "${POD_IP}.x")],
             Refuse(key::DNS_NAMES, "POD_IP"),
         ),
+        // ---- generator.go subject (cert-manager pki.UnmarshalSubjectStringToRDNSequence) -------
+        v(
+            "literal-subject empty: the subject attributes are used",
+            &[(key::LITERAL_SUBJECT, ""), (key::COMMON_NAME, "x")],
+            Accept(|r| cn(r) == Some("x")),
+        ),
+        v(
+            "literal-subject blank: an empty subject, common-name ignored",
+            &[(key::LITERAL_SUBJECT, "  "), (key::COMMON_NAME, "x")],
+            Accept(|r| r.spec.subject.is_empty()),
+        ),
+        v(
+            "literal-subject ; separates RDNs",
+            &[(key::LITERAL_SUBJECT, "CN=a;O=b")],
+            Accept(|r| cn(r) == Some("a") && r.spec.subject.rdns.len() == 2),
+        ),
+        v(
+            "literal-subject dotted OID",
+            &[(key::LITERAL_SUBJECT, "CN=a,2.5.4.17=N1")],
+            Accept(|r| r.spec.subject.rdns.len() == 2),
+        ),
+        v(
+            "literal-subject keywords are case-sensitive",
+            &[(key::LITERAL_SUBJECT, "cn=a")],
+            Refuse(key::LITERAL_SUBJECT, "unknown attribute type"),
+        ),
+        v(
+            "literal-subject only cert-manager's ten keywords",
+            &[(key::LITERAL_SUBJECT, "CN=a,E=a@example.com")],
+            Refuse(key::LITERAL_SUBJECT, "unknown attribute type"),
+        ),
+        v(
+            "literal-subject POSTALCODE is not one of them",
+            &[(key::LITERAL_SUBJECT, "CN=a,POSTALCODE=1")],
+            Refuse(key::LITERAL_SUBJECT, "unknown attribute type"),
+        ),
+        v(
+            "literal-subject =# anywhere",
+            &[(key::LITERAL_SUBJECT, "CN=a=#b")],
+            Refuse(key::LITERAL_SUBJECT, "=#"),
+        ),
+        v(
+            "literal-subject unescaped <",
+            &[(key::LITERAL_SUBJECT, "CN=<a>")],
+            Refuse(key::LITERAL_SUBJECT, "unescaped"),
+        ),
+        v(
+            "strings.Split lists: every comma, entries as written",
+            &[(key::ORGANIZATIONS, "A, B,,C")],
+            Accept(|r| {
+                r.spec.subject.rdns[0]
+                    .iter()
+                    .map(|value| value.value.as_str())
+                    .eq(["A", " B", "", "C"])
+            }),
+        ),
+        v(
+            "strings.Split lists: no backslash escape",
+            &[(key::ORGANIZATIONS, r"A\,B")],
+            Accept(|r| r.spec.subject.rdns[0].len() == 2),
+        ),
+        v(
+            "serialnumber as written",
+            &[(key::SERIAL_NUMBER, " 42 ")],
+            Accept(|r| {
+                r.spec
+                    .subject
+                    .rdns
+                    .iter()
+                    .flatten()
+                    .any(|value| value.value == " 42 ")
+            }),
+        ),
+        v(
+            "no upper bound on a common name",
+            &[(
+                key::COMMON_NAME,
+                "a-common-name-that-is-longer-than-sixty-four-characters-long-yes-it-is",
+            )],
+            Accept(|r| cn(r).is_some_and(|cn| cn.len() > 64)),
+        ),
         // ---- nothing named: accepted ---------------------------------------------------------
         Vector {
             rule: "no CN and no SANs accepted",

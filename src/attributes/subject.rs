@@ -35,7 +35,8 @@ pub fn string_kind(value: &str) -> StringKind {
     }
 }
 
-/// Short names accepted in `literal-subject`, with their OIDs.
+/// Short names for messages (`short_name`), with their OIDs. `literal-subject` accepts fewer
+/// ([`LITERAL_SUBJECT_KEYWORDS`]), and a subject prints with those, so that it parses back.
 const KEYWORDS: &[(&str, &[u64])] = &[
     ("CN", &[2, 5, 4, 3]),
     ("SN", &[2, 5, 4, 4]),
@@ -126,7 +127,10 @@ impl AttributeType {
 
 impl fmt::Display for AttributeType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match KEYWORDS.iter().find(|(_, oid)| *oid == self.0.as_slice()) {
+        match LITERAL_SUBJECT_KEYWORDS
+            .iter()
+            .find(|(_, oid)| *oid == self.0.as_slice())
+        {
             Some((name, _)) => f.write_str(name),
             None => {
                 let parts: Vec<String> = self.0.iter().map(u64::to_string).collect();
@@ -202,10 +206,11 @@ impl fmt::Display for Subject {
                 write!(f, "{}=", attribute.kind)?;
                 let last = attribute.value.chars().count().saturating_sub(1);
                 for (index, c) in attribute.value.chars().enumerate() {
-                    // RFC 4514 §2.4: specials anywhere; '#' and space at the start; space at
-                    // the end.
-                    let escape = ",+\"\\<>;=".contains(c)
-                        || (index == 0 && (c == '#' || c == ' '))
+                    // RFC 4514 §2.4: specials anywhere; space at the start and the end; '#'
+                    // anywhere (it need only be escaped at the start, but cert-manager refuses
+                    // "=#" wherever it is, escaped `=` included).
+                    let escape = ",+\"\\<>;=#".contains(c)
+                        || (index == 0 && c == ' ')
                         || (index == last && c == ' ');
                     if escape {
                         f.write_str("\\")?;
@@ -236,6 +241,21 @@ fn split_unescaped(text: &str, separator: char) -> Vec<String> {
         }
     }
     parts
+}
+
+/// The first `"`, `<`, `>` or NUL in a raw value that no backslash escapes.
+fn unescaped_special(raw: &str) -> Option<char> {
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' | '<' | '>' | '\0' => return Some(c),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn hex_value(c: char) -> Option<u8> {
@@ -281,19 +301,30 @@ fn unescape_value(raw: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| format!("value {raw:?} is not valid UTF-8 once unescaped"))
 }
 
+/// The attribute types `literal-subject` may name, spelled exactly so: cert-manager's parser (which
+/// the Go driver uses) knows these ten, case-sensitively; any other type must be a dotted OID.
+const LITERAL_SUBJECT_KEYWORDS: &[(&str, &[u64])] = &[
+    ("C", COUNTRY),
+    ("O", ORGANIZATION),
+    ("OU", ORGANIZATIONAL_UNIT),
+    ("CN", COMMON_NAME),
+    ("SERIALNUMBER", SERIAL_NUMBER),
+    ("L", LOCALITY),
+    ("ST", PROVINCE),
+    ("STREET", STREET_ADDRESS),
+    ("DC", &[0, 9, 2342, 19200300, 100, 1, 25]),
+    ("UID", &[0, 9, 2342, 19200300, 100, 1, 1]),
+];
+
 fn parse_attribute_type(raw: &str) -> Result<AttributeType, String> {
     let name = raw.trim();
-    if let Some((_, oid)) = KEYWORDS
+    if let Some((_, oid)) = LITERAL_SUBJECT_KEYWORDS
         .iter()
-        .find(|(keyword, _)| keyword.eq_ignore_ascii_case(name))
+        .find(|(keyword, _)| *keyword == name)
     {
         return Ok(AttributeType::of(oid));
     }
-    let dotted = name
-        .strip_prefix("OID.")
-        .or_else(|| name.strip_prefix("oid."))
-        .unwrap_or(name);
-    let arcs: Result<Vec<u64>, _> = dotted.split('.').map(str::parse::<u64>).collect();
+    let arcs: Result<Vec<u64>, _> = name.split('.').map(str::parse::<u64>).collect();
     match arcs {
         // X.660: the first arc is 0, 1 or 2, and under 0 and 1 the second is below 40 (the first
         // two arcs share one encoded number, which must not overflow).
@@ -306,18 +337,28 @@ fn parse_attribute_type(raw: &str) -> Result<AttributeType, String> {
             Ok(AttributeType(arcs))
         }
         _ => Err(format!(
-            "has unknown attribute type {name:?}; use CN, O, OU, C, ST, L, STREET, POSTALCODE, SERIALNUMBER, DC, UID or a dotted OID"
+            "has unknown attribute type {name:?}; use C, O, OU, CN, SERIALNUMBER, L, ST, STREET, DC or UID (in capitals, as cert-manager reads them) or a dotted OID such as 2.5.4.17"
         )),
     }
 }
 
-/// Parses an RFC 4514 distinguished name (`CN=app,O=Example\, Inc.,C=GB`).
+/// Parses an RFC 4514 distinguished name (`CN=app,O=Example\, Inc.,C=GB`) as cert-manager's
+/// parser does for the Go driver: `,` or `;` between RDNs, `+` within one; blank is an empty
+/// subject; `=#` (a hex-encoded value) anywhere, and an unescaped `"`, `<`, `>` or NUL, are refused.
 pub fn parse_literal_subject(text: &str) -> Result<Subject, String> {
     if text.trim().is_empty() {
-        return Err("is empty".into());
+        return Ok(Subject::default());
+    }
+    if text.contains("=#") {
+        return Err(
+            "contains \"=#\" (a hex-encoded value), which cert-manager does not support".into(),
+        );
     }
     let mut rdns = Vec::new();
-    for rdn_text in split_unescaped(text, ',') {
+    for rdn_text in split_unescaped(text, ',')
+        .iter()
+        .flat_map(|part| split_unescaped(part, ';'))
+    {
         let mut rdn = Vec::new();
         for ava in split_unescaped(&rdn_text, '+') {
             let (kind, value) = ava
@@ -326,6 +367,11 @@ pub fn parse_literal_subject(text: &str) -> Result<Subject, String> {
             if value.trim_start_matches(' ').starts_with('#') {
                 return Err(format!(
                     "has a hex-encoded value {value:?}, which is not supported"
+                ));
+            }
+            if let Some(c) = unescaped_special(value) {
+                return Err(format!(
+                    "has {c:?} unescaped in value {value:?}; write it as \\{c}"
                 ));
             }
             rdn.push(AttributeValue {
@@ -370,25 +416,44 @@ mod tests {
     }
 
     #[test]
-    fn dotted_oids_and_case_insensitive_keywords() {
-        let subject = parse_literal_subject("cn=a,2.5.4.10=Org,OID.2.5.4.11=Unit").unwrap();
+    fn keywords_as_cert_manager_spells_them_and_dotted_oids() {
+        let subject = parse_literal_subject("CN=a;2.5.4.10=Org,2.5.4.11=Unit").unwrap();
         assert_eq!(subject.rdns[0][0].kind.0, vec![2, 5, 4, 11]);
         assert_eq!(subject.rdns[1][0].kind.0, ORGANIZATION.to_vec());
-        assert_eq!(subject.rdns[2][0].kind.0, COMMON_NAME.to_vec());
+        assert_eq!(
+            subject.rdns[2][0].kind.0,
+            COMMON_NAME.to_vec(),
+            "`;` separates RDNs"
+        );
+        // Blank is an empty subject (go-ldap parses it as an empty DN).
+        assert!(parse_literal_subject("   ").unwrap().is_empty());
     }
 
     #[test]
     fn malformed_subjects_are_explained() {
+        // Every one refused by cert-manager's parser too: keywords are case-sensitive and only
+        // its ten; `=#` anywhere; unescaped `"`, `<`, `>`.
         for bad in [
-            "",
             "CN",
             "FOO=bar",
+            "cn=a",
+            "Cn=a",
+            "E=a@example.com",
+            "EMAILADDRESS=a@example.com",
+            "POSTALCODE=1",
+            "TITLE=x",
+            "SN=x",
+            "OID.2.5.4.3=x",
             "CN=#0403616263",
+            "CN=a=#b",
+            "CN=say \"hi\"",
+            "CN=<x>",
             r"CN=bad\q",
             "CN=trailing\\",
         ] {
             assert!(parse_literal_subject(bad).is_err(), "{bad:?}");
         }
+        assert!(parse_literal_subject(r#"CN=say \"hi\" \<x\>"#).is_ok());
     }
 
     #[test]

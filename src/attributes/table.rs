@@ -95,7 +95,7 @@ attribute_table! {
     CA_FILE = "csi.cert-manager.io/ca-file", Files, plain, empty_is_unset;
     FS_GROUP = "csi.cert-manager.io/fs-group", Files, plain;
     REUSE_PRIVATE_KEY = "csi.cert-manager.io/reuse-private-key", Key, plain, empty_is_unset;
-    LITERAL_SUBJECT = "csi.cert-manager.io/literal-subject", Subject, plain;
+    LITERAL_SUBJECT = "csi.cert-manager.io/literal-subject", Subject, plain, empty_is_unset;
     ORGANIZATIONS = "csi.cert-manager.io/organizations", Subject, plain;
     ORGANIZATIONAL_UNITS = "csi.cert-manager.io/organizationalunits", Subject, plain;
     COUNTRIES = "csi.cert-manager.io/countries", Subject, plain;
