@@ -108,6 +108,26 @@ fn vectors() -> Vec<Vector> {
             Accept(|r| r.spec.duration == DEFAULT_DURATION),
         ),
         v(
+            "ParseDuration 0s: sent as 0s, with a warning",
+            &[(key::DURATION, "0s")],
+            Accept(|r| r.spec.duration.is_zero() && warned(r, "expired when it arrives")),
+        ),
+        v(
+            "ParseDuration -0s is zero",
+            &[(key::DURATION, "-0s")],
+            Accept(|r| r.spec.duration.is_zero()),
+        ),
+        v(
+            "ParseDuration 500ms: sent as written",
+            &[(key::DURATION, "500ms")],
+            Accept(|r| r.spec.duration == Duration::from_millis(500)),
+        ),
+        v(
+            "ours: a negative duration is refused (Go signs a certificate never valid)",
+            &[(key::DURATION, "-1h")],
+            Refuse(key::DURATION, "negative"),
+        ),
+        v(
             "setDefaultIfEmpty key-usages",
             &[(key::KEY_USAGES, "")],
             Accept(|r| r.spec.usages == [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment]),

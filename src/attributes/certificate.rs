@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::parse_go_duration;
 use super::reader::{Reader, split_list_strict};
 use super::spec::KeyUsage;
 use super::table::{Part, key};
+use super::{format_go_duration, parse_go_duration};
 
 /// The certificate's properties other than its names and key.
 pub(super) struct CertificateTerms {
@@ -17,10 +17,25 @@ pub(super) struct CertificateTerms {
 }
 
 /// `default_duration` applies without a `duration` attribute (`--default-duration`).
-pub(super) fn read(reader: &mut Reader<'_>, default_duration: Duration) -> CertificateTerms {
+pub(super) fn read(
+    reader: &mut Reader<'_>,
+    default_duration: Duration,
+    warnings: &mut Vec<String>,
+) -> CertificateTerms {
     let reader = reader.part(Part::Certificate);
+    let duration = reader.duration(key::DURATION);
+    if let Some(short) = duration.filter(|duration| *duration < Duration::from_secs(1)) {
+        // The Go driver sends it as written; so does this driver, and says what comes of it.
+        warnings.push(format!(
+            "{} is {}: certificates carry whole seconds, so cert-manager's CA and SelfSigned \
+             issuers sign one that has expired when it arrives (it is renewed after the longest \
+             retry delay, not in a loop); issuers such as Vault may use their default instead",
+            key::DURATION,
+            format_go_duration(short)
+        ));
+    }
     CertificateTerms {
-        duration: reader.duration(key::DURATION).unwrap_or(default_duration),
+        duration: duration.unwrap_or(default_duration),
         renew_before: read_renew_before(reader),
         is_ca: reader.boolean(key::IS_CA),
         usages: read_usages(reader),

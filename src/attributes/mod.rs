@@ -76,7 +76,7 @@ fn parse(
     let subject = subject_fields::read(reader, &pod, &mut warnings);
     let sans = sans::read(reader, &pod, options, &mut warnings);
     sans::warn_if_nothing_is_named(&subject, &sans, &mut warnings);
-    let terms = certificate::read(reader, options.default_duration);
+    let terms = certificate::read(reader, options.default_duration, &mut warnings);
     let key = key_spec::read(reader);
     let files = files::read_names(reader);
     let pkcs12 = keystore::read(reader);

@@ -124,16 +124,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A duration from 0 up, as Go's `time.ParseDuration` reads it (`-0s` is its zero too); a
+    /// negative one is refused.
     pub fn duration(&mut self, key: &str) -> Option<Duration> {
         let raw = self.get(key)?;
-        match parse_go_duration(raw) {
-            // Certificates carry whole seconds; anything shorter would be born expired and
-            // renewed in a tight loop.
-            Ok(value) if value < Duration::from_secs(1) => {
-                self.problem(key, Some(raw), "must be at least 1s");
+        let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+        match parse_go_duration(unsigned) {
+            Ok(value) if value.is_zero() || unsigned.len() == raw.len() => Some(value),
+            Ok(_) => {
+                self.problem(key, Some(raw), "must not be negative");
                 None
             }
-            Ok(value) => Some(value),
             Err(reason) => {
                 self.problem(key, Some(raw), reason);
                 None

@@ -267,3 +267,43 @@ async fn a_renewal_refused_because_the_namespace_is_being_deleted_is_not_blamed_
     harness.unpublish("csi-ns-going", &target).await.unwrap();
     assert_eq!(harness.state_records(), 0);
 }
+
+#[tokio::test]
+async fn duration_0s_is_sent_as_the_go_driver_sends_it_and_never_renewed_in_a_loop() {
+    let cluster = cluster().await;
+    let harness = driver_with(&cluster, Duration::from_secs(10), |config| {
+        config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+            initial: Duration::from_millis(300),
+            max: Duration::from_secs(2),
+        };
+    })
+    .await;
+    let created = record_creation_times(&cluster.api);
+    let web = pod("web-zero");
+    let target = harness.target("web-zero");
+    publish(
+        &harness,
+        "csi-zero",
+        &target,
+        &web,
+        &[(key::DURATION, "0s")],
+    )
+    .await
+    .unwrap();
+    // On the request as the Go driver puts it (csi-lib always sends spec.duration).
+    let request = requests(&cluster.api)
+        .into_iter()
+        .find(|cr| {
+            cr["metadata"]["labels"]
+                .to_string()
+                .contains("csi.cert-manager.io")
+        })
+        .expect("a request");
+    assert_eq!(request["spec"]["duration"], "0s", "{request}");
+    // The signer (as cert-manager's CA issuer) gives it no lifetime: it is due at once. Without
+    // a floor it would be renewed every 0.5 s; with it, after the longest retry delay (2 s here).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let count = created.lock().len();
+    assert!((1..=3).contains(&count), "{count} requests in 3.5 s");
+    assert!(key_matches(&target));
+}

@@ -125,8 +125,9 @@ impl VolumeManager {
 
     /// Schedules the renewal of a certificate just issued. One that is due already (`duration:
     /// 0s`, which cert-manager's CA issuer signs with no lifetime; an issuer that ignores the
-    /// duration; a clock far off) is renewed after the first backoff step rather than at once:
-    /// never a request storm (the Go driver renews such a volume every second).
+    /// duration; a clock far off) is renewed after the longest retry delay (`--renewal-backoff-max`,
+    /// 5 minutes) rather than at once: never a request storm (the Go driver renews such a volume
+    /// every second).
     pub(super) fn schedule_renewal_after_issuance(
         &self,
         volume: &ManagedVolume,
@@ -140,7 +141,7 @@ impl VolumeManager {
             certificate.not_after,
             attributes.spec.renew_before,
         );
-        let floor = self.config.backoff.delay(1);
+        let floor = self.config.backoff.max;
         // Certificates carry whole seconds: one asked for less than a second (or 0s) ends in the
         // second it was signed in, and is due at once.
         if due <= SystemTime::now() {
@@ -151,7 +152,7 @@ impl VolumeManager {
                 lifetime = ?certificate.lifetime(),
                 renew_in = ?floor,
                 "the certificate just issued is due for renewal already (its lifetime is too short \
-                 for its renew-before); renewing it after the first backoff step, not at once"
+                 for its renew-before); renewing it after the longest retry delay, not at once"
             );
             self.scheduler
                 .schedule(volume.id(), renewal::instant_at(at));
