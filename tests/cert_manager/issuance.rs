@@ -208,3 +208,34 @@ async fn unknown_attributes_are_reported_on_the_pod_once() {
         .count();
     assert_eq!(unknown, 1);
 }
+
+#[tokio::test]
+async fn subjects_go_encodes_as_printable_strings_with_a_question_mark_are_signed() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(10)).await;
+    let web = pod("web-question");
+    let target = harness.target("web-question");
+    publish(
+        &harness,
+        "csi-question",
+        &target,
+        &web,
+        &[
+            (key::COMMON_NAME, "what?"),
+            (key::ORGANIZATIONS, "Who?"),
+        ],
+    )
+    .await
+    .unwrap();
+    let subject = common::openssl(&[
+        "x509",
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+        "-in",
+        &target.join("tls.crt").display().to_string(),
+    ]);
+    assert!(subject.contains("CN=what?"), "{subject}");
+    assert!(subject.contains("O=Who?+O=Why?") || subject.contains("O=Why?+O=Who?"), "{subject}");
+}
