@@ -33,6 +33,9 @@ pub mod reason {
     /// The certificate waits on the pod: a readiness gate, its address, or the pod is going.
     pub const WAITING_FOR_POD: &str = "CertificateWaitsForPod";
     pub const UNKNOWN_ATTRIBUTE: &str = "UnknownAttribute";
+    /// Accepted attributes that likely do not give what was meant (a duration under a second, a
+    /// name over X.509's bounds, a volume that names nothing).
+    pub const ATTRIBUTE_WARNING: &str = "AttributeWarning";
     /// A volume the Go driver mounted is now managed (renewed, unmounted) by this driver.
     pub const ADOPTED: &str = "VolumeAdopted";
     /// A volume the Go driver mounted has attributes this driver rejects: kept, not renewed.

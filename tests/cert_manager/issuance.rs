@@ -220,10 +220,7 @@ async fn subjects_go_encodes_as_printable_strings_with_a_question_mark_are_signe
         "csi-question",
         &target,
         &web,
-        &[
-            (key::COMMON_NAME, "what?"),
-            (key::ORGANIZATIONS, "Who?"),
-        ],
+        &[(key::COMMON_NAME, "what?"), (key::ORGANIZATIONS, "Who?")],
     )
     .await
     .unwrap();
@@ -237,5 +234,8 @@ async fn subjects_go_encodes_as_printable_strings_with_a_question_mark_are_signe
         &target.join("tls.crt").display().to_string(),
     ]);
     assert!(subject.contains("CN=what?"), "{subject}");
-    assert!(subject.contains("O=Who?+O=Why?") || subject.contains("O=Why?+O=Who?"), "{subject}");
+    assert!(
+        subject.contains("O=Who?+O=Why?") || subject.contains("O=Why?+O=Who?"),
+        "{subject}"
+    );
 }

@@ -300,6 +300,14 @@ async fn duration_0s_is_sent_as_the_go_driver_sends_it_and_never_renewed_in_a_lo
         })
         .expect("a request");
     assert_eq!(request["spec"]["duration"], "0s", "{request}");
+    let event = event_with_reason(&cluster.api, "web-zero", "AttributeWarning").await;
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .contains("expired when it arrives"),
+        "{event}"
+    );
     // The signer (as cert-manager's CA issuer) gives it no lifetime: it is due at once. Without
     // a floor it would be renewed every 0.5 s; with it, after the longest retry delay (2 s here).
     tokio::time::sleep(Duration::from_millis(3500)).await;

@@ -130,11 +130,15 @@ impl VolumeManager {
                 "{warning}"
             );
         }
-        if !parsed.unknown_keys.is_empty() {
+        if !parsed.warnings.is_empty() {
             self.events.record(
                 &parsed.pod,
                 PodEvent::warning(
-                    reason::UNKNOWN_ATTRIBUTE,
+                    if parsed.unknown_keys.is_empty() {
+                        reason::ATTRIBUTE_WARNING
+                    } else {
+                        reason::UNKNOWN_ATTRIBUTE
+                    },
                     Action::Publish.as_str(),
                     format!("volume {}: {}", call.volume_id, parsed.warnings.join("; ")),
                 ),
