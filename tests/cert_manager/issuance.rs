@@ -220,7 +220,10 @@ async fn subjects_go_encodes_as_printable_strings_with_a_question_mark_are_signe
         "csi-question",
         &target,
         &web,
-        &[(key::COMMON_NAME, "what?"), (key::ORGANIZATIONS, "Who?")],
+        &[
+            (key::COMMON_NAME, "what?"),
+            (key::ORGANIZATIONS, "Who?,Why?"),
+        ],
     )
     .await
     .unwrap();

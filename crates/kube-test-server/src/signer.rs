@@ -10,8 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use parking_lot::{Mutex, MutexGuard};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,11 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::cri_attributes::ParsedCriAttribute;
+use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
+use x509_parser::pem::parse_x509_pem;
+use x509_parser::prelude::FromDer;
 
 const API_VERSION: &str = "cert-manager.io/v1";
 const RESOURCE: &str = "certificaterequests";
@@ -291,6 +297,12 @@ impl Inner {
     }
 
     /// The PEM certificate for a CertificateRequest's spec, or why there is none.
+    ///
+    /// As cert-manager's CA issuer does, the certificate's subject is the CSR's byte for byte
+    /// (Go's RawSubject: multi-valued RDNs, any string type, whatever characters), and so are its
+    /// public key and its SAN extension's value. rcgen never sees the CSR's subject: it writes a
+    /// certificate with an empty one (issuer, validity, serial, key usages, basic constraints,
+    /// key identifiers), whose subject and key are then replaced before the CA signs it.
     fn sign(&self, request: &Value) -> Result<String, String> {
         let spec = request.get("spec").cloned().unwrap_or(Value::Null);
         let csr_pem = BASE64
@@ -298,8 +310,18 @@ impl Inner {
             .map_err(|e| format!("spec.request is not valid base64: {e}"))?;
         let csr_pem =
             String::from_utf8(csr_pem).map_err(|_| "spec.request is not a PEM CSR".to_string())?;
-        let csr = CertificateSigningRequestParams::from_pem(&csr_pem)
+        let csr_der = parse_x509_pem(csr_pem.as_bytes())
+            .map(|(_, pem)| pem.contents)
             .map_err(|e| format!("Failed to decode CSR in spec.request: {e}"))?;
+        let csr = match X509CertificationRequest::from_der(&csr_der) {
+            Ok(([], csr)) => csr,
+            Ok(_) => {
+                return Err("Failed to decode CSR in spec.request: trailing data".to_string());
+            }
+            Err(e) => return Err(format!("Failed to decode CSR in spec.request: {e}")),
+        };
+        csr.verify_signature()
+            .map_err(|e| format!("Failed to verify CSR signature in spec.request: {e}"))?;
 
         let lifetime = match spec.get("duration").and_then(Value::as_str) {
             Some(text) => {
@@ -314,10 +336,19 @@ impl Inner {
             .map(|u| u.iter().filter_map(Value::as_str).collect())
             .unwrap_or_else(|| vec!["digital signature", "key encipherment"]);
 
-        let mut params: CertificateParams = csr.params.clone();
+        let info = &csr.certification_request_info;
+        let mut params = CertificateParams::default();
+        // Replaced by the CSR's subject below; empty so that rcgen has nothing to encode.
+        params.distinguished_name = DistinguishedName::new();
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now;
-        params.not_after = now + lifetime;
+        // Checked: the sum overflowing, or a year past 9999 (which X.509 times cannot hold),
+        // would panic in `time` or in rcgen's encoding.
+        params.not_after = time::Duration::try_from(lifetime)
+            .ok()
+            .and_then(|lifetime| now.checked_add(lifetime))
+            .filter(|not_after| not_after.year() <= 9999)
+            .ok_or_else(|| format!("spec.duration {lifetime:?} ends after the year 9999"))?;
         let mut serial: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
         serial[0] &= 0x7f;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
@@ -335,14 +366,136 @@ impl Inner {
         } else {
             params.is_ca = IsCa::ExplicitNoCa;
         }
-        let signed = CertificateSigningRequestParams {
-            params,
-            public_key: csr.public_key,
+        if let Some(names) = requested_subject_alt_names(&csr) {
+            let mut extension = CustomExtension::from_oid_content(SUBJECT_ALT_NAME, names.to_vec());
+            // RFC 5280 4.2.1.6, and cert-manager's rule: critical when the subject is empty.
+            extension.set_criticality(info.subject.iter_attributes().next().is_none());
+            params.custom_extensions.push(extension);
         }
-        .signed_by(&self.ca)
+        let key = CsrPublicKey {
+            spki: info.subject_pki.raw,
+            key: &info.subject_pki.subject_public_key.data,
+            placeholder_algorithm: self.ca.key().algorithm(),
+        };
+        let draft = params
+            .signed_by(&key, &self.ca)
+            .map_err(|e| format!("Failed to sign certificate: {e}"))?;
+        let der = resign_with(
+            draft.der(),
+            info.subject.as_raw(),
+            info.subject_pki.raw,
+            self.ca.key(),
+        )
         .map_err(|e| format!("Failed to sign certificate: {e}"))?;
-        Ok(signed.pem())
+        Ok(certificate_pem(&der))
     }
+}
+
+/// The OID of the subject alternative name extension, 2.5.29.17.
+const SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+
+/// The value (the GeneralNames, as DER) of the SAN extension a CSR requests, if it requests one.
+fn requested_subject_alt_names<'a>(csr: &'a X509CertificationRequest<'a>) -> Option<&'a [u8]> {
+    csr.certification_request_info
+        .iter_attributes()
+        .find_map(|attribute| match attribute.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(request) => Some(request),
+            _ => None,
+        })?
+        .extensions
+        .iter()
+        .find(|extension| extension.oid == OID_X509_EXT_SUBJECT_ALT_NAME)
+        .map(|extension| extension.value)
+}
+
+/// A CSR's public key as rcgen needs it to write a certificate: what matters is the
+/// SubjectPublicKeyInfo, from which rcgen derives the subject key identifier. The
+/// SubjectPublicKeyInfo rcgen writes from `key` and `placeholder_algorithm` is replaced with the
+/// CSR's by [`resign_with`], so any key type the CSR's signature verified with is signed.
+struct CsrPublicKey<'a> {
+    spki: &'a [u8],
+    key: &'a [u8],
+    placeholder_algorithm: &'static SignatureAlgorithm,
+}
+
+impl PublicKeyData for CsrPublicKey<'_> {
+    fn subject_public_key_info(&self) -> Vec<u8> {
+        self.spki.to_vec()
+    }
+
+    fn der_bytes(&self) -> &[u8] {
+        self.key
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.placeholder_algorithm
+    }
+}
+
+/// `certificate` (as rcgen writes one: a version, then serial, signature algorithm, issuer,
+/// validity, subject, subjectPublicKeyInfo and extensions) with its subject and
+/// subjectPublicKeyInfo replaced by these DER elements, signed again by `ca_key`.
+fn resign_with(
+    certificate: &[u8],
+    subject: &[u8],
+    spki: &[u8],
+    ca_key: &impl SigningKey,
+) -> Result<Vec<u8>, String> {
+    let (mut tbs, algorithm) = yasna::parse_der(certificate, |reader| {
+        reader.read_sequence(|reader| {
+            let mut tbs = Vec::new();
+            reader.next().read_sequence_of(|element| {
+                tbs.push(element.read_der()?);
+                Ok(())
+            })?;
+            let algorithm = reader.next().read_der()?;
+            reader.next().read_der()?;
+            Ok((tbs, algorithm))
+        })
+    })
+    .map_err(|e| format!("re-reading the certificate: {e}"))?;
+    // Version is [0] EXPLICIT and optional; rcgen always writes it.
+    let first = match tbs.first().and_then(|version| version.first()) {
+        Some(0xa0) => 1,
+        _ => 0,
+    };
+    for (index, element) in [(first + 4, subject), (first + 5, spki)] {
+        *tbs.get_mut(index)
+            .ok_or("re-reading the certificate: too few elements")? = element.to_vec();
+    }
+    let tbs = yasna::construct_der(|writer| {
+        writer.write_sequence(|writer| {
+            for element in &tbs {
+                writer.next().write_der(element);
+            }
+        })
+    });
+    let signature = ca_key.sign(&tbs).map_err(|e| e.to_string())?;
+    Ok(yasna::construct_der(|writer| {
+        writer.write_sequence(|writer| {
+            writer.next().write_der(&tbs);
+            writer.next().write_der(&algorithm);
+            writer
+                .next()
+                .write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    }))
+}
+
+/// PEM of a DER certificate, in 64-column lines.
+fn certificate_pem(der: &[u8]) -> String {
+    let body = BASE64.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    let mut rest = body.as_str();
+    while !rest.is_empty() {
+        // Base64 is ASCII: any split is on a character boundary.
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        pem.push_str(line);
+        pem.push('\n');
+        rest = tail;
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// A fresh ECDSA P-256 CA, valid from an hour ago for ten years.

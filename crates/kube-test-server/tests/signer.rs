@@ -285,3 +285,234 @@ async fn delayed_ignored_and_preexisting_requests() {
     }
     assert_eq!(signer.signed_count(), 3);
 }
+
+// CSRs written by hand, as DER, to hold what rcgen cannot write: multi-valued RDNs and any string
+// type or character in them, as Go's crypto/x509 writes subjects.
+
+/// A DER element: `tag`, the length, `contents`.
+fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut element = vec![tag];
+    let length = contents.len().to_be_bytes();
+    match contents.len() {
+        0..0x80 => element.push(length[length.len() - 1]),
+        _ => {
+            let significant: Vec<u8> = length.into_iter().skip_while(|&b| b == 0).collect();
+            element.push(0x80 | significant.len() as u8);
+            element.extend(significant);
+        }
+    }
+    element.extend_from_slice(contents);
+    element
+}
+
+fn sequence(elements: &[&[u8]]) -> Vec<u8> {
+    der(0x30, &elements.concat())
+}
+
+fn set(elements: &[&[u8]]) -> Vec<u8> {
+    der(0x31, &elements.concat())
+}
+
+const OID_COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+const OID_ORGANIZATION: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x0a];
+const PRINTABLE_STRING: u8 = 0x13;
+const UTF8_STRING: u8 = 0x0c;
+const BMP_STRING: u8 = 0x1e;
+
+/// An AttributeTypeAndValue: an attribute OID and a string of that tag.
+fn attribute(oid: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
+    sequence(&[oid, &der(tag, value)])
+}
+
+/// A PKCS#10 request for `subject` (a Name, as DER) asking for these DNS names, signed with
+/// `key` (ECDSA P-256).
+fn hand_made_csr(key: &KeyPair, subject: &[u8], dns_names: &[&str]) -> Vec<u8> {
+    use rcgen::{PublicKeyData as _, SigningKey as _};
+    let names: Vec<Vec<u8>> = dns_names.iter().map(|n| der(0x82, n.as_bytes())).collect();
+    let names = der(0x30, &names.concat());
+    let san = sequence(&[&[0x06, 0x03, 0x55, 0x1d, 0x11], &der(0x04, &names)]);
+    let extension_request = sequence(&[
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e,
+        ],
+        &set(&[&sequence(&[&san])]),
+    ]);
+    let info = sequence(&[
+        &[0x02, 0x01, 0x00],
+        subject,
+        &key.subject_public_key_info(),
+        &der(0xa0, &extension_request),
+    ]);
+    let signature = key.sign(&info).unwrap();
+    let ecdsa_with_sha256 =
+        sequence(&[&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]]);
+    sequence(&[
+        &info,
+        &ecdsa_with_sha256,
+        &der(0x03, &[&[0u8][..], &signature].concat()),
+    ])
+}
+
+fn csr_pem(der: &[u8]) -> String {
+    let body = BASE64.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        lines.join("\n")
+    )
+}
+
+/// Has the signer sign a hand-made CSR for `subject` and checks the certificate: issued, signed
+/// by the CA, the CSR's subject and key byte for byte, its DNS names in a SAN extension that is
+/// critical exactly when the subject is empty.
+async fn signs_subject_verbatim(
+    server: &TestApiServer,
+    signer: &Signer,
+    name: &str,
+    subject: &[u8],
+) {
+    let key = KeyPair::generate().unwrap();
+    let dns_names = [&format!("{name}.example")[..], "other.example"];
+    let cr = answered(
+        server,
+        name,
+        &csr_pem(&hand_made_csr(&key, subject, &dns_names)),
+    )
+    .await;
+    assert_eq!(
+        conditions(&cr)[1],
+        condition("Ready", "True", "Issued"),
+        "{name}: {cr}"
+    );
+    let leaf_pem = BASE64
+        .decode(cr["status"]["certificate"].as_str().unwrap())
+        .unwrap();
+    let (_, ca) = parse_x509_pem(signer.ca_pem().as_bytes()).unwrap();
+    let ca = ca.parse_x509().unwrap();
+    let (_, leaf) = parse_x509_pem(&leaf_pem).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    leaf.verify_signature(Some(ca.public_key()))
+        .expect("signed by the CA");
+    assert_eq!(leaf.issuer(), ca.subject());
+    assert_eq!(leaf.subject().as_raw(), subject, "{name}");
+    assert_eq!(
+        leaf.public_key().raw,
+        &rcgen::PublicKeyData::subject_public_key_info(&key)[..]
+    );
+    let sans = leaf.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        sans.value.general_names,
+        dns_names.map(GeneralName::DNSName),
+        "{name}"
+    );
+    assert_eq!(sans.critical, subject == [0x30, 0x00], "{name}");
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    let usage = leaf.key_usage().unwrap().unwrap().value;
+    assert!(usage.digital_signature() && usage.key_encipherment());
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    assert_eq!(lifetime, 3600);
+    assert!(!leaf.is_ca());
+}
+
+#[tokio::test]
+async fn multi_valued_rdns_are_copied_verbatim() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    // O=A+O=B (a PrintableString and a UTF8String in one RDN), then a BMPString CN.
+    let subject = sequence(&[
+        &set(&[
+            &attribute(OID_ORGANIZATION, PRINTABLE_STRING, b"A"),
+            &attribute(OID_ORGANIZATION, UTF8_STRING, b"B"),
+        ]),
+        &set(&[&attribute(OID_COMMON_NAME, BMP_STRING, b"\0b\0m\0p")]),
+    ]);
+    signs_subject_verbatim(&server, &signer, "multi", &subject).await;
+    assert_eq!(signer.signed_count(), 1);
+}
+
+#[tokio::test]
+async fn printable_strings_with_a_question_mark_are_copied_verbatim() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    // rcgen re-encoding this one panicked in yasna, and the signer with it.
+    let subject = sequence(&[&set(&[&attribute(
+        OID_COMMON_NAME,
+        PRINTABLE_STRING,
+        b"what?",
+    )])]);
+    signs_subject_verbatim(&server, &signer, "what", &subject).await;
+    // What Go's pkix.Name makes of CN "what?" and organizations "Who?,Why?".
+    let subject = sequence(&[
+        &set(&[
+            &attribute(OID_ORGANIZATION, PRINTABLE_STRING, b"Who?"),
+            &attribute(OID_ORGANIZATION, PRINTABLE_STRING, b"Why?"),
+        ]),
+        &set(&[&attribute(OID_COMMON_NAME, PRINTABLE_STRING, b"what?")]),
+    ]);
+    signs_subject_verbatim(&server, &signer, "question", &subject).await;
+    // The signer is still there for the next request.
+    let cr = answered(
+        &server,
+        "next",
+        &csr(&KeyPair::generate().unwrap(), "n.example"),
+    )
+    .await;
+    assert_eq!(conditions(&cr)[1], condition("Ready", "True", "Issued"));
+    assert_eq!(signer.signed_count(), 3);
+}
+
+#[tokio::test]
+async fn an_empty_subject_gets_a_critical_san_extension() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    signs_subject_verbatim(&server, &signer, "empty", &sequence(&[])).await;
+    assert_eq!(signer.signed_count(), 1);
+}
+
+#[tokio::test]
+async fn a_csr_whose_signature_does_not_verify_fails() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let subject = sequence(&[&set(&[&attribute(OID_COMMON_NAME, PRINTABLE_STRING, b"x")])]);
+    let mut csr = hand_made_csr(&KeyPair::generate().unwrap(), &subject, &["x.example"]);
+    // The last byte of the signature's S value.
+    *csr.last_mut().unwrap() ^= 1;
+    let cr = answered(&server, "forged", &csr_pem(&csr)).await;
+    assert_eq!(conditions(&cr)[1], condition("Ready", "False", "Failed"));
+    let message = cr["status"]["conditions"][1]["message"].as_str().unwrap();
+    assert!(message.contains("signature"), "{message}");
+    assert!(cr["status"].get("certificate").is_none());
+    assert_eq!(signer.signed_count(), 0);
+}
+
+#[tokio::test]
+async fn a_duration_past_the_year_9999_fails() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    let mut cr = request(
+        "forever",
+        &csr(&KeyPair::generate().unwrap(), "f.example"),
+        "ca",
+    );
+    // About 11,400 years.
+    cr["spec"]["duration"] = json!("100000000h");
+    server.create_object(CR.0, CR.1, "ns", cr);
+    let cr = wait_for(&server, (CR.0, CR.1, "ns", "forever"), is_ready).await;
+    assert_eq!(conditions(&cr)[1], condition("Ready", "False", "Failed"));
+    let message = cr["status"]["conditions"][1]["message"].as_str().unwrap();
+    assert!(message.contains("9999"), "{message}");
+    // The signer is still there for the next request.
+    let cr = answered(
+        &server,
+        "next",
+        &csr(&KeyPair::generate().unwrap(), "n.example"),
+    )
+    .await;
+    assert_eq!(conditions(&cr)[1], condition("Ready", "True", "Issued"));
+    assert_eq!(signer.signed_count(), 1);
+}
