@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
@@ -140,18 +140,11 @@ fn go_json_string(out: &mut String, value: &str) {
 /// Writes `metadata.json` whole: a temporary file in the volume's own directory (the Go driver
 /// panics at start on anything but directories in the inmemfs), renamed over the old one.
 fn write_metadata(volume_dir: &Path, metadata: &Metadata) -> io::Result<()> {
-    let temporary = volume_dir.join(".metadata.json.tmp");
-    {
-        use std::io::Write;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(metadata.to_go_json().as_bytes())?;
-    }
-    fs::rename(&temporary, volume_dir.join(METADATA_FILE))
+    super::state::replace_private_file(
+        &volume_dir.join(METADATA_FILE),
+        &volume_dir.join(".metadata.json.tmp"),
+        metadata.to_go_json().as_bytes(),
+    )
 }
 
 /// The Go driver's data root.

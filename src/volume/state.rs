@@ -275,16 +275,25 @@ impl StateStore {
 /// Writes `value` as JSON to `path`, mode 0600, through a temporary file and a rename so that a
 /// reader never sees half of it.
 fn write_private_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
-    let temporary = path.with_extension("json.tmp");
     let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    replace_private_file(path, &path.with_extension("json.tmp"), &json)
+}
+
+/// Replaces `path` with `contents`, mode 0600: written to `temporary` (beside it), then renamed
+/// over it, so that a reader sees the old file or the new one, never half of one.
+pub(crate) fn replace_private_file(
+    path: &Path,
+    temporary: &Path,
+    contents: &[u8],
+) -> io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(&json)?;
-    fs::rename(&temporary, path)
+        .open(temporary)?;
+    file.write_all(contents)?;
+    fs::rename(temporary, path)
 }
 
 #[cfg(test)]

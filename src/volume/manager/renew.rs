@@ -133,33 +133,7 @@ impl VolumeManager {
         volume: &ManagedVolume,
         certificate: &CertificateSummary,
     ) {
-        let Some(attributes) = volume.valid_attributes() else {
-            return;
-        };
-        let due = renewal::renewal_time(
-            certificate.not_before,
-            certificate.not_after,
-            attributes.spec.renew_before,
-        );
-        let floor = self.config.backoff.max;
-        // Certificates carry whole seconds: one asked for less than a second (or 0s) ends in the
-        // second it was signed in, and is due at once.
-        if due <= SystemTime::now() {
-            let at = SystemTime::now() + floor;
-            tracing::warn!(
-                volume_id = %volume.id(),
-                pod = %volume.pod(),
-                lifetime = ?certificate.lifetime(),
-                renew_in = ?floor,
-                "the certificate just issued is due for renewal already (its lifetime is too short \
-                 for its renew-before); renewing it after the longest retry delay, not at once"
-            );
-            self.scheduler
-                .schedule(volume.id(), renewal::instant_at(at));
-            self.metrics.set_renewal_time(volume.id(), at);
-            return;
-        }
-        self.schedule_renewal(volume, certificate);
+        self.schedule(volume, certificate, true);
     }
 
     /// Schedules the volume's next renewal from its certificate.
@@ -168,16 +142,40 @@ impl VolumeManager {
         volume: &ManagedVolume,
         certificate: &CertificateSummary,
     ) {
+        self.schedule(volume, certificate, false);
+    }
+
+    fn schedule(
+        &self,
+        volume: &ManagedVolume,
+        certificate: &CertificateSummary,
+        just_issued: bool,
+    ) {
         let Some(attributes) = volume.valid_attributes() else {
             return;
         };
-        let at = renewal::renewal_time(
+        let due = renewal::renewal_time(
             certificate.not_before,
             certificate.not_after,
             attributes.spec.renew_before,
         );
-        let at = renewal::with_jitter(at, certificate.lifetime());
-        let at = at.max(SystemTime::now() + renewal::MINIMUM_INTERVAL);
+        let now = SystemTime::now();
+        // Certificates carry whole seconds: one asked for less than a second (or 0s) ends in the
+        // second it was signed in, and is due at once.
+        let at = if just_issued && due <= now {
+            let floor = self.config.backoff.max;
+            tracing::warn!(
+                volume_id = %volume.id(),
+                pod = %volume.pod(),
+                lifetime = ?certificate.lifetime(),
+                renew_in = ?floor,
+                "the certificate just issued is due for renewal already (its lifetime is too short \
+                 for its renew-before); renewing it after the longest retry delay, not at once"
+            );
+            now + floor
+        } else {
+            renewal::with_jitter(due, certificate.lifetime()).max(now + renewal::MINIMUM_INTERVAL)
+        };
         self.scheduler
             .schedule(volume.id(), renewal::instant_at(at));
         self.metrics.set_renewal_time(volume.id(), at);
