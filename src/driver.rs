@@ -167,6 +167,12 @@ impl RunningDriver {
         }
         let served = (&mut self.server).await;
         let _ = std::fs::remove_file(&self.socket_path);
+        // What the pods should still hear (well within a pod's default 30 s termination grace).
+        if !self.manager.flush_events(EVENT_FLUSH_LIMIT).await {
+            tracing::warn!(
+                "pod Events still queued after {EVENT_FLUSH_LIMIT:?}; stopping without them"
+            );
+        }
         match served {
             Ok(result) => Ok(result?),
             Err(join) => Err(DriverError::Io {
@@ -185,6 +191,9 @@ impl RunningDriver {
         self.stop().await
     }
 }
+
+/// How long stopping waits for queued pod Events to be written.
+const EVENT_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Drop for RunningDriver {
     fn drop(&mut self) {

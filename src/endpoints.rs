@@ -87,6 +87,7 @@ impl Endpoint {
                     managed_requests: self.manager.issuer_managed_requests(),
                     waiting_volumes: self.manager.waiting_count(),
                     key_pool: self.manager.key_pool_stats(),
+                    events_dropped: self.manager.events_dropped(),
                 });
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")

@@ -117,6 +117,8 @@ pub struct Gauges {
     pub waiting_volumes: usize,
     /// The key pool's hits, misses and levels (`--key-pool-size`).
     pub key_pool: crate::keys::pool::PoolStats,
+    /// Pod Events given up on (not written after their retries, or a full queue).
+    pub events_dropped: u64,
 }
 
 impl Metrics {
@@ -359,6 +361,17 @@ impl Metrics {
             gauges.managed_requests
         ));
         flush(&mut out, &mut lines);
+        let name = header(
+            &mut out,
+            "certmanager_csi_events_dropped_total",
+            "counter",
+            "Pod Events the driver gave up on: not written after its retries, or dropped from a full queue.",
+        );
+        lines.push(format!(
+            "{name}{{node=\"{node}\"}} {}",
+            gauges.events_dropped
+        ));
+        flush(&mut out, &mut lines);
 
         let name = header(
             &mut out,
@@ -564,6 +577,7 @@ mod tests {
                     keys: 11,
                 }],
             },
+            events_dropped: 4,
         });
         for expected in [
             "# TYPE certmanager_csi_issue_requests_total counter",
@@ -577,6 +591,8 @@ mod tests {
             "certmanager_csi_adopted_volume_count{node=\"node-1\"} 1",
             "certmanager_csi_waiting_volume_count{node=\"node-1\"} 3",
             "certmanager_csi_managed_certificate_request_count{node=\"node-1\"} 2",
+            "# TYPE certmanager_csi_events_dropped_total counter",
+            "certmanager_csi_events_dropped_total{node=\"node-1\"} 4",
             "# TYPE certmanager_csi_key_pool_hits_total counter",
             "certmanager_csi_key_pool_hits_total{node=\"node-1\"} 5",
             "certmanager_csi_key_pool_misses_total{node=\"node-1\"} 2",

@@ -77,6 +77,20 @@ impl PodEvent {
 /// Where events go. `record` must not block: it is called on the publish path.
 pub trait PodEvents: Send + Sync {
     fn record(&self, pod: &PodInfo, event: PodEvent);
+
+    /// Events given up on so far: not written after every retry, or dropped from a full queue.
+    fn dropped(&self) -> u64 {
+        0
+    }
+
+    /// Waits, at most `within`, until everything recorded so far is written (or given up on).
+    /// Whether it all was.
+    fn flush_within(
+        &self,
+        _within: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(std::future::ready(true))
+    }
 }
 
 /// No cluster: events are dropped (everything in them is logged already).

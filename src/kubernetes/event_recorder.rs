@@ -19,6 +19,11 @@
 //!
 //! A queued event is taken only once the Event budget grants its write, so whatever arrives
 //! while the writer waits for the budget is folded into what is queued.
+//!
+//! A write the API server fails (429, 5xx, no answer) puts the event back in its place and the
+//! writer pauses, 0.25 s doubling, for up to [`WRITE_ATTEMPTS`] attempts; then, or on any other
+//! refusal, it is given up on. Every event given up on is counted ([`PodEvents::dropped`], the
+//! `certmanager_csi_events_dropped_total` metric), and stopping the driver writes what is queued.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,6 +54,12 @@ const MAX_NOTE_BYTES: usize = 1024;
 pub const COLLAPSE_BACKLOG: Duration = Duration::from_secs(2);
 /// What a collapsed event's note starts with.
 const COMBINED: &str = "(combined from similar events): ";
+/// Attempts at writing one event that fails with an answer worth retrying (429, 5xx, no answer)
+/// before it is given up on (and counted).
+const WRITE_ATTEMPTS: u32 = 5;
+/// The pause after the first failed attempt; it doubles after each further one (0.25, 0.5, 1, 2
+/// s). The writer pauses as a whole: what fails for one event fails for the next.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Sends pod Events to the API server.
 pub struct KubeEvents {
@@ -106,6 +117,17 @@ impl Drop for KubeEvents {
 }
 
 impl PodEvents for KubeEvents {
+    fn dropped(&self) -> u64 {
+        self.shared.queue.lock().dropped
+    }
+
+    fn flush_within(
+        &self,
+        within: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { tokio::time::timeout(within, self.flush()).await.is_ok() })
+    }
+
     fn record(&self, pod: &PodInfo, event: PodEvent) {
         if pod.namespace.is_empty() || pod.name.is_empty() {
             return;
@@ -174,6 +196,10 @@ struct SimilarKey {
 /// One queued write: an event and how often it (or, when `combined`, a similar one) happened.
 #[derive(Debug, Clone)]
 struct Pending {
+    /// Its place in the queue (kept when a failed write puts it back).
+    seq: u64,
+    /// Failed attempts at writing it.
+    attempts: u32,
     /// The event, with the latest message when `combined`.
     key: EventKey,
     pod: PodInfo,
@@ -289,6 +315,8 @@ impl Queue {
         self.entries.insert(
             seq,
             Pending {
+                seq,
+                attempts: 0,
                 key,
                 pod: pod.clone(),
                 count: 1,
@@ -319,6 +347,22 @@ impl Queue {
             self.similar.remove(&similar);
         }
         Some(entry)
+    }
+
+    /// An entry whose write failed, back in its place to be tried again. A repeat queued
+    /// meanwhile is folded into it.
+    fn put_back(&mut self, mut entry: Pending) {
+        if let Some(seq) = self.exact.get(&entry.key).copied()
+            && let Some(newer) = self.remove(seq)
+        {
+            entry.count = entry.count.saturating_add(newer.count);
+            entry.last_seen = newer.last_seen;
+        }
+        if entry.key.event.event_type == EventType::Normal {
+            self.similar.entry(entry.key.similar()).or_insert(entry.seq);
+        }
+        self.exact.insert(entry.key.clone(), entry.seq);
+        self.entries.insert(entry.seq, entry);
     }
 
     /// The oldest entry, for writing.
@@ -370,14 +414,25 @@ impl EventWriter {
                 queue.writing = entry.is_some();
                 entry
             };
-            if let Some(entry) = entry
+            let mut pause = None;
+            if let Some(mut entry) = entry
                 && let Err(error) = self.write(&entry).await
             {
-                if super::is_namespace_terminating(&error) {
-                    // The pod goes with its namespace; nobody will read the Event.
-                    tracing::debug!(pod = %entry.pod, %error, "pod event not written: its namespace is being deleted");
+                entry.attempts += 1;
+                let retry = super::is_transient(&error) && entry.attempts < WRITE_ATTEMPTS;
+                if retry {
+                    let wait = RETRY_PAUSE * 2u32.pow(entry.attempts - 1);
+                    tracing::debug!(pod = %entry.pod, reason = entry.key.event.reason, attempts = entry.attempts, retry_in = ?wait, %error, "pod event not written; trying again");
+                    pause = Some(wait);
+                    shared.queue.lock().put_back(entry);
                 } else {
-                    tracing::warn!(pod = %entry.pod, %error, "could not write a pod event");
+                    shared.queue.lock().dropped += 1;
+                    if super::is_namespace_terminating(&error) {
+                        // The pod goes with its namespace; nobody will read the Event.
+                        tracing::debug!(pod = %entry.pod, %error, "pod event not written: its namespace is being deleted");
+                    } else {
+                        tracing::warn!(pod = %entry.pod, reason = entry.key.event.reason, attempts = entry.attempts, %error, "pod event dropped: it could not be written");
+                    }
                 }
             }
             let settled = {
@@ -387,6 +442,9 @@ impl EventWriter {
             };
             if settled {
                 shared.idle.notify_waiters();
+            }
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
             }
         }
     }

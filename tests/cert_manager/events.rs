@@ -195,3 +195,87 @@ async fn a_deep_queue_writes_fewer_events_keeps_every_warning_and_every_count() 
     assert_eq!(writes, stored.len(), "one write per stored Event");
     assert!(writes < 22, "{writes} writes for 22 events");
 }
+
+async fn recorder(cluster: &Cluster) -> KubeEvents {
+    let settings = KubeSettings {
+        kubeconfig: Some(cluster.kubeconfig.clone()),
+        qps: 50.0,
+        burst: 100,
+    };
+    let connection = KubeConnection::connect(&settings).await.unwrap();
+    KubeEvents::start(connection, "csi.cert-manager.io".into(), "test".into())
+}
+
+#[tokio::test]
+async fn an_event_the_api_server_fails_to_take_is_written_on_a_later_attempt() {
+    let cluster = cluster().await;
+    let events = recorder(&cluster).await;
+    // 500 is not one kube's client retries by itself (it retries 429, 503 and 504).
+    cluster.api.fail_next(2, 500, Some("POST"), Some("/events"));
+    events.record(
+        &info("retried"),
+        PodEvent::warning("RenewalFailed", "Renew", "vault is sealed".into()),
+    );
+    assert!(events.flush_within(Duration::from_secs(10)).await);
+    let event = event_with_reason(&cluster.api, "retried", "RenewalFailed").await;
+    assert_eq!(event["note"], "vault is sealed");
+    assert_eq!(occurrences(&event), 1, "written once");
+    let posts: Vec<u16> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/events"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts, [500, 500, 201]);
+    assert_eq!(events.dropped(), 0);
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_written_is_given_up_on_and_counted() {
+    let cluster = cluster().await;
+    let events = recorder(&cluster).await;
+    cluster
+        .api
+        .fail_next(100, 500, Some("POST"), Some("/events"));
+    events.record(
+        &info("lost"),
+        PodEvent::warning("RenewalFailed", "Renew", "vault is sealed".into()),
+    );
+    // Five attempts, 0.25 + 0.5 + 1 + 2 s apart: given up on within 10 s, never in a tight loop.
+    assert!(events.flush_within(Duration::from_secs(10)).await);
+    assert_eq!(events.dropped(), 1);
+    let posts = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/events"))
+        .count();
+    assert_eq!(posts, 5);
+    cluster.api.clear_faults();
+}
+
+#[tokio::test]
+async fn stopping_writes_the_events_still_queued() {
+    let cluster = cluster().await;
+    let mut harness = driver(&cluster, Duration::from_secs(10)).await;
+    let web = pod("web-stop");
+    let target = harness.target("web-stop");
+    // Every API answer takes 300 ms: the issued Event is still queued when the publish returns.
+    cluster.api.set_latency(Duration::from_millis(300));
+    publish(&harness, "csi-stop", &target, &web, &[])
+        .await
+        .unwrap();
+    assert!(
+        events_for(&cluster.api, "web-stop").is_empty(),
+        "not written yet"
+    );
+    harness.driver.take().unwrap().stop().await.unwrap();
+    cluster.api.set_latency(Duration::ZERO);
+    assert!(
+        events_for(&cluster.api, "web-stop")
+            .iter()
+            .any(|event| event["reason"] == "CertificateIssued"),
+        "written before stop returned"
+    );
+}

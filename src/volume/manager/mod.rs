@@ -353,6 +353,16 @@ impl VolumeManager {
         self.issuer.managed_requests()
     }
 
+    /// Pod Events given up on so far.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped()
+    }
+
+    /// Writes the pod Events still queued, waiting at most `within`; whether all were written.
+    pub async fn flush_events(&self, within: Duration) -> bool {
+        self.events.flush_within(within).await
+    }
+
     pub fn mounter_kind(&self) -> &'static str {
         self.mounter.kind()
     }
