@@ -340,8 +340,14 @@ fn report_storm(lines: &[String], volumes: usize) {
         at_fraction(0.5),
         at_fraction(0.99),
     );
+    // The embedded CA signs on this node: a renewal holds a node-work permit (one per core) from
+    // its key to its signature, so the cores bound it before the flag does. Against a remote
+    // issuer the permit is let go while waiting, and the flag is the bound
+    // (tests/cert_manager/renewals.rs, concurrent_renewals_are_bounded_by_the_flag).
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     println!(
-        "  peak concurrent renewals {peak} (bound --max-concurrent-renewals={MAX_CONCURRENT_RENEWALS})"
+        "  peak concurrent renewals {peak} (bound: --max-concurrent-renewals={MAX_CONCURRENT_RENEWALS}, \
+         and with the embedded CA, which signs on this node, its {cores} cores)"
     );
 }
 
