@@ -286,14 +286,19 @@ pub(crate) fn replace_private_file(
     temporary: &Path,
     contents: &[u8],
 ) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
+    let written = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(temporary)?;
-    file.write_all(contents)?;
-    fs::rename(temporary, path)
+        .open(temporary)
+        .and_then(|mut file| file.write_all(contents))
+        .and_then(|()| fs::rename(temporary, path));
+    if written.is_err() {
+        // A full disk leaves no half-written file behind.
+        let _ = fs::remove_file(temporary);
+    }
+    written
 }
 
 #[cfg(test)]

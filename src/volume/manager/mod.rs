@@ -202,6 +202,18 @@ impl VolumeError {
             VolumeError::Waiting { .. } => tonic::Code::Unavailable,
             VolumeError::TooLarge { .. } => tonic::Code::ResourceExhausted,
             VolumeError::NotFound(_) => tonic::Code::NotFound,
+            // A file system out of space or quota (the data root, a tmpfs) is a resource the
+            // node ran out of, not a bug: kubelet's retry succeeds once there is room.
+            VolumeError::Io { source, .. }
+                if matches!(
+                    source
+                        .raw_os_error()
+                        .map(rustix::io::Errno::from_raw_os_error),
+                    Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT)
+                ) =>
+            {
+                tonic::Code::ResourceExhausted
+            }
             VolumeError::Io { .. } | VolumeError::Internal(_) => tonic::Code::Internal,
         }
     }

@@ -491,9 +491,10 @@ impl VolumeManager {
             if volume.layout == Layout::OwnTmpfs || csi_lib_volume.is_some() {
                 check_target(&target)?;
             }
-            self.store
-                .save(record)
-                .map_err(VolumeError::io("saving volume state"))?;
+            self.store.save(record).map_err(VolumeError::io(format!(
+                "saving the volume's record in the data root {}",
+                self.store.dir().display()
+            )))?;
         }
         let mounted_now = || {
             self.mounter
