@@ -390,3 +390,54 @@ async fn what_a_write_killed_half_way_leaves_is_tidied_at_restart() {
     unpublish_leaves_nothing(&client, &node, "csi-mid-write", &target).await;
     kill_hard(&mut driver);
 }
+
+/// A node reboot: every tmpfs is gone, the driver's records are still on disk, and kubelet
+/// publishes each pod's volumes again (same volume IDs, same targets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_node_reboot_stale_records_go_and_kubelets_republish_issues_afresh() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root for real tmpfs mounts (CI runs as root)");
+        return;
+    }
+    let mut harness = common::Harness::start().await;
+    let volumes: Vec<(String, std::path::PathBuf)> = (0..3)
+        .map(|index| {
+            (
+                format!("csi-reboot-{index}"),
+                harness.target(&format!("reboot-{index}")),
+            )
+        })
+        .collect();
+    let mut serials = Vec::new();
+    for (volume_id, target) in &volumes {
+        harness.publish(volume_id, target, &[]).await.unwrap();
+        serials.push(common::serial_of(target));
+    }
+    assert_eq!(harness.state_records(), 3);
+    // The node goes down: the driver with it, and every tmpfs (kubelet's directories stay).
+    harness.driver.take().unwrap().stop().await.unwrap();
+    for (_, target) in &volumes {
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty()).unwrap();
+    }
+    harness.restart().await;
+    let resumed = harness.driver().resumed();
+    assert_eq!((resumed.resumed, resumed.cleaned_up), (0, 3), "{resumed:?}");
+    assert_eq!(
+        harness.state_records(),
+        0,
+        "the records of vanished mounts are gone"
+    );
+    // kubelet brings the pods' volumes back: each is issued afresh into a new tmpfs.
+    for ((volume_id, target), old) in volumes.iter().zip(&serials) {
+        harness.publish(volume_id, target, &[]).await.unwrap();
+        assert_eq!(common::mounts_at(target), 1, "{volume_id}");
+        assert_ne!(
+            &common::serial_of(target),
+            old,
+            "{volume_id}: a new certificate"
+        );
+        assert!(common::key_matches(target), "{volume_id}");
+    }
+    assert_eq!(harness.state_records(), 3);
+    assert_eq!(harness.driver().manager().volume_count(), 3);
+}
