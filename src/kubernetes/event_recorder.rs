@@ -421,7 +421,8 @@ impl EventWriter {
                 entry.attempts += 1;
                 let retry = super::is_transient(&error) && entry.attempts < WRITE_ATTEMPTS;
                 if retry {
-                    let wait = RETRY_PAUSE * 2u32.pow(entry.attempts - 1);
+                    let wait = (RETRY_PAUSE * 2u32.pow(entry.attempts - 1))
+                        .max(super::retry_after(&error).unwrap_or_default());
                     tracing::debug!(pod = %entry.pod, reason = entry.key.event.reason, attempts = entry.attempts, retry_in = ?wait, %error, "pod event not written; trying again");
                     pause = Some(wait);
                     shared.queue.lock().put_back(entry);

@@ -235,6 +235,20 @@ pub fn is_namespace_terminating(error: &kube::Error) -> bool {
     }
 }
 
+/// How long the API server asked the client to wait before trying again (a 429's
+/// `retryAfterSeconds`), if it did.
+pub fn retry_after(error: &kube::Error) -> Option<Duration> {
+    match error {
+        kube::Error::Api(status) => status
+            .details
+            .as_ref()
+            .map(|details| details.retry_after_seconds)
+            .filter(|seconds| *seconds > 0)
+            .map(|seconds| Duration::from_secs(u64::from(seconds))),
+        _ => None,
+    }
+}
+
 /// Whether an API call that failed this way may succeed if simply tried again.
 pub fn is_transient(error: &kube::Error) -> bool {
     match api_status(error) {

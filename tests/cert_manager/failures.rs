@@ -239,3 +239,34 @@ async fn a_pending_request_whose_key_died_with_the_driver_is_replaced() {
     assert_eq!(creates(&cluster.api), 2, "one per driver process");
     verify_volume_with_openssl(&target);
 }
+
+#[tokio::test]
+async fn a_429_on_create_is_retried_after_the_wait_the_api_server_asks_for() {
+    let cluster = cluster().await;
+    let harness = driver(&cluster, Duration::from_secs(20)).await;
+    // As the API server's priority and fairness answers a flood: 429, retryAfterSeconds 1.
+    cluster
+        .api
+        .fail_next(3, 429, Some("POST"), Some("/certificaterequests"));
+    let target = harness.target("web-429");
+    publish(&harness, "csi-429", &target, &pod("web-429"), &[])
+        .await
+        .unwrap();
+    let creates: Vec<(u16, tokio::time::Instant)> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/certificaterequests"))
+        .map(|r| (r.status, r.at))
+        .collect();
+    let statuses: Vec<u16> = creates.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [429, 429, 429, 201]);
+    for pair in creates.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        assert!(
+            gap >= Duration::from_millis(950),
+            "retried after {gap:?}, sooner than the second the API server asked for"
+        );
+    }
+    assert!(key_matches(&target));
+}

@@ -319,7 +319,13 @@ impl ApiServer {
         } else if let Some(status) = self.take_fault(&method, &path) {
             let message =
                 format!("injected failure: the test server answers {status} to this request");
-            error_response(&ApiError::new(status, reason_for(status), message))
+            let mut error = ApiError::new(status, reason_for(status), message);
+            if status == 429 {
+                // As the API server's priority and fairness answers: the wait in the Status's
+                // details and in a Retry-After header.
+                error.details = Some(json!({ "retryAfterSeconds": 1 }));
+            }
+            error_response(&error)
         } else {
             match self
                 .clone()
@@ -814,7 +820,18 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 
 fn error_response(error: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(status, &status_json(error))
+    let mut response = json_response(status, &status_json(error));
+    if let Some(seconds) = error
+        .details
+        .as_ref()
+        .and_then(|details| details["retryAfterSeconds"].as_u64())
+    {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(seconds),
+        );
+    }
+    response
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use self::cache::{RequestCache, RequestKey, Updates};
 use self::request::{CertificateRequest, RequestState, evaluate};
 use super::{IssueFuture, IssueOrder, IssuedCertificate, Issuer, IssuerError};
-use crate::kubernetes::{KubeConnection, api_status, describe_error, is_transient};
+use crate::kubernetes::{KubeConnection, api_status, describe_error, is_transient, retry_after};
 
 /// Default of `--publish-timeout`: how long one publish (or one renewal attempt) waits for a
 /// request to be signed. Below kubelet's own 2-minute limit on NodePublishVolume, so the driver
@@ -262,11 +262,14 @@ impl CertManagerIssuer {
             }
             attempt += 1;
             tracing::debug!(error = %describe_error(&error), attempt, "creating CertificateRequest failed; retrying");
+            let asked_wait = retry_after(&error).unwrap_or_default();
             last_error = Some(error);
             // Jittered (±20%), so that a burst of publishes hit by the same outage does not come
             // back in lockstep.
+            // An API server that says how long to wait (a 429) is waited for at least that long.
             let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)))
-                .mul_f64(0.8 + 0.4 * fastrand::f64());
+                .mul_f64(0.8 + 0.4 * fastrand::f64())
+                .max(asked_wait);
             if Instant::now() + pause >= deadline {
                 break;
             }
