@@ -78,8 +78,18 @@ pub(crate) async fn outage_loop(
     }
 }
 
-/// Now and then a watch is cut (load balancer, API server restart) or a CertificateRequest
-/// create fails with a 500 (which kube's client does not retry by itself).
+/// How long the signer takes during a slow spell, and how long a spell lasts.
+const SLOW_SIGNER: Duration = Duration::from_secs(5);
+const SLOW_SPELL: Duration = Duration::from_secs(20);
+
+/// Now and then one of the faults a real cluster has:
+/// - a watch cut (a load balancer);
+/// - a CertificateRequest create failing with a 500 (which kube's client does not retry);
+/// - an API server restart: every watch ends, their resourceVersions are too old to resume
+///   from (410 Gone, so the driver re-lists), and the next requests fail with 503 while it
+///   comes up;
+/// - a storm of 429s on create, each asking for a second's wait (priority and fairness);
+/// - a slow signer: 5 s per request for 20 s.
 pub(crate) async fn api_fault_loop(chaos: Arc<Chaos>, mut rng: fastrand::Rng, deadline: Instant) {
     loop {
         let pause = random_duration(&mut rng, API_FAULT_EVERY_MS);
@@ -87,14 +97,40 @@ pub(crate) async fn api_fault_loop(chaos: Arc<Chaos>, mut rng: fastrand::Rng, de
             return;
         }
         tokio::time::sleep(pause).await;
-        if rng.bool() {
-            chaos.api.drop_watches();
-            chaos.tally().watch_drops += 1;
-        } else {
-            chaos
-                .api
-                .fail_next(1, 500, Some("POST"), Some("certificaterequests"));
-            chaos.tally().injected_500s += 1;
+        match rng.u8(0..5) {
+            0 => {
+                chaos.api.drop_watches();
+                chaos.tally().watch_drops += 1;
+            }
+            1 => {
+                chaos
+                    .api
+                    .fail_next(1, 500, Some("POST"), Some("certificaterequests"));
+                chaos.tally().injected_500s += 1;
+            }
+            2 => {
+                chaos.api.expire_history();
+                chaos.api.drop_watches();
+                chaos.api.fail_next(20, 503, None, None);
+                chaos.tally().api_restarts += 1;
+            }
+            3 => {
+                chaos
+                    .api
+                    .fail_next(8, 429, Some("POST"), Some("certificaterequests"));
+                chaos.tally().storms_429 += 1;
+            }
+            _ => {
+                chaos
+                    .signer
+                    .set_mode(kube_test_server::SignerMode::Delay(SLOW_SIGNER));
+                chaos.tally().slow_signer_spells += 1;
+                tokio::time::sleep(
+                    SLOW_SPELL.min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
+                chaos.signer.set_mode(kube_test_server::SignerMode::Approve);
+            }
         }
     }
 }

@@ -247,8 +247,14 @@ impl Report<'_> {
             windows.join(", ")
         );
         println!(
-            "API faults   {} watch drops, {} CertificateRequest creates failed with 500",
-            tally.watch_drops, tally.injected_500s
+            "API faults   {} watch drops, {} CertificateRequest creates failed with 500, {} API \
+             server restarts (watches ended, 410 Gone, 20 requests failed with 503), {} storms of \
+             8 429s on create (Retry-After 1 s), {} slow-signer spells (5 s a request for 20 s)",
+            tally.watch_drops,
+            tally.injected_500s,
+            tally.api_restarts,
+            tally.storms_429,
+            tally.slow_signer_spells
         );
     }
 

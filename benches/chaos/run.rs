@@ -16,7 +16,7 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
 
     let api = TestApiServer::start().await;
     api.set_latency(API_LATENCY);
-    let _signer = Signer::start(&api);
+    let signer = Signer::start(&api);
     api.write_kubeconfig(&node.kubeconfig(), kube_test_server::DRIVER_TOKEN);
     driver.spawn()?;
     let client = connect_when_serving(&node.socket(), START_LIMIT).await?;
@@ -25,6 +25,7 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
         node: node.clone(),
         driver: Arc::clone(&driver),
         api,
+        signer,
         client: Mutex::new(client),
         published: Mutex::new(BTreeMap::new()),
         outages: Mutex::new(Vec::new()),

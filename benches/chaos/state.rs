@@ -51,12 +51,17 @@ pub(crate) struct Tally {
     pub(crate) restarts: Vec<Restart>,
     pub(crate) watch_drops: usize,
     pub(crate) injected_500s: usize,
+    pub(crate) api_restarts: usize,
+    pub(crate) storms_429: usize,
+    pub(crate) slow_signer_spells: usize,
 }
 
 pub(crate) struct Chaos {
     pub(crate) node: Node,
     pub(crate) driver: Arc<Driver>,
     pub(crate) api: TestApiServer,
+    /// The cert-manager-like signer (a slow spell changes its mode).
+    pub(crate) signer: Signer,
     pub(crate) client: Mutex<CsiClient>,
     /// What kubelet considers published (ordered, so random picks follow the seed).
     pub(crate) published: Mutex<BTreeMap<String, Volume>>,
