@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use super::format_go_duration;
 use super::reader::{Reader, split_list_strict};
 use super::spec::KeyUsage;
 use super::table::{Part, key};
-use super::{format_go_duration, parse_go_duration};
 
 /// The certificate's properties other than its names and key.
 pub(super) struct CertificateTerms {
@@ -36,30 +36,13 @@ pub(super) fn read(
     }
     CertificateTerms {
         duration: duration.unwrap_or(default_duration),
-        renew_before: read_renew_before(reader),
+        // From 0 as the Go driver takes it: renewal at `notAfter − renew-before`
+        // (`renewal::renewal_time`), so `0s` renews when the certificate expires. A negative one
+        // (a certificate served after it expired) is refused; an empty one is a problem, as it is
+        // for the Go driver (after issuing).
+        renew_before: reader.duration(key::RENEW_BEFORE),
         is_ca: reader.boolean(key::IS_CA),
         usages: read_usages(reader),
-    }
-}
-
-/// `renew-before`: any duration from 0, as the Go driver takes it. Renewal is then at
-/// `notAfter − renew-before` (`renewal::renewal_time`), so `0s` renews when the certificate
-/// expires. Unlike `duration`, an empty value is a problem (the Go driver fails on it too, after
-/// issuing), and a negative one (a certificate served after it expired) is refused.
-fn read_renew_before(reader: &mut Reader<'_>) -> Option<Duration> {
-    let raw = reader.get(key::RENEW_BEFORE)?;
-    // `-0s` is Go's zero too; any other negative value is refused.
-    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
-    match parse_go_duration(unsigned) {
-        Ok(value) if value.is_zero() || unsigned.len() == raw.len() => Some(value),
-        Ok(_) => {
-            reader.problem(key::RENEW_BEFORE, Some(raw), "must not be negative");
-            None
-        }
-        Err(reason) => {
-            reader.problem(key::RENEW_BEFORE, Some(raw), reason);
-            None
-        }
     }
 }
 

@@ -66,7 +66,7 @@ pub(super) fn check_distinct(
     for (file_key, name) in file_keys {
         match seen.get(name.as_str()) {
             Some(first_key) => {
-                let blamed = if reader.get(file_key).is_some_and(|set| !set.is_empty()) {
+                let blamed = if reader.get(file_key).is_some() {
                     file_key
                 } else {
                     *first_key

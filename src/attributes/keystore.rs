@@ -5,7 +5,6 @@
 //! truststore (the CA certificates alone, under the same password). File names have
 //! cert-manager's defaults (also for an empty value) and the same rules as every other file name.
 
-use super::check_file_name;
 use super::reader::Reader;
 use super::spec::{JksSpec, Password, Pkcs12Profile, Pkcs12Spec};
 use super::table::{Part, is_secret_key, key};
@@ -60,18 +59,6 @@ fn switch(reader: &mut Reader<'_>, enable_key: &str, dependents: &[&str]) -> Opt
     }
 }
 
-/// A store's file name: `default` when unset or empty, as the Go driver's `pkcs12-filename`.
-fn store_file_name(reader: &mut Reader<'_>, file_key: &str, default: &str) -> String {
-    let name = reader
-        .present(file_key)
-        .filter(|name| !name.is_empty())
-        .unwrap_or(default);
-    if let Err(reason) = check_file_name(name) {
-        reader.problem(file_key, Some(name), reason);
-    }
-    name.to_string()
-}
-
 pub(super) fn read(reader: &mut Reader<'_>) -> Store<Pkcs12Spec> {
     let reader = reader.part(Part::Keystore);
     let dependents = [
@@ -84,7 +71,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> Store<Pkcs12Spec> {
     let Some(write) = switch(reader, key::PKCS12_ENABLE, &dependents) else {
         return Store::default();
     };
-    let file_name = store_file_name(reader, key::PKCS12_FILENAME, "keystore.p12");
+    let file_name = reader.file_name(key::PKCS12_FILENAME, "keystore.p12");
     let password = required_password(reader, key::PKCS12_PASSWORD, key::PKCS12_ENABLE);
     let profile_raw = reader.get(key::PKCS12_PROFILE);
     let profile = match profile_raw.map(str::to_ascii_lowercase).as_deref() {
@@ -109,7 +96,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> Store<Pkcs12Spec> {
         &[key::PKCS12_TRUSTSTORE_FILENAME],
     )
     .map(|on| {
-        let name = store_file_name(reader, key::PKCS12_TRUSTSTORE_FILENAME, "truststore.p12");
+        let name = reader.file_name(key::PKCS12_TRUSTSTORE_FILENAME, "truststore.p12");
         (on, name)
     });
     let mut file_names = vec![(key::PKCS12_FILENAME, file_name.clone())];
@@ -147,7 +134,7 @@ pub(super) fn read_jks(reader: &mut Reader<'_>) -> Store<JksSpec> {
     let Some(write) = switch(reader, key::JKS_ENABLE, &dependents) else {
         return Store::default();
     };
-    let file_name = store_file_name(reader, key::JKS_FILENAME, "keystore.jks");
+    let file_name = reader.file_name(key::JKS_FILENAME, "keystore.jks");
     let password = required_password(reader, key::JKS_PASSWORD, key::JKS_ENABLE);
     let alias = reader.get(key::JKS_ALIAS).unwrap_or("certificate");
     if let Err(reason) = check_alias(alias) {
@@ -157,7 +144,7 @@ pub(super) fn read_jks(reader: &mut Reader<'_>) -> Store<JksSpec> {
         None => true,
         Some(_) => reader.boolean(key::JKS_TRUSTSTORE_ENABLE),
     };
-    let truststore_name = store_file_name(reader, key::JKS_TRUSTSTORE_FILENAME, "truststore.jks");
+    let truststore_name = reader.file_name(key::JKS_TRUSTSTORE_FILENAME, "truststore.jks");
     let mut file_names = vec![(key::JKS_FILENAME, file_name.clone())];
     let truststore = (write && truststore_on).then(|| {
         file_names.push((key::JKS_TRUSTSTORE_FILENAME, truststore_name.clone()));

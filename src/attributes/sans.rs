@@ -164,10 +164,7 @@ fn parse_request_uri(uri: &str) -> Result<String, String> {
         return Ok(uri.to_string());
     }
     let (scheme, rest) = split_scheme(uri)?;
-    let path = match rest.strip_suffix('?') {
-        Some(path) if !path.contains('?') => path,
-        _ => rest.split_once('?').map_or(rest, |(path, _query)| path),
-    };
+    let path = rest.split_once('?').map_or(rest, |(path, _query)| path);
     if !path.starts_with('/') {
         return match scheme {
             // `scheme:opaque`, even an empty one.

@@ -105,21 +105,22 @@ attribute_table! {
     POSTAL_CODES = "csi.cert-manager.io/postalcodes", Subject, plain;
     SERIAL_NUMBER = "csi.cert-manager.io/serialnumber", Subject, plain, empty_is_unset;
     PKCS12_ENABLE = "csi.cert-manager.io/pkcs12-enable", Keystore, plain;
-    /// Empty means `keystore.p12` only when `pkcs12-enable` is set: `keystore.rs` decides.
-    PKCS12_FILENAME = "csi.cert-manager.io/pkcs12-filename", Keystore, plain;
+    /// Empty means `keystore.p12` when `pkcs12-enable` is set; without it, even an empty one is
+    /// refused (`keystore.rs` reads it as sent for that).
+    PKCS12_FILENAME = "csi.cert-manager.io/pkcs12-filename", Keystore, plain, empty_is_unset;
     PKCS12_PASSWORD = "csi.cert-manager.io/pkcs12-password", Keystore, secret;
     /// New in this driver: which PKCS#12 encryption profile to write.
     PKCS12_PROFILE = "csi.cert-manager.io/pkcs12-profile", Keystore, plain;
     /// New in this driver: also write a PKCS#12 truststore (the CA certificates).
     PKCS12_TRUSTSTORE_ENABLE = "csi.cert-manager.io/pkcs12-truststore-enable", Keystore, plain;
-    PKCS12_TRUSTSTORE_FILENAME = "csi.cert-manager.io/pkcs12-truststore-filename", Keystore, plain;
+    PKCS12_TRUSTSTORE_FILENAME = "csi.cert-manager.io/pkcs12-truststore-filename", Keystore, plain, empty_is_unset;
     /// New in this driver: a Java KeyStore, as cert-manager's `keystores.jks`.
     JKS_ENABLE = "csi.cert-manager.io/jks-enable", Keystore, plain;
-    JKS_FILENAME = "csi.cert-manager.io/jks-filename", Keystore, plain;
+    JKS_FILENAME = "csi.cert-manager.io/jks-filename", Keystore, plain, empty_is_unset;
     JKS_PASSWORD = "csi.cert-manager.io/jks-password", Keystore, secret;
     JKS_ALIAS = "csi.cert-manager.io/jks-alias", Keystore, plain;
     JKS_TRUSTSTORE_ENABLE = "csi.cert-manager.io/jks-truststore-enable", Keystore, plain;
-    JKS_TRUSTSTORE_FILENAME = "csi.cert-manager.io/jks-truststore-filename", Keystore, plain;
+    JKS_TRUSTSTORE_FILENAME = "csi.cert-manager.io/jks-truststore-filename", Keystore, plain, empty_is_unset;
 
     POD_NAME = "csi.storage.k8s.io/pod.name", Pod, plain;
     POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace", Pod, plain;

@@ -310,6 +310,9 @@ pub struct VolumeManager {
     /// The pod watch's changes, subscribed at construction so that none is missed before the gate
     /// loop starts (taken by it).
     pod_changes: parking_lot::Mutex<Option<tokio::sync::broadcast::Receiver<(String, String)>>>,
+    /// The Go driver's tmpfs is known to be mounted (`--publish-in-csi-lib-layout` keeps it so):
+    /// later publishes need not read the mount table, which grows with every volume.
+    inmemfs_mounted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Held while a volume does node work (key, CSR, mount, file writes): one of the per-core permits,
@@ -348,6 +351,7 @@ impl VolumeManager {
             ),
             waiting: parking_lot::Mutex::default(),
             pod_changes: parking_lot::Mutex::new(pod_changes),
+            inmemfs_mounted: Arc::default(),
         })
     }
 

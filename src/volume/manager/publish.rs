@@ -555,9 +555,13 @@ impl VolumeManager {
                 let (root, metadata) = csi_lib_volume.expect("matched");
                 let at = target.clone();
                 let mounted_already = mounted_now()?;
+                let inmemfs_mounted = Arc::clone(&self.inmemfs_mounted);
                 // Mounts and file work: not on the runtime's threads.
                 tokio::task::spawn_blocking(move || -> io::Result<()> {
-                    root.ensure_inmemfs()?;
+                    if !inmemfs_mounted.load(std::sync::atomic::Ordering::Acquire) {
+                        root.ensure_inmemfs()?;
+                        inmemfs_mounted.store(true, std::sync::atomic::Ordering::Release);
+                    }
                     let volume_dir = root.create_volume(&metadata, group)?;
                     if !mounted_already {
                         csi_lib::bind_data_at(&volume_dir, &at)?;
