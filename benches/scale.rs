@@ -2,7 +2,9 @@
 //! mounts when run as root). Prints idle CPU and wake-ups, memory, restart time, and a renewal
 //! storm (every certificate overdue at once after a restart) with its spread and peak concurrency.
 //!
-//! Run: `cargo bench --bench scale` (as root). `SCALE_VOLUMES=2000` for a shorter run.
+//! Run: `cargo bench --bench scale` (as root). `SCALE_VOLUMES=2000` for a shorter run;
+//! `SCALE_BINARY=path` measures another build (the shipped one: `cargo xtask static-binary
+//! --release` prints its path).
 
 mod common;
 
@@ -21,7 +23,12 @@ use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
+const BUILT_BINARY: &str = env!("CARGO_BIN_EXE_cert-manager-csi-driver");
+
+/// The binary under test: `SCALE_BINARY`, else the one this bench was built with.
+fn binary() -> String {
+    std::env::var("SCALE_BINARY").unwrap_or_else(|_| BUILT_BINARY.to_string())
+}
 /// Certificate lifetime: renewal falls due at two thirds, 40 s after issuance.
 const LIFETIME: &str = "60s";
 const RENEWS_AFTER: Duration = Duration::from_secs(40);
@@ -41,7 +48,7 @@ struct Driver {
 impl Driver {
     fn start(root: &Path, generation: usize) -> BenchResult<Driver> {
         let log = root.join(format!("driver-{generation}.log"));
-        let child = Command::new(BINARY)
+        let child = Command::new(binary())
             .arg("--node-id=scale-node")
             .arg(format!("--endpoint=unix://{}", socket(root).display()))
             .arg(format!("--data-root={}", root.join("state").display()))
@@ -155,6 +162,7 @@ async fn run() -> BenchResult<()> {
     let work = tempfile::Builder::new().prefix("cm-csi-scale-").tempdir()?;
     let root = work.path().canonicalize()?;
     println!("scale: {volumes} volumes on the real binary, embedded CA");
+    println!("  binary {}", binary());
     println!(
         "  cpu    {} ({} cores)",
         common::cpu_model(),

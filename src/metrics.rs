@@ -40,14 +40,21 @@ struct Histogram {
 /// A request as stored: the labels most volumes share (namespace, issuer) are interned, which
 /// at 10,000 volumes saves a few MiB.
 struct StoredRequest {
-    name: Box<str>,
-    namespace: Arc<str>,
-    issuer_name: Arc<str>,
-    issuer_kind: Arc<str>,
-    issuer_group: Arc<str>,
+    /// `None`: named after its volume (the embedded CA makes no CertificateRequests).
+    name: Option<Box<str>>,
+    labels: Arc<RequestLabels>,
     ready: &'static str,
     not_after: Option<SystemTime>,
     renewal_at: Option<SystemTime>,
+}
+
+/// The labels of a request that many volumes share.
+#[derive(PartialEq, Eq, Hash)]
+struct RequestLabels {
+    namespace: Box<str>,
+    issuer_name: Box<str>,
+    issuer_kind: Box<str>,
+    issuer_group: Box<str>,
 }
 
 /// Everything kept per volume, under one key.
@@ -61,7 +68,7 @@ struct VolumeSeries {
 #[derive(Default)]
 struct State {
     volumes: BTreeMap<Box<str>, VolumeSeries>,
-    interned: HashSet<Arc<str>>,
+    interned: HashSet<Arc<RequestLabels>>,
     grpc_calls: BTreeMap<(String, String), u64>,
     grpc_latency: BTreeMap<String, Histogram>,
     renewals: BTreeMap<&'static str, u64>,
@@ -76,22 +83,24 @@ impl State {
         self.volumes.get_mut(volume_id).expect("inserted above")
     }
 
-    fn intern(&mut self, value: &str) -> Arc<str> {
-        if let Some(existing) = self.interned.get(value) {
+    fn intern(&mut self, labels: RequestLabels) -> Arc<RequestLabels> {
+        if let Some(existing) = self.interned.get(&labels) {
             return Arc::clone(existing);
         }
-        let value: Arc<str> = value.into();
-        self.interned.insert(Arc::clone(&value));
-        value
+        let labels = Arc::new(labels);
+        self.interned.insert(Arc::clone(&labels));
+        labels
     }
 
-    fn store(&mut self, request: RequestState) -> StoredRequest {
+    fn store(&mut self, volume_id: &str, request: RequestState) -> StoredRequest {
         StoredRequest {
-            name: request.name.into_boxed_str(),
-            namespace: self.intern(&request.namespace),
-            issuer_name: self.intern(&request.issuer_name),
-            issuer_kind: self.intern(&request.issuer_kind),
-            issuer_group: self.intern(&request.issuer_group),
+            name: (request.name != volume_id).then(|| request.name.into_boxed_str()),
+            labels: self.intern(RequestLabels {
+                namespace: request.namespace.into(),
+                issuer_name: request.issuer_name.into(),
+                issuer_kind: request.issuer_kind.into(),
+                issuer_group: request.issuer_group.into(),
+            }),
             ready: request.ready,
             not_after: request.not_after,
             renewal_at: request.renewal_at,
@@ -153,7 +162,7 @@ impl Metrics {
     /// The volume's current certificate request.
     pub fn set_request(&self, volume_id: &str, request: RequestState) {
         let mut state = self.state();
-        let stored = state.store(request);
+        let stored = state.store(volume_id, request);
         state.volume(volume_id).request = Some(stored);
     }
 
@@ -181,7 +190,7 @@ impl Metrics {
             request.ready = "False";
             return;
         }
-        let stored = state.store(fallback);
+        let stored = state.store(volume_id, fallback);
         state.volume(volume_id).request = Some(stored);
     }
 
@@ -251,11 +260,11 @@ impl Metrics {
             "gauge",
             "The Ready condition of each volume's current certificate request (1 for the current value).",
         );
-        for request in state.volumes.values().filter_map(|v| v.request.as_ref()) {
+        for (volume, request) in requests(&state) {
             for condition in ["True", "False", "Unknown"] {
                 lines.push(format!(
                     "{name}{{{},condition=\"{condition}\"}} {}",
-                    request_labels(request),
+                    request_labels(volume, request),
                     u8::from(request.ready == condition)
                 ));
             }
@@ -275,11 +284,11 @@ impl Metrics {
             ),
         ] {
             let name = header(&mut out, name, "gauge", help);
-            for request in state.volumes.values().filter_map(|v| v.request.as_ref()) {
+            for (volume, request) in requests(&state) {
                 if let Some(at) = pick(request) {
                     lines.push(format!(
                         "{name}{{{}}} {}",
-                        request_labels(request),
+                        request_labels(volume, request),
                         unix_seconds(at)
                     ));
                 }
@@ -477,14 +486,23 @@ fn flush(out: &mut String, lines: &mut Vec<String>) {
     }
 }
 
-fn request_labels(request: &StoredRequest) -> String {
+/// Each volume's current request, with the volume's ID.
+fn requests(state: &State) -> impl Iterator<Item = (&str, &StoredRequest)> {
+    state
+        .volumes
+        .iter()
+        .filter_map(|(volume, series)| Some((&**volume, series.request.as_ref()?)))
+}
+
+fn request_labels(volume_id: &str, request: &StoredRequest) -> String {
+    let labels = &request.labels;
     format!(
         "name=\"{}\",namespace=\"{}\",issuer_name=\"{}\",issuer_kind=\"{}\",issuer_group=\"{}\"",
-        escape(&request.name),
-        escape(&request.namespace),
-        escape(&request.issuer_name),
-        escape(&request.issuer_kind),
-        escape(&request.issuer_group)
+        escape(request.name.as_deref().unwrap_or(volume_id)),
+        escape(&labels.namespace),
+        escape(&labels.issuer_name),
+        escape(&labels.issuer_kind),
+        escape(&labels.issuer_group)
     )
 }
 

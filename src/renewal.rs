@@ -78,10 +78,11 @@ pub fn instant_at(at: SystemTime) -> Instant {
     }
 }
 
+/// Both indexes share one copy of each volume ID.
 #[derive(Default)]
 struct Queue {
-    by_time: BTreeSet<(Instant, String)>,
-    by_volume: HashMap<String, Instant>,
+    by_time: BTreeSet<(Instant, Arc<str>)>,
+    by_volume: HashMap<Arc<str>, Instant>,
 }
 
 /// The deadline queue. Cheap to clone; all clones share one queue.
@@ -103,10 +104,14 @@ impl Scheduler {
     /// Sets (or moves) the deadline of a volume.
     pub fn schedule(&self, volume_id: &str, at: Instant) {
         let mut queue = self.lock();
-        if let Some(previous) = queue.by_volume.insert(volume_id.to_string(), at) {
-            queue.by_time.remove(&(previous, volume_id.to_string()));
+        let volume_id: Arc<str> = match queue.by_volume.get_key_value(volume_id) {
+            Some((known, _)) => Arc::clone(known),
+            None => volume_id.into(),
+        };
+        if let Some(previous) = queue.by_volume.insert(Arc::clone(&volume_id), at) {
+            queue.by_time.remove(&(previous, Arc::clone(&volume_id)));
         }
-        queue.by_time.insert((at, volume_id.to_string()));
+        queue.by_time.insert((at, volume_id));
         drop(queue);
         self.changed.notify_one();
     }
@@ -114,8 +119,8 @@ impl Scheduler {
     /// Forgets a volume.
     pub fn cancel(&self, volume_id: &str) {
         let mut queue = self.lock();
-        if let Some(previous) = queue.by_volume.remove(volume_id) {
-            queue.by_time.remove(&(previous, volume_id.to_string()));
+        if let Some((volume_id, previous)) = queue.by_volume.remove_entry(volume_id) {
+            queue.by_time.remove(&(previous, volume_id));
         }
     }
 
@@ -138,13 +143,13 @@ impl Scheduler {
         loop {
             let earliest = {
                 let mut queue = self.lock();
-                match queue.by_time.first().cloned() {
-                    Some((at, volume_id)) if at <= Instant::now() => {
-                        queue.by_time.remove(&(at, volume_id.clone()));
+                match queue.by_time.first().map(|(at, _)| *at) {
+                    Some(at) if at <= Instant::now() => {
+                        let (_, volume_id) = queue.by_time.pop_first().expect("just seen");
                         queue.by_volume.remove(&volume_id);
-                        return volume_id;
+                        return volume_id.to_string();
                     }
-                    other => other.map(|(at, _)| at),
+                    other => other,
                 }
             };
             match earliest {

@@ -206,6 +206,13 @@ impl StateStore {
         write_private_json(&self.path(&record.volume_id), record)
     }
 
+    /// One volume's record, read again (a resting volume's attributes, when its renewal comes).
+    pub fn load(&self, volume_id: &str) -> io::Result<VolumeRecord> {
+        let bytes = fs::read(self.path(volume_id))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+
     /// Removes a record; a missing one is fine.
     pub fn remove(&self, volume_id: &str) -> io::Result<()> {
         let _ = fs::remove_file(self.progress_path(volume_id));

@@ -54,7 +54,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "bench",
-        about: "a benchmark program: publish | keygen | cert_manager | scale | chaos (arguments after the name go to it; several need root)",
+        about: "a benchmark program: publish | keygen | cert_manager | scale | chaos | readiness | key_pool | footprint | volume_heap (arguments after the name go to it; several need root)",
         run: bench,
     },
     Task {
@@ -74,6 +74,7 @@ const BENCHES: &[&str] = &[
     "readiness",
     "key_pool",
     "footprint",
+    "volume_heap",
 ];
 
 fn main() -> ExitCode {

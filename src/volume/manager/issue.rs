@@ -54,7 +54,7 @@ pub(super) struct Failure {
     pub error: VolumeError,
     /// The key of a request the issuer still has pending (it timed out or could not be reached):
     /// the next attempt presents the same CSR.
-    pub pending_key: Option<PendingKey>,
+    pub pending_key: Option<Box<PendingKey>>,
 }
 
 impl<E: Into<VolumeError>> From<E> for Failure {
@@ -83,6 +83,14 @@ impl VolumeManager {
     ) -> Result<Issued, Failure> {
         if cancellation.is_requested() {
             return Err(VolumeError::Cancelled(volume.id().to_string()).into());
+        }
+        // A resting volume's attributes come back from its record.
+        if self.load_attributes(volume)?.is_none() {
+            return Err(VolumeError::Internal(format!(
+                "volume {} has rejected attributes and is never issued",
+                volume.id()
+            ))
+            .into());
         }
         // The pod first (readiness gates, its addresses): no key is made for a pod not ready.
         let pod_ips = match self.gate_verdict(volume, action) {
@@ -279,6 +287,7 @@ impl VolumeManager {
                 volume.certificate_request = issued.certificate_request;
                 volume.phase = Phase::Ready(issued.certificate);
                 self.clear_progress(volume);
+                volume.rest();
                 Ok(())
             }
             // Being unpublished: nothing to report, retry or remember.

@@ -33,11 +33,14 @@ use parking_lot::{Mutex, MutexGuard};
 pub use self::inspect::VolumeSnapshot;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
-use self::volume::{Counted, Counters, ManagedVolume, ParkedKeys};
+use self::volume::{Attributes, Counted, Counters, ManagedVolume, ParkedKeys};
 use super::id::VolumeId;
 use super::mount::Mounter;
 use super::state::StateStore;
-use crate::attributes::{InvalidAttributes, ParseOptions, PodIpWait, redacted_context};
+use crate::attributes::{
+    InvalidAttributes, ParseOptions, PodIpWait, VolumeAttributes, parse_volume_context_with,
+    redacted_context,
+};
 use crate::issuer::{Issuer, IssuerError};
 use crate::keys::KeyError;
 use crate::keys::pool::{BusyGuard, KeyPool};
@@ -235,7 +238,10 @@ struct VolumeSlot {
     volume: tokio::sync::Mutex<Option<ManagedVolume>>,
     /// Raised by an unpublish before it waits for the lock: an issuance holding the lock gives up
     /// at once, and none starts, so a pod's teardown never waits on the issuer or the API server.
-    removing: tokio::sync::watch::Sender<bool>,
+    removing: std::sync::atomic::AtomicBool,
+    /// Wakes what waits on `removing` when it is raised. Held inline: a watch channel would cost
+    /// an allocation of ~370 bytes a volume.
+    removing_raised: tokio::sync::Notify,
     /// Where the volume is (being) published, readable while an issuance holds the lock: a stats
     /// call for another path is answered `NotFound` without waiting.
     target: Mutex<Option<PathBuf>>,
@@ -248,7 +254,8 @@ impl VolumeSlot {
         let target = volume.target().to_path_buf();
         VolumeSlot {
             volume: tokio::sync::Mutex::new(Some(volume)),
-            removing: tokio::sync::watch::Sender::new(false),
+            removing: Default::default(),
+            removing_raised: tokio::sync::Notify::new(),
             target: Mutex::new(Some(target)),
         }
     }
@@ -263,25 +270,40 @@ impl VolumeSlot {
         self.target.lock().as_deref() == Some(path)
     }
 
+    /// Raises (an unpublish begins) or lowers (it ended) the flag issuances give up on.
+    fn set_removing(&self, removing: bool) {
+        self.removing
+            .store(removing, std::sync::atomic::Ordering::SeqCst);
+        if removing {
+            self.removing_raised.notify_waiters();
+        }
+    }
+
     /// What an issuance on this slot watches to give up when the volume is being removed.
-    fn cancellation(&self) -> Cancellation {
-        Cancellation(self.removing.subscribe())
+    fn cancellation(self: &Arc<Self>) -> Cancellation {
+        Cancellation(Arc::clone(self))
     }
 }
 
 /// Tells an issuance that its volume is being unpublished.
-pub(super) struct Cancellation(tokio::sync::watch::Receiver<bool>);
+pub(super) struct Cancellation(Slot);
 
 impl Cancellation {
     pub fn is_requested(&self) -> bool {
-        *self.0.borrow()
+        self.0.removing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Completes once the volume is being unpublished.
     pub async fn requested(&mut self) {
-        if self.0.wait_for(|removing| *removing).await.is_err() {
-            // The slot is gone: nobody can ask any more.
-            std::future::pending::<()>().await;
+        loop {
+            // Registered before the flag is read, so a raise in between is not missed.
+            let raised = self.0.removing_raised.notified();
+            tokio::pin!(raised);
+            raised.as_mut().enable();
+            if self.is_requested() {
+                return;
+            }
+            raised.await;
         }
     }
 }
@@ -421,6 +443,45 @@ impl VolumeManager {
         }
     }
 
+    /// Reads a volume context into what the volume is issued from. Every context goes through
+    /// here: a publish's, a reloaded record's, a resting volume's when its renewal comes.
+    fn parse_context(
+        &self,
+        context: &HashMap<String, String>,
+        options: ParseOptions,
+    ) -> Result<VolumeAttributes, InvalidAttributes> {
+        parse_volume_context_with(context, options)
+    }
+
+    /// A resting volume's attributes, parsed again from its record on disk (with the options its
+    /// reload would use: the record was accepted when it was written).
+    fn read_attributes(&self, volume_id: &str) -> Result<VolumeAttributes, VolumeError> {
+        let record = self.store.load(volume_id).map_err(VolumeError::io(format!(
+            "reading the record of volume {volume_id} (its attributes)"
+        )))?;
+        let context: HashMap<String, String> = record.volume_context.into_iter().collect();
+        self.parse_context(&context, self.lenient_parse_options())
+            .map_err(|invalid| {
+                VolumeError::Internal(format!(
+                    "the recorded attributes of volume {volume_id} no longer validate: {invalid}"
+                ))
+            })
+    }
+
+    /// The volume's parsed attributes, read again from its record if it was resting; `None` for
+    /// one whose attributes are rejected. A record that cannot be read fails the attempt (it is
+    /// retried with backoff; the volume's files stay).
+    fn load_attributes<'v>(
+        &self,
+        volume: &'v mut ManagedVolume,
+    ) -> Result<Option<&'v VolumeAttributes>, VolumeError> {
+        if matches!(volume.attributes, Attributes::Resting) {
+            let attributes = self.read_attributes(volume.id())?;
+            volume.attributes = Attributes::Loaded(Box::new(attributes));
+        }
+        Ok(volume.valid_attributes())
+    }
+
     /// A node-work permit. From the moment it is asked for, the key pool's refill waits: a volume
     /// waiting for CPU is never kept waiting by keys made for later ones.
     async fn node_permit(&self) -> Result<NodePermit<'_>, VolumeError> {
@@ -474,6 +535,7 @@ impl VolumeManager {
     /// Puts a volume the driver takes up without a publish (resumed, adopted) in its slot.
     fn insert_managed(&self, mut volume: ManagedVolume) {
         self.count(&mut volume);
+        volume.rest();
         self.slots().insert(
             volume.id().to_string(),
             Arc::new(VolumeSlot::holding(volume)),

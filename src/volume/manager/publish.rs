@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::issue::Action;
 use super::volume::{Attributes, ManagedVolume, Phase, Retry};
 use super::{Cancellation, PublishCall, VolumeError, VolumeManager};
-use crate::attributes::{InvalidAttributes, VolumeAttributes, parse_volume_context_with};
+use crate::attributes::{InvalidAttributes, VolumeAttributes};
 use crate::kubernetes::{ServiceAccountToken, token};
 use crate::pod_events::{PodEvent, reason};
 use crate::volume::csi_lib::{self, CsiLibRoot, Verdict};
@@ -90,7 +90,7 @@ impl VolumeManager {
                 call.target_path
             )));
         }
-        let parsed = match parse_volume_context_with(&call.volume_context, self.parse_options()) {
+        let parsed = match self.parse_context(&call.volume_context, self.parse_options()) {
             Ok(parsed) => parsed,
             Err(invalid) => return self.republish_rejected(&call, invalid).await,
         };
@@ -365,12 +365,14 @@ impl VolumeManager {
                 ManagedVolume {
                     record: record.without_context(),
                     layout: Layout::of_record(&record),
+                    pod: parsed.pod.clone(),
+                    renew_before: parsed.spec.renew_before,
                     // Warnings were logged and reported above; they need no memory from now on.
-                    attributes: Attributes::Valid(VolumeAttributes {
+                    attributes: Attributes::Loaded(Box::new(VolumeAttributes {
                         warnings: Vec::new(),
                         unknown_keys: Vec::new(),
                         ..parsed
-                    }),
+                    })),
                     phase: Phase::Issuing(Retry {
                         pending_key,
                         ..Retry::default()
@@ -384,7 +386,7 @@ impl VolumeManager {
                 }
             }
         };
-        if volume.valid_attributes().is_none() {
+        if !volume.is_valid() {
             // Taken up with attributes this driver rejects (yet this publish's validate: a rule
             // changed in between). It has no usable files, and nothing may be issued from what
             // it recorded: say so rather than report an empty volume.

@@ -41,7 +41,7 @@ impl VolumeManager {
         let Some(volume) = guard.as_mut() else {
             return;
         };
-        if volume.valid_attributes().is_none() || cancellation.is_requested() {
+        if !volume.is_valid() || cancellation.is_requested() {
             return;
         }
         // Taken off the queue before the lock was had: whatever held the lock meanwhile (a
@@ -151,13 +151,13 @@ impl VolumeManager {
         certificate: &CertificateSummary,
         just_issued: bool,
     ) {
-        let Some(attributes) = volume.valid_attributes() else {
+        if !volume.is_valid() {
             return;
-        };
+        }
         let due = renewal::renewal_time(
             certificate.not_before,
             certificate.not_after,
-            attributes.spec.renew_before,
+            volume.renew_before,
         );
         let now = SystemTime::now();
         // Certificates carry whole seconds: one asked for less than a second (or 0s) ends in the

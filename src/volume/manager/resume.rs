@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::volume::{Attributes, ManagedVolume, Phase, Retry};
 use super::{VolumeManager, rfc3339};
-use crate::attributes::{PodInfo, check_file_name, key, parse_volume_context_with};
+use crate::attributes::{PodInfo, check_file_name, key};
 use crate::certificate::{CertificateSummary, inspect_leaf};
 use crate::kubernetes::token;
 use crate::pod_events::{PodEvent, reason};
@@ -222,7 +222,7 @@ impl VolumeManager {
                 },
             );
             summary.adopted += 1;
-            if volume.valid_attributes().is_none() {
+            if !volume.is_valid() {
                 summary.not_renewed += 1;
             }
             self.report_adoption(&volume);
@@ -239,14 +239,22 @@ impl VolumeManager {
         let context: HashMap<String, String> = std::mem::take(&mut record.volume_context)
             .into_iter()
             .collect();
-        let attributes = match parse_volume_context_with(&context, self.lenient_parse_options()) {
-            Ok(attributes) => Attributes::Valid(attributes),
+        let (attributes, pod, renew_before) = match self
+            .parse_context(&context, self.lenient_parse_options())
+        {
+            Ok(attributes) => {
+                let pod = attributes.pod.clone();
+                let renew_before = attributes.spec.renew_before;
+                (Attributes::Loaded(Box::new(attributes)), pod, renew_before)
+            }
             Err(invalid) => {
                 tracing::error!(%volume_id, adopted = layout.is_adopted(), error = %invalid, "the volume's attributes do not validate; keeping its files as they are, without renewing them");
-                Attributes::Rejected {
-                    pod: PodInfo::read_from(&context),
-                    problems: invalid.to_string(),
-                }
+                let problems = invalid.to_string();
+                (
+                    Attributes::Rejected { problems },
+                    PodInfo::read_from(&context),
+                    None,
+                )
             }
         };
         let files_dir = layout.files_dir(&record.target_path);
@@ -255,8 +263,8 @@ impl VolumeManager {
             tracing::info!(%volume_id, entries = tidied, "removed what an interrupted write left in the volume");
         }
         let certificate_file = match &attributes {
-            Attributes::Valid(attributes) => attributes.spec.files.certificate.as_str(),
-            Attributes::Rejected { .. } => context
+            Attributes::Loaded(attributes) => attributes.spec.files.certificate.as_str(),
+            Attributes::Resting | Attributes::Rejected { .. } => context
                 .get(key::CERTIFICATE_FILE)
                 .map(String::as_str)
                 .filter(|name| check_file_name(name).is_ok())
@@ -279,6 +287,8 @@ impl VolumeManager {
         let volume = ManagedVolume {
             record,
             layout,
+            pod,
+            renew_before,
             attributes,
             phase,
             // Not read back at start (10,000 file reads): the metrics name the volume until
@@ -297,7 +307,7 @@ impl VolumeManager {
                 self.schedule_renewal(&volume, certificate);
             }
             // Mounted but no certificate (killed mid-publish): issue as soon as possible.
-            (Attributes::Valid(_), None) => self
+            (Attributes::Loaded(_) | Attributes::Resting, None) => self
                 .scheduler
                 .schedule(&volume_id, tokio::time::Instant::now()),
             (Attributes::Rejected { .. }, None) => {}

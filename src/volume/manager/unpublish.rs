@@ -26,7 +26,7 @@ impl VolumeManager {
         // Unpublish wins: whatever issuance or renewal holds the volume's lock gives up now
         // (even if it is waiting on an API server that does not answer), and none starts.
         if let Some(slot) = &slot {
-            slot.removing.send_replace(true);
+            slot.set_removing(true);
         }
         let mut interrupted = false;
         let mut guard = match &slot {
@@ -43,11 +43,11 @@ impl VolumeManager {
             .unpublish_locked(volume_id, target, &mut guard, interrupted)
             .await;
         if let Some(slot) = &slot {
-            slot.removing.send_replace(false);
+            slot.set_removing(false);
         }
         if result.is_err()
             && let Some(volume) = guard.as_ref().and_then(|guard| guard.as_ref())
-            && volume.valid_attributes().is_some()
+            && volume.is_valid()
             && self.scheduler.deadline(volume_id).is_none()
         {
             // It stays (kubelet retries the unpublish); a renewal this call stopped comes back.
