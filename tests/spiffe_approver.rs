@@ -108,6 +108,7 @@ fn free_address() -> SocketAddr {
 /// One approver process; killed when dropped.
 struct Approver {
     child: Child,
+    token: String,
     user: String,
     metrics: SocketAddr,
     readiness: SocketAddr,
@@ -147,6 +148,7 @@ impl Approver {
             .expect("starting the approver");
         Approver {
             child,
+            token,
             user,
             metrics,
             readiness,
@@ -582,19 +584,8 @@ async fn only_the_leader_acts_and_another_replica_takes_over_when_it_dies() {
     let server = TestApiServer::start().await;
     server.add_token(SLEEP.0, SLEEP.1);
     let dir = TempDir::new().unwrap();
-    let a = Approver::start(&server, dir.path(), "approver-a");
-    let b = Approver::start(&server, dir.path(), "approver-b");
-
     // Exactly one leads, and the Lease says so.
-    let a_leads = eventually("a leader", &[&a, &b], async || {
-        match (a.leads().await?, b.leads().await?) {
-            (true, false) => Some(true),
-            (false, true) => Some(false),
-            _ => None,
-        }
-    })
-    .await;
-    let (mut leader, follower) = if a_leads { (a, b) } else { (b, a) };
+    let (mut leader, follower) = elected(&server, dir.path()).await;
     let lease = server
         .get_object(LEASE.0, LEASE.1, LEASE_NAMESPACE, LEASE_NAME)
         .expect("the Lease");
@@ -653,6 +644,61 @@ async fn only_the_leader_acts_and_another_replica_takes_over_when_it_dies() {
     assert!(condition(&second, "Approved").is_some(), "{second}");
     assert_eq!(
         status_writers(&server, NAMESPACE, "second"),
+        [follower.user.as_str()]
+    );
+}
+
+/// Two replicas, and which one leads once one does.
+async fn elected(server: &TestApiServer, dir: &Path) -> (Approver, Approver) {
+    let a = Approver::start(server, dir, "approver-a");
+    let b = Approver::start(server, dir, "approver-b");
+    let a_leads = eventually("a leader", &[&a, &b], async || {
+        match (a.leads().await?, b.leads().await?) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    })
+    .await;
+    if a_leads { (a, b) } else { (b, a) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_stops_leading() {
+    let server = TestApiServer::start().await;
+    server.add_token(SLEEP.0, SLEEP.1);
+    let dir = TempDir::new().unwrap();
+    let (leader, follower) = elected(&server, dir.path()).await;
+
+    // The API server stops accepting the leader's credentials: it cannot renew.
+    server.reject_token(&leader.token);
+    eventually(
+        "the leader to step down",
+        &[&leader, &follower],
+        async || (!leader.leads().await?).then_some(()),
+    )
+    .await;
+    eventually("the follower to take over", &[&follower], async || {
+        follower.leads().await.filter(|leads| *leads)
+    })
+    .await;
+    let lease = server
+        .get_object(LEASE.0, LEASE.1, LEASE_NAMESPACE, LEASE_NAME)
+        .unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request("after", &csr(|_| {})),
+    )
+    .await;
+    let after = decided(&server, &[&follower], NAMESPACE, "after").await;
+    assert!(condition(&after, "Approved").is_some(), "{after}");
+    assert_eq!(
+        status_writers(&server, NAMESPACE, "after"),
         [follower.user.as_str()]
     );
 }
