@@ -53,6 +53,171 @@ pub enum Command {
     /// Print every volume the driver manages on this node (pod, issuer, DNS names, expiry, next
     /// renewal, last error), read from --data-root. Works while the driver is down.
     Status(StatusArgs),
+    /// Run csi-driver-spiffe's approver: approve the CertificateRequests for the SPIFFE issuer
+    /// that ask for exactly their requester's SPIFFE ID, deny every other one (upstream's
+    /// csi-driver-spiffe-approver; its flags).
+    SpiffeApprover(Box<SpiffeApproverArgs>),
+}
+
+/// `spiffe-approver`'s flags, named (and defaulted) as upstream's approver names them.
+#[derive(Debug, Args)]
+pub struct SpiffeApproverArgs {
+    /// The trust domain every approved SPIFFE ID must be in.
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+
+    /// The one spec.duration allowed (Go duration syntax).
+    #[arg(long, default_value = "1h", value_parser = parse_lifetime)]
+    pub certificate_request_duration: std::time::Duration,
+
+    /// Name of the issuer the driver requests from: only requests for it are judged.
+    #[arg(long, default_value = "my-spiffe-ca")]
+    pub issuer_name: String,
+
+    /// Kind of that issuer.
+    #[arg(long, default_value = "ClusterIssuer")]
+    pub issuer_kind: String,
+
+    /// Group of that issuer.
+    #[arg(long, default_value = "cert-manager.io")]
+    pub issuer_group: String,
+
+    /// Requests are made by the driver's own service account (--driver-service-account), not
+    /// by the pods': approve those for any SPIFFE ID of the trust domain in the request's namespace.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
+    pub use_own_service_account: bool,
+
+    /// The driver's full username, e.g. `system:serviceaccount:cert-manager:cert-manager-csi-driver-spiffe`.
+    /// Required with --use-own-service-account.
+    #[arg(long, default_value = "")]
+    pub driver_service_account: String,
+
+    /// Also approve requests for other issuers (standing in for cert-manager's own approver),
+    /// except those that ask for a SPIFFE identity.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, default_value_t = false)]
+    pub auto_approve_non_spiffe: bool,
+
+    /// The CSI driver's name; the leader election Lease is named after it, as upstream's is.
+    #[arg(long, default_value = "spiffe.csi.cert-manager.io")]
+    pub csi_driver_name: String,
+
+    /// Namespace of the leader election Lease.
+    #[arg(long, default_value = "cert-manager")]
+    pub leader_election_namespace: String,
+
+    /// How long a leader's Lease is valid without renewal (not an upstream flag).
+    #[arg(long, default_value = "15s", value_parser = parse_timeout)]
+    pub leader_election_lease_duration: std::time::Duration,
+
+    /// How long a leader keeps acting without a successful renewal (not an upstream flag).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub leader_election_renew_deadline: std::time::Duration,
+
+    /// How often the Lease is tried or renewed (not an upstream flag).
+    #[arg(long, default_value = "2s", value_parser = parse_timeout)]
+    pub leader_election_retry_period: std::time::Duration,
+
+    /// Where to serve /metrics (`:9402`, `127.0.0.1:9402`); `0` = off.
+    #[arg(long, default_value = ":9402")]
+    pub metrics_bind_address: String,
+
+    /// Where to serve the readiness probe /readyz; `0` = off.
+    #[arg(long, default_value = ":6060")]
+    pub readiness_probe_bind_address: String,
+
+    /// kubeconfig file [default: the in-cluster service account, else KUBECONFIG or ~/.kube/config].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Client-side limit on Kubernetes API requests per second (0 = 50).
+    #[arg(long, default_value_t = 0.0)]
+    pub kube_api_qps: f64,
+
+    /// Requests allowed in a burst above --kube-api-qps (0 = 100).
+    #[arg(long, default_value_t = 0)]
+    pub kube_api_burst: u32,
+
+    /// Upstream's runtime issuer ConfigMap: not supported here; refused rather than ignored.
+    #[arg(long, hide = true)]
+    pub runtime_issuance_config_map_name: Option<String>,
+
+    /// See --runtime-issuance-config-map-name.
+    #[arg(long, hide = true)]
+    pub runtime_issuance_config_map_namespace: Option<String>,
+}
+
+impl SpiffeApproverArgs {
+    /// The approver configuration these flags describe.
+    pub fn to_config(&self) -> Result<crate::spiffe::approver::ApproverConfig, String> {
+        use crate::spiffe::approver::evaluate::{IssuerRef, Policy};
+        use crate::spiffe::approver::leader::{LeaseSettings, default_identity};
+        if self
+            .runtime_issuance_config_map_name
+            .as_deref()
+            .is_some_and(|name| !name.is_empty())
+        {
+            return Err(
+                "--runtime-issuance-config-map-name is not supported by this approver: \
+                        set --issuer-name, --issuer-kind and --issuer-group"
+                    .into(),
+            );
+        }
+        let trust_domain = crate::spiffe::id::TrustDomain::new(&self.trust_domain)
+            .map_err(|e| format!("--trust-domain: {e}"))?;
+        if self.issuer_name.is_empty() {
+            return Err("--issuer-name must not be empty".into());
+        }
+        let driver_service_account =
+            Some(self.driver_service_account.clone()).filter(|account| !account.is_empty());
+        if self.use_own_service_account {
+            let account = driver_service_account.as_deref().unwrap_or_default();
+            let parts: Vec<&str> = account.split(':').collect();
+            if !matches!(parts.as_slice(), ["system", "serviceaccount", ns, name] if !ns.is_empty() && !name.is_empty())
+            {
+                return Err(format!(
+                    "--use-own-service-account needs --driver-service-account as \
+                     system:serviceaccount:<namespace>:<name>, got {account:?}"
+                ));
+            }
+        }
+        let lease = LeaseSettings {
+            namespace: self.leader_election_namespace.clone(),
+            name: self.csi_driver_name.clone(),
+            identity: default_identity(),
+            lease_duration: self.leader_election_lease_duration,
+            renew_deadline: self.leader_election_renew_deadline,
+            retry_period: self.leader_election_retry_period,
+        };
+        lease.validate()?;
+        let address = |flag: &str, text: &str| {
+            crate::endpoints::parse_bind_address(text).map_err(|e| format!("{flag}: {e}"))
+        };
+        Ok(crate::spiffe::approver::ApproverConfig {
+            policy: Policy {
+                trust_domain,
+                certificate_request_duration: self.certificate_request_duration,
+                issuer: IssuerRef::normalised(
+                    &self.issuer_name,
+                    &self.issuer_kind,
+                    &self.issuer_group,
+                ),
+                use_own_service_account: self.use_own_service_account,
+                driver_service_account,
+                auto_approve_non_spiffe: self.auto_approve_non_spiffe,
+            },
+            lease,
+            kube: KubeSettings {
+                kubeconfig: self.kubeconfig.clone(),
+                qps: self.kube_api_qps,
+                burst: self.kube_api_burst,
+            },
+            metrics_address: address("--metrics-bind-address", &self.metrics_bind_address)?,
+            readiness_address: address(
+                "--readiness-probe-bind-address",
+                &self.readiness_probe_bind_address,
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +540,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Demo(args)) => crate::demo::main(&args),
         Some(Command::Status(args)) => print_status(&cli.driver.data_root, args.output),
+        Some(Command::SpiffeApprover(args)) => run_spiffe_approver(&args),
         None => run_driver(&cli.driver),
     }
 }
@@ -422,6 +588,31 @@ fn run_driver(args: &DriverArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "driver stopped");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_spiffe_approver(args: &SpiffeApproverArgs) -> ExitCode {
+    let config = match args.to_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match driver_runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::spiffe::approver::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "approver stopped");
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod pod_events;
 pub mod pod_gates;
 pub mod renewal;
+pub mod spiffe;
 pub mod status;
 pub mod volume;
 pub mod x509;

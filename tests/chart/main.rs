@@ -16,6 +16,7 @@ mod defaults;
 mod lint;
 mod metric_names;
 mod readme_commands;
+mod spiffe_approver;
 mod static_manifests;
 mod upstream_values;
 

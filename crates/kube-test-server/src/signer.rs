@@ -58,6 +58,11 @@ pub enum SignerMode {
     /// Approve, then sign at once, but leave `status.ca` out: an issuer that does not know its
     /// CA (ACME, some external issuers).
     ApproveWithoutCa,
+    /// Approve nothing, as cert-manager does when its own approver is turned off and another
+    /// (csi-driver-spiffe's) decides: sign each request once someone else has approved it, and
+    /// answer one that someone denied with Ready=False reason Denied, as cert-manager does.
+    /// Undecided requests are left alone.
+    SignApprovedOnly,
 }
 
 /// A running signer. Cloning gives another handle; it stops when the last handle is dropped.
@@ -167,6 +172,9 @@ impl Inner {
 
     /// Answers a request if it is new to the signer and has not been answered by anyone else.
     fn consider(self: &Arc<Self>, request: &Value, delayed: &mut JoinSet<()>) {
+        if self.state().mode == SignerMode::SignApprovedOnly {
+            return self.consider_decided(request);
+        }
         let uid = text(request, "/metadata/uid");
         let unanswered = request
             .pointer("/status/conditions")
@@ -229,8 +237,55 @@ impl Inner {
                                reference empty: secret name missing";
                 self.fail(&namespace, &name, message);
             }
-            SignerMode::Ignore => {}
+            // Handled by `consider_decided` before any request is marked seen.
+            SignerMode::Ignore | SignerMode::SignApprovedOnly => {}
             SignerMode::SignWithoutApproval => self.issue(request, &namespace, &name),
+        }
+    }
+
+    /// [`SignerMode::SignApprovedOnly`]: acts on a request once it carries someone else's
+    /// Approved or Denied condition and has no Ready one yet.
+    fn consider_decided(&self, request: &Value) {
+        let conditions = request
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let has = |kind: &str| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == kind && c["status"] == "True")
+        };
+        let (approved, denied) = (has("Approved"), has("Denied"));
+        let answered = conditions.iter().any(|c| c["type"] == "Ready");
+        if answered
+            || !(approved || denied)
+            || text(request, "/spec/issuerRef/name") == IGNORED_ISSUER
+        {
+            return;
+        }
+        if !self
+            .state()
+            .seen
+            .insert(text(request, "/metadata/uid").to_string())
+        {
+            return;
+        }
+        let namespace = text(request, "/metadata/namespace");
+        let name = text(request, "/metadata/name");
+        if denied {
+            self.write_status(namespace, name, |status| {
+                set_condition(
+                    status,
+                    "Ready",
+                    "False",
+                    "Denied",
+                    "The CertificateRequest was denied by an approval controller",
+                );
+                status["failureTime"] = json!(now_rfc3339());
+            });
+        } else {
+            self.issue(request, namespace, name);
         }
     }
 

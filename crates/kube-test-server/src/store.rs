@@ -394,6 +394,9 @@ impl Store {
         metadata.insert("creationTimestamp".into(), json!(now_rfc3339()));
         metadata.insert("generation".into(), json!(1));
 
+        if let Some(user) = user {
+            stamp_requester(collection, &mut object, user);
+        }
         let sequence = state.next_sequence;
         state.next_sequence += 1;
         let stored = Stored {
@@ -776,6 +779,37 @@ impl State {
     }
 }
 
+/// What cert-manager's mutating webhook does to every CertificateRequest created: it records who
+/// asked, from the API request's authenticated user, in `spec.username` and `spec.groups`,
+/// overwriting whatever the client sent (approvers, such as csi-driver-spiffe's, trust these
+/// fields). Service accounts get the groups the API server gives them; the test server knows no
+/// UIDs, so `spec.uid` is left out.
+fn stamp_requester(collection: &Collection, object: &mut Value, user: &str) {
+    if collection.api_version != "cert-manager.io/v1"
+        || collection.resource != "certificaterequests"
+    {
+        return;
+    }
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut groups = Vec::new();
+    if let Some(namespace) = user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(namespace, _)| namespace)
+    {
+        groups.push("system:serviceaccounts".to_string());
+        groups.push(format!("system:serviceaccounts:{namespace}"));
+    }
+    groups.push("system:authenticated".to_string());
+    spec.insert("username".into(), json!(user));
+    spec.insert("groups".into(), json!(groups));
+    for key in ["uid", "extra"] {
+        spec.remove(key);
+    }
+}
+
 /// The kind for a resource nobody has created an object of yet (used only to name empty lists).
 fn kind_for_resource(resource: &str) -> String {
     let known = [
@@ -787,6 +821,7 @@ fn kind_for_resource(resource: &str) -> String {
         ("namespaces", "Namespace"),
         ("serviceaccounts", "ServiceAccount"),
         ("nodes", "Node"),
+        ("leases", "Lease"),
     ];
     if let Some((_, kind)) = known.iter().find(|(r, _)| *r == resource) {
         return kind.to_string();

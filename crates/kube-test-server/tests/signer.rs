@@ -516,3 +516,99 @@ async fn a_duration_past_the_year_9999_fails() {
     assert_eq!(conditions(&cr)[1], condition("Ready", "True", "Issued"));
     assert_eq!(signer.signed_count(), 1);
 }
+
+#[tokio::test]
+async fn records_the_requesting_user_as_cert_managers_webhook_does() {
+    let server = TestApiServer::start().await;
+    server.add_token("pod-token", "system:serviceaccount:app:web");
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "certificaterequests");
+    let key = KeyPair::generate().unwrap();
+    let mut forged = request("cr-1", &csr(&key, "pod.example"), "ca");
+    // Whatever the client claims is overwritten.
+    forged["spec"]["username"] = json!("system:serviceaccount:kube-system:admin");
+    forged["spec"]["groups"] = json!(["system:masters"]);
+    forged["spec"]["uid"] = json!("1234");
+    let requests: Api<DynamicObject> =
+        Api::namespaced_with(client(&server, "pod-token").await, "app", &resource);
+    let created = requests
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(forged).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"]["username"],
+        "system:serviceaccount:app:web"
+    );
+    assert_eq!(
+        created.data["spec"]["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:app",
+            "system:authenticated"
+        ])
+    );
+    assert!(created.data["spec"].get("uid").is_none());
+    // A user that is no service account, and an admin's in-process create.
+    let admin = server.create_object(CR.0, CR.1, "ns", request("cr-2", &csr(&key, "a"), "ca"));
+    assert_eq!(admin["spec"]["username"], kube_test_server::ADMIN_USER);
+    assert_eq!(admin["spec"]["groups"], json!(["system:authenticated"]));
+    // Other resources are not touched.
+    let pod = server.create_object(
+        "v1",
+        "pods",
+        "ns",
+        json!({"metadata": {"name": "p"}, "spec": {}}),
+    );
+    assert!(pod["spec"].get("username").is_none());
+}
+
+#[tokio::test]
+async fn sign_approved_only_waits_for_someone_elses_decision() {
+    let server = TestApiServer::start().await;
+    let signer = Signer::start(&server);
+    signer.set_mode(SignerMode::SignApprovedOnly);
+    let key = KeyPair::generate().unwrap();
+    for name in ["approved", "denied", "undecided"] {
+        server.create_object(
+            CR.0,
+            CR.1,
+            "ns",
+            request(name, &csr(&key, "a.example"), "ca"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(signer.signed_count(), 0);
+    let decide = |name: &str, kind: &str| {
+        server.update_object(CR.0, CR.1, "ns", name, |cr| {
+            cr["status"] = json!({"conditions": [{
+                "type": kind, "status": "True", "reason": "test", "message": "by the test",
+            }]});
+        });
+    };
+    decide("approved", "Approved");
+    decide("denied", "Denied");
+    let approved = wait_for(&server, (CR.0, CR.1, "ns", "approved"), is_ready).await;
+    assert_eq!(
+        conditions(&approved),
+        [
+            condition("Approved", "True", "test"),
+            condition("Ready", "True", "Issued")
+        ]
+    );
+    let denied = wait_for(&server, (CR.0, CR.1, "ns", "denied"), is_ready).await;
+    assert_eq!(
+        conditions(&denied),
+        [
+            condition("Denied", "True", "test"),
+            condition("Ready", "False", "Denied")
+        ]
+    );
+    assert!(denied["status"]["failureTime"].is_string());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let undecided = server.get_object(CR.0, CR.1, "ns", "undecided").unwrap();
+    assert!(conditions(&undecided).is_empty());
+    assert_eq!(signer.signed_count(), 1);
+}

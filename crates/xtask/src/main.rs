@@ -206,6 +206,15 @@ fn lint(_: &[String]) -> Result<(), String> {
         ],
         &[],
     )?;
+    run(
+        &helm,
+        &[
+            "lint",
+            "--strict",
+            "deploy/charts/cert-manager-csi-driver-spiffe",
+        ],
+        &[],
+    )?;
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
         "cargo",
