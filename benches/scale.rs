@@ -124,6 +124,24 @@ async fn publish_all(csi: &CsiClient, root: &Path, count: usize) -> BenchResult<
     Ok(started.elapsed())
 }
 
+/// Waits until the process has used no CPU for 2 s in a row (at most 20 s); how long it took.
+async fn settle(pid: u32) -> BenchResult<Duration> {
+    let started = Instant::now();
+    let mut quiet_since = Instant::now();
+    let (mut last, _) = common::cpu_and_switches(pid)?;
+    while quiet_since.elapsed() < Duration::from_secs(2)
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (ticks, _) = common::cpu_and_switches(pid)?;
+        if ticks != last {
+            last = ticks;
+            quiet_since = Instant::now();
+        }
+    }
+    Ok(started.elapsed())
+}
+
 fn memory(pid: u32) -> BenchResult<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
@@ -211,8 +229,13 @@ async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
         volumes as f64 / published.as_secs_f64()
     );
 
-    // Idle: nothing is due for ~40 s.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Idle: nothing is due for ~40 s. Measured once the driver has settled (the key pool
+    // refilled, the heap trimmed): no CPU used for 2 s in a row, or 20 s at most.
+    let settled_after = settle(driver.pid()).await?;
+    println!(
+        "settled {:.1} s after the last publish",
+        settled_after.as_secs_f64()
+    );
     let (ticks_before, switches_before) = common::cpu_and_switches(driver.pid())?;
     tokio::time::sleep(IDLE_WINDOW).await;
     let (ticks_after, switches_after) = common::cpu_and_switches(driver.pid())?;

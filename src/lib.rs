@@ -24,6 +24,7 @@ pub mod endpoints;
 pub mod issuer;
 pub mod keys;
 pub mod kubernetes;
+pub mod memory;
 pub mod metrics;
 pub mod pod_events;
 pub mod pod_gates;

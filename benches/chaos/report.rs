@@ -46,9 +46,8 @@ pub(crate) fn counts(map: &BTreeMap<String, usize>) -> String {
         return "none".into();
     }
     map.iter()
-        .map(|(code, count)| format!("{code} {count}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|(kind, count)| format!("\n    {count:>6} × {kind}"))
+        .collect::<String>()
 }
 
 impl Report<'_> {

@@ -17,15 +17,52 @@ pub(crate) fn publish_request_for(volume: &Volume) -> NodePublishVolumeRequest {
     publish_request(&volume.id, &volume.target, context)
 }
 
-/// One CSI call with kubelet's timeout; the error is the gRPC code's name.
+/// One CSI call with kubelet's timeout; the error is the gRPC code's name and what the message
+/// says, with the volume's own names and numbers taken out, so that failures of one cause count
+/// together and every kind is explained in the report.
 pub(crate) async fn with_kubelet_timeout<T>(
     call: impl Future<Output = Result<T, tonic::Status>>,
 ) -> Result<(), String> {
     match tokio::time::timeout(KUBELET_CALL_TIMEOUT, call).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) => Err(format!("{:?}", status.code())),
+        Ok(Err(status)) => Err(format!(
+            "{:?}: {}",
+            status.code(),
+            failure_kind(status.message())
+        )),
         Err(_) => Err("kubelet timeout".into()),
     }
+}
+
+/// A failure message with its particulars (IDs, paths, numbers, quoted values) masked.
+fn failure_kind(message: &str) -> String {
+    let mut kind = String::new();
+    let mut in_number = false;
+    for word in message.split_whitespace() {
+        if !kind.is_empty() {
+            kind.push(' ');
+        }
+        if word.contains('/') || word.starts_with('"') || word.starts_with('\'') {
+            kind.push('…');
+            continue;
+        }
+        for c in word.chars() {
+            if c.is_ascii_digit() {
+                if !in_number {
+                    kind.push('#');
+                }
+                in_number = true;
+            } else {
+                in_number = false;
+                kind.push(c);
+            }
+        }
+        in_number = false;
+    }
+    if kind.chars().count() > 160 {
+        kind = kind.chars().take(160).collect::<String>() + "…";
+    }
+    kind
 }
 
 /// Publishes like kubelet: retried after a pause until it succeeds (or the run gives up).

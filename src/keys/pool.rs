@@ -303,6 +303,10 @@ impl Drop for KeyPool {
     }
 }
 
+/// How long the node stays quiet (no node work, the pool full) before the heap is trimmed: one
+/// wake-up after a burst, none while idle.
+const QUIET_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
 /// The refill thread: fills each kind to the pool's size, one key at a time, while no node work
 /// runs; drops kinds nobody asked for in a while; sleeps (no timer while only the default kind is
 /// pooled, so an idle node never wakes it) when all are full.
@@ -314,11 +318,14 @@ fn refill_loop(shared: &Shared) {
         Ordering::Release,
     );
     let mut state = shared.state.lock();
+    // Node work ran, or keys were made, since the heap was last trimmed.
+    let mut worked = false;
     loop {
         if state.stopping {
             return;
         }
         if shared.busy.load(Ordering::Acquire) > 0 {
+            worked = true;
             shared.refill.wait(&mut state);
             continue;
         }
@@ -328,7 +335,23 @@ fn refill_loop(shared: &Shared) {
                 drop(state);
                 let made = generate(&kind.spec());
                 store(shared, kind, made);
+                worked = true;
                 state = shared.state.lock();
+            }
+            // The node has gone quiet and the pool is full: if it stays quiet a moment longer,
+            // what the work left free on the heap goes back to the kernel (see `memory`).
+            None if worked => {
+                if shared
+                    .refill
+                    .wait_for(&mut state, QUIET_BEFORE_TRIM)
+                    .timed_out()
+                    && shared.busy.load(Ordering::Acquire) == 0
+                {
+                    worked = false;
+                    drop(state);
+                    crate::memory::release_free_heap();
+                    state = shared.state.lock();
+                }
             }
             None => match next_expiry(&state) {
                 Some(at) => {

@@ -242,32 +242,46 @@ struct VolumeSlot {
     /// Wakes what waits on `removing` when it is raised. Held inline: a watch channel would cost
     /// an allocation of ~370 bytes a volume.
     removing_raised: tokio::sync::Notify,
-    /// Where the volume is (being) published, readable while an issuance holds the lock: a stats
-    /// call for another path is answered `NotFound` without waiting.
-    target: Mutex<Option<PathBuf>>,
+    /// A fingerprint of where the volume is (being) published (0: nowhere yet), readable while an
+    /// issuance holds the lock: a stats call for another path is answered `NotFound` without
+    /// waiting. Not the path itself: the volume holds that already, and a second copy cost ~120
+    /// bytes a volume. Two paths share a fingerprint with a chance of 2^-64.
+    target: std::sync::atomic::AtomicU64,
+}
+
+/// The fingerprint of a target path in [`VolumeSlot::target`] (never 0).
+fn target_fingerprint(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same path gives the same fingerprint for the process's life.
+    let mut hasher = std::hash::DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish().max(1)
 }
 
 type Slot = Arc<VolumeSlot>;
 
 impl VolumeSlot {
     fn holding(volume: ManagedVolume) -> VolumeSlot {
-        let target = volume.target().to_path_buf();
+        let target = target_fingerprint(volume.target());
         VolumeSlot {
             volume: tokio::sync::Mutex::new(Some(volume)),
             removing: Default::default(),
             removing_raised: tokio::sync::Notify::new(),
-            target: Mutex::new(Some(target)),
+            target: target.into(),
         }
     }
 
     /// Records where the volume is being published.
     fn set_target(&self, target: &Path) {
-        *self.target.lock() = Some(target.to_path_buf());
+        self.target.store(
+            target_fingerprint(target),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Whether the volume is (being) published at `path`.
     fn is_at(&self, path: &Path) -> bool {
-        self.target.lock().as_deref() == Some(path)
+        self.target.load(std::sync::atomic::Ordering::Relaxed) == target_fingerprint(path)
     }
 
     /// Raises (an unpublish begins) or lowers (it ended) the flag issuances give up on.
