@@ -60,6 +60,8 @@ pub enum Command {
     /// Run csi-driver-spiffe's node plugin: mount each pod an X.509 SVID for its service account
     /// (`spiffe://<trust domain>/ns/<namespace>/sa/<service account>`), requested from cert-manager
     /// as the pod (upstream's csi-driver-spiffe; its flags).
+    // A repeated flag's last value wins, as with upstream's pflag.
+    #[command(args_override_self = true)]
     Spiffe(Box<crate::spiffe::node::args::SpiffeArgs>),
 }
 
