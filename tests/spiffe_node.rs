@@ -507,4 +507,33 @@ async fn without_an_issuer_publishes_fail_until_the_runtime_config_map_names_one
     let requests = node.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0]["spec"]["issuerRef"]["name"], "spiffe-ca");
+
+    // Deleted: back to the flags' issuer, of which there is none.
+    node.api
+        .delete_object("v1", "configmaps", "cert-manager", "spiffe-issuer");
+    let other = node.target("sleep-5");
+    let mut refused = None;
+    for _ in 0..40 {
+        match node
+            .publish(
+                "csi-spiffe-5",
+                &other,
+                context("sleep-5", Some(&token), &[]),
+            )
+            .await
+        {
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+            Ok(()) => {
+                common::unpublish(&node.client, "csi-spiffe-5", &other)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let error = refused.expect("refused once the ConfigMap is gone");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
 }
