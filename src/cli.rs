@@ -57,6 +57,12 @@ pub enum Command {
     /// that ask for exactly their requester's SPIFFE ID, deny every other one (upstream's
     /// csi-driver-spiffe-approver; its flags).
     SpiffeApprover(Box<SpiffeApproverArgs>),
+    /// Run csi-driver-spiffe's node plugin: mount each pod an X.509 SVID for its service account
+    /// (`spiffe://<trust domain>/ns/<namespace>/sa/<service account>`), requested from cert-manager
+    /// as the pod (upstream's csi-driver-spiffe; its flags).
+    // A repeated flag's last value wins, as with upstream's pflag.
+    #[command(args_override_self = true)]
+    Spiffe(Box<crate::spiffe::node::args::SpiffeArgs>),
 }
 
 /// `spiffe-approver`'s flags, named (and defaulted) as upstream's approver names them.
@@ -531,7 +537,20 @@ impl DriverArgs {
 
 /// The binary's `main`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    // `--data-root` is global; the SPIFFE plugin has its own default.
+    let data_root_given = matches!(
+        matches
+            .subcommand()
+            .map_or(&matches, |(_, sub)| sub)
+            .value_source("data_root"),
+        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+    );
     match (&cli.command, cli.log_level) {
         // The demo tells its own story on stdout; driver logs only when asked for with -v.
         (Some(Command::Demo(_)), 1) => init_logging_with("error", cli.log_format),
@@ -541,6 +560,9 @@ pub fn main() -> ExitCode {
         Some(Command::Demo(args)) => crate::demo::main(&args),
         Some(Command::Status(args)) => print_status(&cli.driver.data_root, args.output),
         Some(Command::SpiffeApprover(args)) => run_spiffe_approver(&args),
+        Some(Command::Spiffe(args)) => {
+            run_spiffe_node(&args, data_root_given.then(|| cli.driver.data_root.clone()))
+        }
         None => run_driver(&cli.driver),
     }
 }
@@ -582,6 +604,38 @@ fn run_driver(args: &DriverArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let running = driver::start(config).await?;
+        running.run_until(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "driver stopped");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_spiffe_node(
+    args: &crate::spiffe::node::args::SpiffeArgs,
+    data_root: Option<PathBuf>,
+) -> ExitCode {
+    let (config, requests) = match args.to_config(data_root) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match driver_runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let running = driver::start_spiffe(config, std::sync::Arc::new(requests)).await?;
         running.run_until(shutdown_signal()).await
     });
     match result {

@@ -22,11 +22,12 @@ use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
 use crate::metrics::Metrics;
 use crate::pod_events::{NoEvents, PodEvents};
 use crate::pod_gates::{Gate, GateBackoff};
+use crate::spiffe::node::{SpiffeIssuer, SpiffeRequests, ca_bundle, runtime_config};
 use crate::volume::csi_lib::CsiLibRoot;
 use crate::volume::manager::{AdoptionSummary, ResumeSummary};
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
 use crate::volume::state::StateStore;
-use crate::volume::{ManagerConfig, Readiness, VolumeManager};
+use crate::volume::{ManagerConfig, Readiness, RequestMode, VolumeManager};
 
 /// Where certificates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -279,11 +280,51 @@ fn start_pod_watch(
 
 /// Starts the driver: issuer, data root, reload of existing volumes, renewal loop, gRPC socket.
 pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
+    start_with(config, None).await
+}
+
+/// Starts csi-driver-spiffe's node plugin: the driver with SPIFFE requests (built by `spiffe`,
+/// sent to its active issuer), the runtime issuance ConfigMap's watch, and the CA bundle's.
+pub async fn start_spiffe(
+    config: DriverConfig,
+    spiffe: Arc<SpiffeRequests>,
+) -> Result<RunningDriver, DriverError> {
+    if config.issuer_backend != IssuerBackend::CertManager {
+        return Err(DriverError::Config(
+            "the SPIFFE node plugin issues through cert-manager only".into(),
+        ));
+    }
+    start_with(config, Some(spiffe)).await
+}
+
+async fn start_with(
+    config: DriverConfig,
+    spiffe: Option<Arc<SpiffeRequests>>,
+) -> Result<RunningDriver, DriverError> {
     let IssuerParts {
         issuer,
         events,
         connection,
     } = build_issuer(&config).await?;
+    let (issuer, requests): (Arc<dyn Issuer>, RequestMode) = match &spiffe {
+        Some(spiffe) => {
+            if let (Some((namespace, name)), Some(connection)) =
+                (spiffe.runtime_config_map(), connection.as_ref())
+            {
+                tokio::spawn(runtime_config::run_watch(
+                    Arc::clone(spiffe),
+                    connection.client(),
+                    namespace.clone(),
+                    name.clone(),
+                ));
+            }
+            (
+                Arc::new(SpiffeIssuer::new(issuer, Arc::clone(spiffe))),
+                RequestMode::Spiffe(Arc::clone(spiffe)),
+            )
+        }
+        None => (issuer, RequestMode::CsiDriver),
+    };
     let readiness = start_pod_watch(&config, connection.as_ref())?;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -325,6 +366,7 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
             publish_in_csi_lib_layout: config.publish_in_csi_lib_layout,
             readiness,
             key_pool,
+            requests,
         },
         issuer,
         mounter,
@@ -374,6 +416,26 @@ pub async fn start(config: DriverConfig) -> Result<RunningDriver, DriverError> {
         }
         None => AdoptionSummary::default(),
     };
+    if let Some(bundle) = spiffe.as_ref().and_then(|spiffe| spiffe.ca_bundle()) {
+        let ca_file = spiffe
+            .as_ref()
+            .map(|spiffe| spiffe.template().files.ca.clone())
+            .unwrap_or_default();
+        let rewriting = Arc::clone(&manager);
+        let watched = Arc::clone(bundle);
+        let interval = spiffe
+            .as_ref()
+            .map_or(ca_bundle::POLL_INTERVAL, |spiffe| spiffe.ca_poll_interval());
+        tokio::spawn(Arc::clone(bundle).watch(interval, move || {
+            let rewriting = Arc::clone(&rewriting);
+            let watched = Arc::clone(&watched);
+            let ca_file = ca_file.clone();
+            async move {
+                let summary = rewriting.rewrite_ca_files(&ca_file, &watched.pem()).await;
+                tracing::info!(?summary, "updated root CA files on managed volumes");
+            }
+        }));
+    }
     let listener = server::bind(&config.socket_path).map_err(io_error(format!(
         "binding {}",
         config.socket_path.display()

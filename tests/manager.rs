@@ -69,6 +69,7 @@ fn manager(dir: &std::path::Path, issuer: Arc<GatedIssuer>) -> Arc<VolumeManager
             publish_in_csi_lib_layout: false,
             readiness: None,
             key_pool: Arc::new(KeyPool::disabled()),
+            requests: Default::default(),
         },
         issuer,
         mounter,

@@ -7,3 +7,4 @@
 
 pub mod approver;
 pub mod id;
+pub mod node;

@@ -14,5 +14,5 @@ pub mod state;
 
 pub use id::VolumeId;
 pub use manager::{
-    ManagerConfig, PublishCall, Readiness, VolumeError, VolumeManager, VolumeSnapshot,
+    ManagerConfig, PublishCall, Readiness, RequestMode, VolumeError, VolumeManager, VolumeSnapshot,
 };

@@ -10,6 +10,7 @@
 //! from the Go driver); `report.rs` (events, metrics, progress files); `inspect.rs` (status and
 //! volume condition). `volume.rs` is what is held per volume.
 
+mod ca_files;
 mod gates;
 mod inspect;
 mod issue;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
+pub use self::ca_files::CaRewrite;
 pub use self::inspect::VolumeSnapshot;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
@@ -79,6 +81,18 @@ pub struct ManagerConfig {
     pub readiness: Option<Readiness>,
     /// Pre-generated keys for first issuances (`--key-pool-size`); [`KeyPool::disabled`] for none.
     pub key_pool: Arc<KeyPool>,
+    /// How a volume context becomes a request: this driver's attributes, or csi-driver-spiffe's.
+    pub requests: RequestMode,
+}
+
+/// How volume contexts are read (see [`VolumeManager::parse_context`]).
+#[derive(Debug, Clone, Default)]
+pub enum RequestMode {
+    /// `csi.cert-manager.io/*` attributes (the main driver).
+    #[default]
+    CsiDriver,
+    /// csi-driver-spiffe: the pod's SPIFFE ID, nothing else asked of the volume.
+    Spiffe(Arc<crate::spiffe::node::SpiffeRequests>),
 }
 
 /// The readiness gates and what they are judged on.
@@ -464,6 +478,9 @@ impl VolumeManager {
         context: &HashMap<String, String>,
         options: ParseOptions,
     ) -> Result<VolumeAttributes, InvalidAttributes> {
+        if let RequestMode::Spiffe(spiffe) = &self.config.requests {
+            return spiffe.build(context);
+        }
         parse_volume_context_with(context, options)
     }
 

@@ -185,8 +185,10 @@ impl VolumeManager {
                     %invalid,
                     "republish of a mounted volume whose attributes this driver rejects; keeping it as it is"
                 );
-                // A republish is how kubelet refreshes the pod's token: keep taking it.
+                // A republish is how kubelet refreshes the pod's token: keep taking it (not a
+                // SPIFFE volume's: rejected there means the token is not the pod's).
                 if self.issuer.needs_pod_token()
+                    && !matches!(self.config.requests, super::RequestMode::Spiffe(_))
                     && let Ok(token) = token::from_volume_context(&call.volume_context)
                 {
                     volume.token = Some(token);

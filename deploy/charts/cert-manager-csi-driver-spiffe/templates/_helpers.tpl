@@ -60,3 +60,19 @@ group's issuers (`issuers.<group>/*`).
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A sidecar image (node-driver-registrar, livenessprobe): `[registry/]repository` then `@digest` if
+set, else `:tag`. Call with the image's values.
+*/}}
+{{- define "csi-driver-spiffe.sidecarImage" -}}
+{{- $repository := .repository -}}
+{{- with .registry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if .digest -}}
+{{- printf "%s@%s" $repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (toString .tag) -}}
+{{- end -}}
+{{- end -}}

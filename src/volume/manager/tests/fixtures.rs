@@ -332,6 +332,7 @@ impl Knobs {
             publish_in_csi_lib_layout: false,
             readiness: None,
             key_pool: Arc::new(KeyPool::disabled()),
+            requests: Default::default(),
         }
     }
 }
