@@ -287,7 +287,7 @@ fn spiffe_driver_daemonset_runs_the_node_plugin_with_upstreams_flags() {
 fn spiffe_driver_values_reach_its_flags() {
     let rendered = render_spiffe(&[
         "--set",
-        "app.issuer.name=",
+        "app.issuer.name=spiffe-ca",
         "--set",
         "app.runtimeIssuanceConfigMap=spiffe-issuer",
         "--set",
@@ -304,9 +304,9 @@ fn spiffe_driver_values_reach_its_flags() {
     );
     let args = strings(&daemonset["spec"]["template"]["spec"]["containers"][2]["args"]);
     for (key, value) in [
-        ("--issuer-name", ""),
-        ("--issuer-kind", ""),
-        ("--issuer-group", ""),
+        ("--issuer-name", "spiffe-ca"),
+        ("--issuer-kind", "ClusterIssuer"),
+        ("--issuer-group", "cert-manager.io"),
         ("--runtime-issuance-config-map-name", "spiffe-issuer"),
         ("--runtime-issuance-config-map-namespace", NAMESPACE),
         ("--extra-certificate-request-annotations", "team=a,b=c"),
@@ -356,5 +356,30 @@ fn spiffe_driver_flags_parse() {
         output.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The approver judges the requests of one issuer and does not follow the runtime ConfigMap:
+/// a release that names no issuer is refused at render, not installed with an approver that
+/// approves nothing.
+#[test]
+fn spiffe_chart_without_an_issuer_name_is_refused_for_the_approver() {
+    let args = [
+        "template",
+        "csi-driver-spiffe",
+        SPIFFE_CHART,
+        "--namespace",
+        NAMESPACE,
+        "--set",
+        "app.issuer.name=",
+        "--set",
+        "app.runtimeIssuanceConfigMap=spiffe-issuer",
+    ];
+    let output = run_helm(&args);
+    assert!(!output.status.success(), "rendered without an issuer name");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("app.issuer.name must be set: the approver"),
+        "{stderr}"
     );
 }
