@@ -78,7 +78,7 @@ async fn a_volume_the_go_driver_mounted_is_renewed_in_place_through_its_bind_mou
         .expect("the adopted volume is managed");
     assert!(status.adopted);
     assert_eq!(status.pod, "default/go-renewed");
-    assert_eq!(&*status.certificate.unwrap().serial, first);
+    assert_eq!(status.certificate.unwrap().serial.to_string(), first);
     assert!(status.next_renewal.is_some(), "its renewal is scheduled");
     assert_eq!(harness.state_records(), 1, "remembered across restarts");
 

@@ -739,6 +739,6 @@ async fn a_renewal_never_writes_the_key_into_a_mount_swapped_in_behind_the_drive
         .unwrap();
     let error = status.last_error.unwrap();
     assert!(error.contains("not writing key material"), "{error}");
-    assert_eq!(&*status.certificate.unwrap().serial, serial);
+    assert_eq!(status.certificate.unwrap().serial.to_string(), serial);
     rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
 }

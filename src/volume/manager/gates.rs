@@ -161,14 +161,14 @@ impl VolumeManager {
                 waiting_on = %on,
                 "certificate issuance waits for the pod"
             );
-            volume.gate_wait = Some(GateWait {
+            volume.gate_wait = Some(Box::new(GateWait {
                 on,
                 since: now,
                 pod_gone,
                 checks: 0,
                 reported: now,
                 pod_seen: false,
-            });
+            }));
             self.report_gate_wait(volume);
         } else if let Some(wait) = volume.gate_wait.as_mut()
             && now.duration_since(wait.reported).unwrap_or_default() >= REPEAT_EVENT_EVERY

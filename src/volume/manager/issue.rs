@@ -326,8 +326,8 @@ impl VolumeManager {
                     pending_key,
                 };
                 volume.phase = match volume.certificate().cloned() {
-                    Some(certificate) => Phase::Failing(certificate, retry),
-                    None => Phase::Issuing(retry),
+                    Some(certificate) => Phase::Failing(certificate, Box::new(retry)),
+                    None => Phase::Issuing(Box::new(retry)),
                 };
                 self.report_failure(volume, action, &error);
                 if action != Action::Publish {

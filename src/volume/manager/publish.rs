@@ -375,10 +375,10 @@ impl VolumeManager {
                         unknown_keys: Vec::new(),
                         ..parsed
                     })),
-                    phase: Phase::Issuing(Retry {
+                    phase: Phase::Issuing(Box::new(Retry {
                         pending_key,
                         ..Retry::default()
-                    }),
+                    })),
                     certificate_request: None,
                     progress_saved: false,
                     token,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use super::volume::{Attributes, ManagedVolume, Phase, Retry};
+use super::volume::{Attributes, ManagedVolume, Phase};
 use super::{VolumeManager, rfc3339};
 use crate::attributes::{PodInfo, check_file_name, key};
 use crate::certificate::{CertificateSummary, inspect_leaf};
@@ -282,7 +282,7 @@ impl VolumeManager {
         };
         let phase = match &certificate {
             Some(certificate) => Phase::Ready(certificate.clone()),
-            None => Phase::Issuing(Retry::default()),
+            None => Phase::Issuing(Box::default()),
         };
         let volume = ManagedVolume {
             record,

@@ -41,7 +41,8 @@ pub(super) struct ManagedVolume {
     /// The last republish brought no usable token (warned about once, until one comes again).
     pub token_unusable: bool,
     /// What its issuance waits for on its pod (readiness gates), while it does.
-    pub gate_wait: Option<GateWait>,
+    /// Boxed: few volumes ever wait, and each one's slot would carry its 64 bytes.
+    pub gate_wait: Option<Box<GateWait>>,
     /// Counts it in the manager's figures from the moment kubelet knows it as published (a first
     /// publish in flight is not counted yet) until it is dropped.
     pub counted: Option<Counted>,
@@ -109,14 +110,15 @@ pub(super) enum Attributes {
     Rejected { problems: String },
 }
 
-/// Where a volume is in its life.
+/// Where a volume is in its life. The retry state is boxed: a resting volume is `Ready`, and its
+/// slot should not carry the size of what only failing volumes need.
 pub(super) enum Phase {
     /// No certificate yet: the first issuance is running or will be retried.
-    Issuing(Retry),
+    Issuing(Box<Retry>),
     /// A certificate is in place and its renewal is scheduled.
     Ready(CertificateSummary),
     /// A certificate is in place, but the latest attempts to replace it failed.
-    Failing(CertificateSummary, Retry),
+    Failing(CertificateSummary, Box<Retry>),
 }
 
 /// What the failed attempts since the last success left.
