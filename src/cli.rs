@@ -143,13 +143,15 @@ pub struct SpiffeApproverArgs {
     #[arg(long, default_value_t = 0)]
     pub kube_api_burst: u32,
 
-    /// Upstream's runtime issuer ConfigMap: not supported here; refused rather than ignored.
-    #[arg(long, hide = true)]
-    pub runtime_issuance_config_map_name: Option<String>,
+    /// Name of a ConfigMap to watch at runtime for issuer details (keys issuer-name,
+    /// issuer-kind, issuer-group). While it exists and is valid, the requests judged are those
+    /// to its issuer instead of --issuer-name/-kind/-group's.
+    #[arg(long, default_value = "")]
+    pub runtime_issuance_config_map_name: String,
 
-    /// See --runtime-issuance-config-map-name.
-    #[arg(long, hide = true)]
-    pub runtime_issuance_config_map_namespace: Option<String>,
+    /// Namespace of --runtime-issuance-config-map-name.
+    #[arg(long, default_value = "")]
+    pub runtime_issuance_config_map_namespace: String,
 }
 
 impl SpiffeApproverArgs {
@@ -157,22 +159,34 @@ impl SpiffeApproverArgs {
     pub fn to_config(&self) -> Result<crate::spiffe::approver::ApproverConfig, String> {
         use crate::spiffe::approver::evaluate::{IssuerRef, Policy};
         use crate::spiffe::approver::leader::{LeaseSettings, default_identity};
-        if self
-            .runtime_issuance_config_map_name
-            .as_deref()
-            .is_some_and(|name| !name.is_empty())
-        {
+        let runtime_config_map = match (
+            self.runtime_issuance_config_map_namespace.as_str(),
+            self.runtime_issuance_config_map_name.as_str(),
+        ) {
+            ("", "") => None,
+            (namespace, name) if !namespace.is_empty() && !name.is_empty() => {
+                Some((namespace.to_string(), name.to_string()))
+            }
+            _ => {
+                return Err("--runtime-issuance-config-map-name and \
+                            --runtime-issuance-config-map-namespace go together"
+                    .into());
+            }
+        };
+        let trust_domain = crate::spiffe::id::TrustDomain::new(&self.trust_domain)
+            .map_err(|e| format!("--trust-domain: {e}"))?;
+        if self.issuer_name.is_empty() && runtime_config_map.is_none() {
             return Err(
-                "--runtime-issuance-config-map-name is not supported by this approver: \
-                        set --issuer-name, --issuer-kind and --issuer-group"
+                "--issuer-name must not be empty unless --runtime-issuance-config-map-name/\
+                 -namespace name a ConfigMap that gives the issuer"
                     .into(),
             );
         }
-        let trust_domain = crate::spiffe::id::TrustDomain::new(&self.trust_domain)
-            .map_err(|e| format!("--trust-domain: {e}"))?;
-        if self.issuer_name.is_empty() {
-            return Err("--issuer-name must not be empty".into());
-        }
+        let static_issuer = (!self.issuer_name.is_empty()).then(|| crate::attributes::IssuerRef {
+            name: self.issuer_name.clone(),
+            kind: self.issuer_kind.clone(),
+            group: self.issuer_group.clone(),
+        });
         let driver_service_account =
             Some(self.driver_service_account.clone()).filter(|account| !account.is_empty());
         if self.use_own_service_account {
@@ -211,6 +225,8 @@ impl SpiffeApproverArgs {
                 driver_service_account,
                 auto_approve_non_spiffe: self.auto_approve_non_spiffe,
             },
+            static_issuer,
+            runtime_config_map,
             lease,
             kube: KubeSettings {
                 kubeconfig: self.kubeconfig.clone(),

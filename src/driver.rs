@@ -22,7 +22,8 @@ use crate::kubernetes::{KubeConnection, KubeSettings, KubeSetupError};
 use crate::metrics::Metrics;
 use crate::pod_events::{NoEvents, PodEvents};
 use crate::pod_gates::{Gate, GateBackoff};
-use crate::spiffe::node::{SpiffeIssuer, SpiffeRequests, ca_bundle, runtime_config};
+use crate::spiffe::node::{SpiffeIssuer, SpiffeRequests, ca_bundle};
+use crate::spiffe::runtime_config;
 use crate::volume::csi_lib::CsiLibRoot;
 use crate::volume::manager::{AdoptionSummary, ResumeSummary};
 use crate::volume::mount::{Mounter, PlainDirectoryMounter, TmpfsMounter};
@@ -312,7 +313,7 @@ async fn start_with(
                 (spiffe.runtime_config_map(), connection.as_ref())
             {
                 tokio::spawn(runtime_config::run_watch(
-                    Arc::clone(spiffe),
+                    Arc::clone(spiffe.issuers()),
                     connection.client(),
                     namespace.clone(),
                     name.clone(),

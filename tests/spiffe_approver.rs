@@ -117,6 +117,20 @@ struct Approver {
 
 impl Approver {
     fn start(server: &TestApiServer, dir: &Path, name: &str) -> Approver {
+        Approver::start_with(
+            server,
+            dir,
+            name,
+            &[
+                "--issuer-name=spiffe-ca",
+                "--issuer-kind=ClusterIssuer",
+                "--issuer-group=cert-manager.io",
+            ],
+        )
+    }
+
+    /// An approver with these issuer flags.
+    fn start_with(server: &TestApiServer, dir: &Path, name: &str, issuer: &[&str]) -> Approver {
         let token = format!("{name}-token");
         let user = format!("system:serviceaccount:cert-manager:{name}");
         server.add_token(&token, &user);
@@ -128,11 +142,9 @@ impl Approver {
             .arg("spiffe-approver")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
+            .args(issuer)
             .args([
                 "--trust-domain=cluster.local",
-                "--issuer-name=spiffe-ca",
-                "--issuer-kind=ClusterIssuer",
-                "--issuer-group=cert-manager.io",
                 "--certificate-request-duration=1h",
                 "--leader-election-namespace=cert-manager",
                 "--leader-election-lease-duration=2s",
@@ -701,4 +713,128 @@ async fn a_leader_that_cannot_renew_stops_leading() {
         status_writers(&server, NAMESPACE, "after"),
         [follower.user.as_str()]
     );
+}
+
+/// A request like [`request`], to another issuer.
+fn request_to(name: &str, issuer: &str, csr_pem: &str) -> Value {
+    let mut object = request(name, csr_pem);
+    object["spec"]["issuerRef"]["name"] = json!(issuer);
+    object
+}
+
+/// With `--runtime-issuance-config-map-*` (and no `--issuer-name`), the approver judges the
+/// requests to the issuer the ConfigMap names and follows it as it changes: what it left alone
+/// as another issuer's is judged once that issuer is the active one; with the ConfigMap gone and
+/// no flags' issuer, nothing is judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_runtime_issuance_config_map() {
+    let server = TestApiServer::start().await;
+    server.add_token(SLEEP.0, SLEEP.1);
+    let dir = TempDir::new().unwrap();
+    let config_map = |issuer: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "spiffe-issuer"},
+               "data": {"issuer-name": issuer, "issuer-kind": "ClusterIssuer",
+                        "issuer-group": "cert-manager.io"}})
+    };
+    server.create_object("v1", "configmaps", "cert-manager", config_map("spiffe-ca"));
+    let approver = Approver::start_with(
+        &server,
+        dir.path(),
+        "approver",
+        &[
+            "--issuer-name=",
+            "--runtime-issuance-config-map-name=spiffe-issuer",
+            "--runtime-issuance-config-map-namespace=cert-manager",
+        ],
+    );
+    eventually("it to lead", &[&approver], async || {
+        approver.leads().await.filter(|leads| *leads)
+    })
+    .await;
+
+    // The ConfigMap's issuer is judged; another one's request is left alone.
+    let csr_pem = csr(|_| {});
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request_to("to-other", "other-ca", &csr_pem),
+    )
+    .await;
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request("to-spiffe", &csr_pem),
+    )
+    .await;
+    let judged = decided(&server, &[&approver], NAMESPACE, "to-spiffe").await;
+    assert!(condition(&judged, "Approved").is_some(), "{judged}");
+    let other = server
+        .get_object(CR.0, CR.1, NAMESPACE, "to-other")
+        .unwrap();
+    assert!(other["status"]["conditions"].is_null(), "{other}");
+
+    // The ConfigMap now names other-ca: the request left alone is judged, and a new request to
+    // spiffe-ca is another issuer's.
+    server.update_object(
+        "v1",
+        "configmaps",
+        "cert-manager",
+        "spiffe-issuer",
+        |object| {
+            object["data"]["issuer-name"] = json!("other-ca");
+        },
+    );
+    let judged = decided(&server, &[&approver], NAMESPACE, "to-other").await;
+    assert!(condition(&judged, "Approved").is_some(), "{judged}");
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request("late-spiffe", &csr_pem),
+    )
+    .await;
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request_to("late-other", "other-ca", &csr_pem),
+    )
+    .await;
+    decided(&server, &[&approver], NAMESPACE, "late-other").await;
+    let late = server
+        .get_object(CR.0, CR.1, NAMESPACE, "late-spiffe")
+        .unwrap();
+    assert!(late["status"]["conditions"].is_null(), "{late}");
+
+    // Gone, with no issuer in the flags: nothing is judged.
+    server.delete_object("v1", "configmaps", "cert-manager", "spiffe-issuer");
+    eventually(
+        "the ConfigMap's deletion to be seen",
+        &[&approver],
+        async || {
+            approver
+                .logs()
+                .contains("Runtime issuance configuration was deleted and no issuerRef")
+                .then_some(())
+        },
+    )
+    .await;
+    create_as(
+        &server,
+        dir.path(),
+        SLEEP.0,
+        NAMESPACE,
+        request_to("orphan", "other-ca", &csr_pem),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let orphan = server.get_object(CR.0, CR.1, NAMESPACE, "orphan").unwrap();
+    assert!(orphan["status"]["conditions"].is_null(), "{orphan}");
 }

@@ -5,6 +5,10 @@
 //! identity of the service account that made them, and denies every other request to the SPIFFE
 //! issuer (`cert-manager-csi-driver spiffe-approver`).
 
+pub mod active_issuer;
 pub mod approver;
 pub mod id;
 pub mod node;
+pub mod runtime_config;
+
+pub use active_issuer::ActiveIssuer;

@@ -359,27 +359,38 @@ fn spiffe_driver_flags_parse() {
     );
 }
 
-/// The approver judges the requests of one issuer and does not follow the runtime ConfigMap:
-/// a release that names no issuer is refused at render, not installed with an approver that
-/// approves nothing.
+/// With only the runtime issuance ConfigMap (no issuer name), the approver follows it: its flags
+/// name the ConfigMap, it may read that ConfigMap alone, and it may approve for any signer (the
+/// issuer can change while it runs; it acts only for the active one).
 #[test]
-fn spiffe_chart_without_an_issuer_name_is_refused_for_the_approver() {
-    let args = [
-        "template",
-        "csi-driver-spiffe",
-        SPIFFE_CHART,
-        "--namespace",
-        NAMESPACE,
+fn spiffe_approver_follows_the_runtime_config_map() {
+    let rendered = render_spiffe(&[
         "--set",
         "app.issuer.name=",
         "--set",
         "app.runtimeIssuanceConfigMap=spiffe-issuer",
-    ];
-    let output = run_helm(&args);
-    assert!(!output.status.success(), "rendered without an issuer name");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("app.issuer.name must be set: the approver"),
-        "{stderr}"
+    ]);
+    let approver = strings(
+        &named(&rendered, "Deployment", APPROVER)["spec"]["template"]["spec"]["containers"][0]["args"],
     );
+    assert_eq!(flag(&approver, "--issuer-name"), Some(""));
+    assert_eq!(
+        flag(&approver, "--runtime-issuance-config-map-name"),
+        Some("spiffe-issuer")
+    );
+    assert_eq!(
+        flag(&approver, "--runtime-issuance-config-map-namespace"),
+        Some(NAMESPACE)
+    );
+    let rule = approve_rule(&rendered);
+    assert!(rule.get("resourceNames").is_none(), "{rule}");
+    let role = named(&rendered, "Role", APPROVER);
+    let config_map_rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["resources"] == json!(["configmaps"]))
+        .expect("a rule for the ConfigMap");
+    assert_eq!(config_map_rule["resourceNames"], json!(["spiffe-issuer"]));
+    assert_eq!(config_map_rule["verbs"], json!(["get", "list", "watch"]));
 }

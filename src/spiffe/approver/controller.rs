@@ -18,10 +18,11 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::evaluate::{self, APPROVED_MESSAGE, CONDITION_REASON, Decision, Policy};
+use super::evaluate::{self, APPROVED_MESSAGE, CONDITION_REASON, Decision, IssuerRef, Policy};
 use super::metrics::ApproverMetrics;
 use crate::issuer::cert_manager::request::CertificateRequest;
 use crate::kubernetes::{KubeConnection, api_status, describe_error, is_transient, retry_after};
+use crate::spiffe::ActiveIssuer;
 
 /// `(namespace, name)`.
 type Key = (String, String);
@@ -108,6 +109,8 @@ fn key_of(object: &DynamicObject) -> Key {
 pub struct Controller {
     pub connection: KubeConnection,
     pub policy: Arc<Policy>,
+    /// The issuer whose requests are judged, now (the flags', or the runtime ConfigMap's).
+    pub issuers: Arc<ActiveIssuer>,
     pub metrics: Arc<ApproverMetrics>,
     pub leading: watch::Receiver<bool>,
 }
@@ -156,6 +159,18 @@ impl Controller {
         });
         let _leadership = AbortOnDrop(leadership);
 
+        // When the active issuer changes, what was left alone as another issuer's may be this
+        // one's now: everything undecided is looked at again.
+        let mut changes = self.issuers.subscribe();
+        let change_state = Arc::clone(&state);
+        let issuer_changes = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let keys: Vec<Key> = change_state.requests.lock().keys().cloned().collect();
+                keys.into_iter().for_each(|key| change_state.push(key));
+            }
+        });
+        let _issuer_changes = AbortOnDrop(issuer_changes);
+
         loop {
             let key = state.pop().await;
             if !*self.leading.borrow() {
@@ -189,9 +204,17 @@ impl Controller {
         let (namespace, name) = key_of(&object);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.connection.client(), &namespace, resource);
+        // No issuer active (the runtime ConfigMap gone, no flags): nothing is judged until one is.
+        let Some(issuer) = self.issuers.active() else {
+            return Ok(());
+        };
+        let policy = Policy {
+            issuer: IssuerRef::normalised(&issuer.name, &issuer.kind, &issuer.group),
+            ..(*self.policy).clone()
+        };
         for attempt in 1..=WRITE_ATTEMPTS {
             let value = serde_json::to_value(&object).map_err(|e| e.to_string())?;
-            let decision = evaluate::decide(&value, &self.policy);
+            let decision = evaluate::decide(&value, &policy);
             let (kind, message) = match &decision {
                 Decision::Leave(_) => return Ok(()),
                 Decision::Approve => ("Approved", APPROVED_MESSAGE.to_string()),
@@ -209,7 +232,7 @@ impl Controller {
                 Ok(_) => {
                     match &decision {
                         Decision::Approve => {
-                            let spiffe = spiffe_issuer(&value, &self.policy);
+                            let spiffe = spiffe_issuer(&value, &policy);
                             self.metrics.approved(spiffe);
                             tracing::info!(%namespace, %name, "approved CertificateRequest");
                         }

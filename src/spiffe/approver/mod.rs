@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::kubernetes::{KubeConnection, KubeSettings};
+use crate::spiffe::ActiveIssuer;
 use evaluate::Policy;
 use leader::{LeaderElector, LeaseSettings};
 use metrics::ApproverMetrics;
@@ -22,7 +23,12 @@ use metrics::ApproverMetrics;
 /// Everything the approver runs with (its flags, checked).
 #[derive(Debug, Clone)]
 pub struct ApproverConfig {
+    /// The rules; its `issuer` is replaced by the active issuer at each decision.
     pub policy: Policy,
+    /// `--issuer-name/-kind/-group`, when an issuer name is given.
+    pub static_issuer: Option<crate::attributes::IssuerRef>,
+    /// `--runtime-issuance-config-map-namespace/-name`, when given.
+    pub runtime_config_map: Option<(String, String)>,
     pub lease: LeaseSettings,
     pub kube: KubeSettings,
     /// `--metrics-bind-address`; `None` = off.
@@ -70,11 +76,21 @@ pub async fn run(
     tracing::info!(
         cluster = %connection.cluster_url(),
         trust_domain = %config.policy.trust_domain,
-        issuer = ?config.policy.issuer,
+        issuer = ?config.static_issuer,
+        runtime_config_map = ?config.runtime_config_map,
         lease = %format!("{}/{}", config.lease.namespace, config.lease.name),
         identity = %config.lease.identity,
         "starting the SPIFFE approver"
     );
+    let issuers = Arc::new(ActiveIssuer::new(config.static_issuer.clone()));
+    let runtime_config = config.runtime_config_map.clone().map(|(namespace, name)| {
+        tokio::spawn(crate::spiffe::runtime_config::run_watch(
+            Arc::clone(&issuers),
+            connection.client(),
+            namespace,
+            name,
+        ))
+    });
     let (leading_tx, leading_rx) = watch::channel(false);
     let elector =
         tokio::spawn(LeaderElector::new(connection.clone(), config.lease.clone()).run(leading_tx));
@@ -82,6 +98,7 @@ pub async fn run(
         controller::Controller {
             connection: connection.clone(),
             policy: Arc::new(config.policy),
+            issuers,
             metrics,
             leading: leading_rx.clone(),
         }
@@ -90,6 +107,9 @@ pub async fn run(
     shutdown.await;
     elector.abort();
     controller.abort();
+    if let Some(runtime_config) = runtime_config {
+        runtime_config.abort();
+    }
     servers.iter().for_each(|server| server.abort());
     if *leading_rx.borrow() {
         LeaderElector::release(&connection, &config.lease).await;

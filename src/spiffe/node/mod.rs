@@ -1,19 +1,18 @@
 //! csi-driver-spiffe's node plugin (`cert-manager-csi-driver spiffe`): the same volume manager as
 //! the main driver, with a different way to build each volume's request ([`request`]) and an
 //! issuer wrapper ([`SpiffeIssuer`]) that sends it to the issuer active at the time of issuance
-//! (the flags', or the runtime issuance ConfigMap's: [`runtime_config`]) and puts the
+//! (the flags', or the runtime issuance ConfigMap's: [`super::runtime_config`]) and puts the
 //! `--source-ca-bundle` in the CA file ([`ca_bundle`]).
 
 pub mod args;
 pub mod ca_bundle;
 pub mod claims;
 pub mod request;
-pub mod runtime_config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use super::ActiveIssuer;
 
 use self::ca_bundle::CaBundle;
 use self::request::RequestTemplate;
@@ -25,10 +24,8 @@ use crate::issuer::{IssueFuture, IssueOrder, Issuer, IssuerError};
 #[derive(Debug)]
 pub struct SpiffeRequests {
     template: RequestTemplate,
-    /// `--issuer-name/-kind/-group`, when given (all three, or none).
-    static_issuer: Option<IssuerRef>,
-    /// The runtime issuance ConfigMap's issuer while it exists and is valid.
-    runtime_issuer: RwLock<Option<IssuerRef>>,
+    /// The flags' issuer, or the runtime issuance ConfigMap's.
+    issuers: Arc<ActiveIssuer>,
     /// `--runtime-issuance-config-map-namespace/-name`, for messages.
     runtime_config_map: Option<(String, String)>,
     ca_bundle: Option<Arc<CaBundle>>,
@@ -45,8 +42,7 @@ impl SpiffeRequests {
     ) -> SpiffeRequests {
         SpiffeRequests {
             template,
-            static_issuer,
-            runtime_issuer: RwLock::new(None),
+            issuers: Arc::new(ActiveIssuer::new(static_issuer)),
             runtime_config_map,
             ca_bundle,
             ca_poll_interval: ca_bundle::POLL_INTERVAL,
@@ -74,19 +70,12 @@ impl SpiffeRequests {
 
     /// The issuer requests go to now: the runtime ConfigMap's, else the flags'.
     pub fn active_issuer(&self) -> Option<IssuerRef> {
-        self.runtime_issuer
-            .read()
-            .clone()
-            .or_else(|| self.static_issuer.clone())
+        self.issuers.active()
     }
 
-    /// Sets (a valid ConfigMap) or clears (deleted) the runtime issuer.
-    pub fn set_runtime_issuer(&self, issuer: Option<IssuerRef>) {
-        *self.runtime_issuer.write() = issuer;
-    }
-
-    pub fn static_issuer(&self) -> Option<&IssuerRef> {
-        self.static_issuer.as_ref()
+    /// What the runtime issuance ConfigMap's watch updates.
+    pub fn issuers(&self) -> &Arc<ActiveIssuer> {
+        &self.issuers
     }
 
     pub fn ca_bundle(&self) -> Option<&Arc<CaBundle>> {

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::SpiffeRequests;
+use super::ActiveIssuer;
 use crate::attributes::IssuerRef;
 
 pub const ISSUER_NAME: &str = "issuer-name";
@@ -47,18 +47,18 @@ pub fn issuer_of(data: Option<&BTreeMap<String, String>>) -> Result<IssuerRef, S
 }
 
 /// Applies what the watch says about the ConfigMap (`None`: it does not exist).
-pub fn apply(requests: &SpiffeRequests, config_map: Option<&ConfigMap>) {
+pub fn apply(issuers: &ActiveIssuer, config_map: Option<&ConfigMap>) {
     match config_map {
         Some(config_map) => match issuer_of(config_map.data.as_ref()) {
             Ok(issuer) => {
-                if requests.runtime_issuer.read().as_ref() != Some(&issuer) {
+                if issuers.runtime().as_ref() != Some(&issuer) {
                     tracing::info!(
                         issuer_name = %issuer.name,
                         issuer_kind = %issuer.kind,
                         issuer_group = %issuer.group,
                         "Changed active issuerRef in response to runtime configuration ConfigMap"
                     );
-                    requests.set_runtime_issuer(Some(issuer));
+                    issuers.set_runtime(Some(issuer));
                 }
             }
             Err(error) => tracing::error!(
@@ -67,11 +67,11 @@ pub fn apply(requests: &SpiffeRequests, config_map: Option<&ConfigMap>) {
             ),
         },
         None => {
-            if requests.runtime_issuer.read().is_none() {
+            if issuers.runtime().is_none() {
                 return;
             }
-            requests.set_runtime_issuer(None);
-            match requests.static_issuer() {
+            issuers.set_runtime(None);
+            match issuers.static_issuer() {
                 Some(_) => tracing::info!(
                     "Runtime issuance configuration was deleted; issuance will revert to original \
                      issuerRef configured at install time"
@@ -87,7 +87,7 @@ pub fn apply(requests: &SpiffeRequests, config_map: Option<&ConfigMap>) {
 
 /// Watches the ConfigMap until the process ends.
 pub async fn run_watch(
-    requests: Arc<SpiffeRequests>,
+    issuers: Arc<ActiveIssuer>,
     client: kube::Client,
     namespace: String,
     name: String,
@@ -103,15 +103,15 @@ pub async fn run_watch(
             Ok(watcher::Event::Init) => listed = false,
             Ok(watcher::Event::InitApply(config_map)) => {
                 listed = true;
-                apply(&requests, Some(&config_map));
+                apply(&issuers, Some(&config_map));
             }
             Ok(watcher::Event::InitDone) => {
                 if !listed {
-                    apply(&requests, None);
+                    apply(&issuers, None);
                 }
             }
-            Ok(watcher::Event::Apply(config_map)) => apply(&requests, Some(&config_map)),
-            Ok(watcher::Event::Delete(_)) => apply(&requests, None),
+            Ok(watcher::Event::Apply(config_map)) => apply(&issuers, Some(&config_map)),
+            Ok(watcher::Event::Delete(_)) => apply(&issuers, None),
             Err(error) => {
                 tracing::warn!(%error, "runtime configuration watch failed; retrying")
             }
