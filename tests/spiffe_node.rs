@@ -45,8 +45,10 @@ struct Node {
     _signer: Signer,
     dir: TempDir,
     approver: Child,
-    driver: RunningDriver,
+    driver: Option<RunningDriver>,
     client: CsiClient,
+    /// The node plugin's command line, to start it again.
+    argv: Vec<String>,
 }
 
 impl Drop for Node {
@@ -107,13 +109,32 @@ async fn node(duration: &str, flags: &[&str]) -> Node {
         "--publish-timeout=10s".into(),
     ];
     argv.extend(flags.iter().map(|flag| flag.to_string()));
-    let args = Flags::try_parse_from(&argv).expect("flags parse").spiffe;
+    let (driver, client) = start_driver(dir.path(), &argv).await;
+    Node {
+        api,
+        _signer: signer,
+        dir,
+        approver,
+        driver: Some(driver),
+        client,
+        argv,
+    }
+}
+
+/// The node plugin with this command line, on the data root under `dir`; retries after a
+/// failed renewal come after half a second (the flags' default is 30 s).
+async fn start_driver(dir: &Path, argv: &[String]) -> (RunningDriver, CsiClient) {
+    let args = Flags::try_parse_from(argv).expect("flags parse").spiffe;
     let (mut config, requests) = args
-        .to_config(Some(dir.path().join("state")))
+        .to_config(Some(dir.join("state")))
         .expect("flags make a configuration");
     if !common::is_root() {
         config.mount_mode = MountMode::PlainDirectories;
     }
+    config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(1),
+    };
     let requests = requests.with_ca_poll_interval(Duration::from_millis(100));
     let driver = driver::start_spiffe(config.clone(), Arc::new(requests))
         .await
@@ -121,17 +142,25 @@ async fn node(duration: &str, flags: &[&str]) -> Node {
     let client = client::connect(&config.socket_path)
         .await
         .expect("client connects");
-    Node {
-        api,
-        _signer: signer,
-        dir,
-        approver,
-        driver,
-        client,
-    }
+    (driver, client)
 }
 
 impl Node {
+    /// Stops the node plugin (its volumes stay mounted, as on a driver restart) and starts it
+    /// again on the same data root.
+    async fn restart(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.stop().await.expect("driver stops");
+        }
+        let (driver, client) = start_driver(self.dir.path(), &self.argv).await;
+        self.driver = Some(driver);
+        self.client = client;
+    }
+
+    fn driver(&self) -> &RunningDriver {
+        self.driver.as_ref().expect("running")
+    }
+
     fn target(&self, pod: &str) -> PathBuf {
         let parent = self.dir.path().join(format!(
             "kubelet/pods/{pod}/volumes/kubernetes.io~csi/spiffe"
@@ -368,7 +397,7 @@ async fn a_short_lived_svid_is_renewed_with_the_pods_token() {
         assert_eq!(request["spec"]["username"], SA_USER);
         assert_eq!(request["spec"]["duration"], "3s");
     }
-    assert!(node.driver.manager().volume_count() == 1);
+    assert!(node.driver().manager().volume_count() == 1);
 }
 
 #[tokio::test]
@@ -536,4 +565,66 @@ async fn without_an_issuer_publishes_fail_until_the_runtime_config_map_names_one
     }
     let error = refused.expect("refused once the ConfigMap is gone");
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+}
+
+/// After a restart the volume is reloaded from its record, which holds no token: its renewal
+/// fails (retried) until kubelet's next republish brings the pod's token, and is then made with
+/// it: every request, before and after, is the pod's own, for the same identity.
+#[tokio::test]
+async fn a_reloaded_volume_is_renewed_once_a_republish_brings_the_token() {
+    let mut node = node("4s", &[]).await;
+    let token = pod_token(&node.api, "restart");
+    let target = node.target("sleep-r");
+    let volume_context = context("sleep-r", Some(&token), &[]);
+    node.publish("csi-spiffe-r", &target, volume_context.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\napprover: {}", node.approver_log()));
+    let first = serial(&target);
+    node.restart().await;
+    assert_eq!(node.driver().resumed().resumed, 1, "the volume is reloaded");
+    let names = |requests: Vec<Value>| -> Vec<String> {
+        requests
+            .iter()
+            .map(|request| request["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = names(node.requests());
+
+    // Due ~2.7 s after issuance; without a token nothing can be requested as the pod.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        serial(&target),
+        first,
+        "not renewed without the pod's token"
+    );
+    assert_eq!(
+        names(node.requests()),
+        before,
+        "nothing requested as anyone else"
+    );
+
+    // kubelet republishes (requiresRepublish) with a fresh token: the next retry renews.
+    node.publish("csi-spiffe-r", &target, volume_context)
+        .await
+        .expect("the republish of a mounted volume succeeds");
+    common::wait_for(
+        "a renewal after the republish",
+        Duration::from_secs(12),
+        || std::fs::read_to_string(target.join("tls.crt")).is_ok() && serial(&target) != first,
+    )
+    .await;
+    let requests = node.requests();
+    assert!(
+        names(requests.clone())
+            .iter()
+            .any(|name| !before.contains(name)),
+        "the renewal made a request"
+    );
+    for request in &requests {
+        assert_eq!(request["spec"]["username"], SA_USER, "{request}");
+        assert_eq!(
+            request["metadata"]["annotations"]["spiffe.csi.cert-manager.io/identity"],
+            ID
+        );
+    }
 }
