@@ -248,7 +248,7 @@ impl VolumeManager {
         };
         // The same text each time, so the recorder folds repeats into one Event's series.
         self.events.record(
-            volume.pod(),
+            &volume.pod(),
             PodEvent::warning(
                 reason::WAITING_FOR_POD,
                 "Issue",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::issue::Action;
-use super::volume::{Attributes, ManagedVolume, Phase, Retry};
+use super::volume::{Attributes, ManagedVolume, Phase, PodNames, Retry};
 use super::{Cancellation, PublishCall, VolumeError, VolumeManager};
 use crate::attributes::{InvalidAttributes, VolumeAttributes};
 use crate::kubernetes::{ServiceAccountToken, token};
@@ -367,7 +367,7 @@ impl VolumeManager {
                 ManagedVolume {
                     record: record.without_context(),
                     layout: Layout::of_record(&record),
-                    pod: parsed.pod.clone(),
+                    pod: PodNames::new(&parsed.pod),
                     renew_before: parsed.spec.renew_before,
                     // Warnings were logged and reported above; they need no memory from now on.
                     attributes: Attributes::Loaded(Box::new(VolumeAttributes {

@@ -27,7 +27,7 @@ impl VolumeManager {
             Action::Renew => (reason::RENEWED, "renewed"),
         };
         self.events.record(
-            volume.pod(),
+            &volume.pod(),
             PodEvent::normal(
                 reason,
                 action.as_str(),
@@ -76,7 +76,7 @@ impl VolumeManager {
             ));
         }
         self.events.record(
-            volume.pod(),
+            &volume.pod(),
             PodEvent::warning(reason, action.as_str(), message),
         );
     }

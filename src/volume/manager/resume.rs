@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use super::volume::{Attributes, ManagedVolume, Phase};
+use super::volume::{Attributes, ManagedVolume, Phase, PodNames};
 use super::{VolumeManager, rfc3339};
 use crate::attributes::{PodInfo, check_file_name, key};
 use crate::certificate::{CertificateSummary, inspect_leaf};
@@ -243,7 +243,7 @@ impl VolumeManager {
             .parse_context(&context, self.lenient_parse_options())
         {
             Ok(attributes) => {
-                let pod = attributes.pod.clone();
+                let pod = PodNames::new(&attributes.pod);
                 let renew_before = attributes.spec.renew_before;
                 (Attributes::Loaded(Box::new(attributes)), pod, renew_before)
             }
@@ -252,7 +252,7 @@ impl VolumeManager {
                 let problems = invalid.to_string();
                 (
                     Attributes::Rejected { problems },
-                    PodInfo::read_from(&context),
+                    PodNames::new(&PodInfo::read_from(&context)),
                     None,
                 )
             }
@@ -354,7 +354,7 @@ impl VolumeManager {
                 ),
             ),
         };
-        self.events.record(volume.pod(), event);
+        self.events.record(&volume.pod(), event);
     }
 }
 
