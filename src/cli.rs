@@ -554,6 +554,8 @@ impl DriverArgs {
 /// The binary's `main`.
 pub fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
+    // The driver's own process: what only start-up ran may be given back once it is quiet.
+    crate::memory::allow_releasing_start_up_pages();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

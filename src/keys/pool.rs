@@ -320,6 +320,8 @@ fn refill_loop(shared: &Shared) {
     let mut state = shared.state.lock();
     // Node work ran, or keys were made, since the heap was last trimmed.
     let mut worked = false;
+    // Whether the pages only start-up used were given back (see `memory`).
+    let mut start_up_released = false;
     loop {
         if state.stopping {
             return;
@@ -350,6 +352,11 @@ fn refill_loop(shared: &Shared) {
                     worked = false;
                     drop(state);
                     crate::memory::release_free_heap();
+                    if !start_up_released {
+                        // The first quiet moment: start-up is over.
+                        crate::memory::release_start_up_pages();
+                        start_up_released = true;
+                    }
                     state = shared.state.lock();
                 }
             }
