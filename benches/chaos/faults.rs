@@ -78,6 +78,49 @@ pub(crate) async fn outage_loop(
     }
 }
 
+/// How long the data root stays full in a spell, and how often a spell comes.
+const DISK_FULL_SPELL_MS: std::ops::RangeInclusive<u64> = 10_000..=25_000;
+const DISK_FULL_EVERY_MS: std::ops::RangeInclusive<u64> = 60_000..=120_000;
+
+/// Now and then the data root fills up (another writer on the node): a ballast file takes every
+/// free byte for a spell, then goes. Publishes that cannot record their volume must fail cleanly
+/// (ResourceExhausted) and be retried; renewals go on; nothing is lost when space returns.
+pub(crate) async fn disk_full_loop(chaos: Arc<Chaos>, mut rng: fastrand::Rng, deadline: Instant) {
+    let ballast = chaos.node.data_root().join("ballast.fill");
+    loop {
+        let pause = random_duration(&mut rng, DISK_FULL_EVERY_MS);
+        let length = random_duration(&mut rng, DISK_FULL_SPELL_MS);
+        if Instant::now() + pause + length >= deadline {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        let started = Instant::now();
+        let path = ballast.clone();
+        let _ = tokio::task::spawn_blocking(move || fill(&path)).await;
+        tokio::time::sleep(length).await;
+        let _ = std::fs::remove_file(&ballast);
+        let mut tally = chaos.tally();
+        tally.disk_full_spells += 1;
+        tally.disk_full_for += started.elapsed();
+    }
+}
+
+/// Writes zeros to `path` until the filesystem is full.
+fn fill(path: &Path) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        if let Err(error) = file.write_all(&chunk) {
+            // Whatever is left, byte by byte is not worth it: a few KiB stay free at most.
+            return if error.raw_os_error() == Some(libc::ENOSPC) {
+                Ok(())
+            } else {
+                Err(error)
+            };
+        }
+    }
+}
+
 /// How long the signer takes during a slow spell, and how long a spell lasts.
 const SLOW_SIGNER: Duration = Duration::from_secs(5);
 const SLOW_SPELL: Duration = Duration::from_secs(20);

@@ -3,7 +3,9 @@
 //!
 //! The scenario an operator ran by hand, as a program: ~40 live volumes with 30 s ECDSA
 //! certificates (renewed about every 20 s), one pod replaced every ~2 s, the driver killed every
-//! 15–40 s and restarted at once, the API server frozen for 20–40 s twice per 6 minutes. kubelet's
+//! 15–40 s and restarted at once, the API server frozen for 20–40 s twice per 6 minutes, lesser API
+//! faults (watch cuts, 500s, restarts with 410 Gone, 429 storms, a slow signer), and the data root
+//! (a tmpfs of its own) filled up for 10–25 s every 1–2 minutes. kubelet's
 //! part is played closely enough to matter: a failed publish or unpublish is retried every second
 //! until it succeeds, and a volume counts as published from a successful publish until its
 //! unpublish starts.
@@ -65,6 +67,8 @@ const USAGE: &str =
 
 /// Certificate lifetime; with no renew-before the driver renews at two thirds (≈ 20 s).
 const LIFETIME: &str = "30s";
+/// The data root's own tmpfs: room for thousands of records, small enough to fill for a spell.
+const DATA_ROOT_BYTES: u64 = 64 * 1024 * 1024;
 const CHURN_EVERY_MS: std::ops::RangeInclusive<u64> = 1_500..=2_500;
 const KILL_EVERY_MS: std::ops::RangeInclusive<u64> = 15_000..=40_000;
 const OUTAGE_LENGTH_MS: std::ops::RangeInclusive<u64> = 20_000..=40_000;

@@ -18,9 +18,21 @@ impl Node {
         ));
         std::fs::create_dir_all(&dir)?;
         // Mount points in mountinfo are canonical paths.
-        Ok(Node {
+        let node = Node {
             dir: dir.canonicalize()?,
-        })
+        };
+        // The data root on a filesystem of its own, small enough to be filled for a spell.
+        std::fs::create_dir_all(node.data_root())?;
+        rustix::mount::mount(
+            "chaos-data-root",
+            &node.data_root(),
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            std::ffi::CString::new(format!("size={DATA_ROOT_BYTES},mode=0700"))
+                .expect("no NUL")
+                .as_c_str(),
+        )?;
+        Ok(node)
     }
 
     pub(crate) fn socket(&self) -> PathBuf {

@@ -255,6 +255,12 @@ impl Report<'_> {
             tally.storms_429,
             tally.slow_signer_spells
         );
+        println!(
+            "disk full    {} spells with the data root full ({:.0} s in all): publishes that cannot \
+             record their volume fail with ResourceExhausted and are retried",
+            tally.disk_full_spells,
+            tally.disk_full_for.as_secs_f64()
+        );
     }
 
     pub(crate) fn violations(&self) {

@@ -70,6 +70,11 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
         stream(options.seed, 4),
         deadline,
     ));
+    let disk_full = tokio::spawn(disk_full_loop(
+        Arc::clone(&chaos),
+        stream(options.seed, 6),
+        deadline,
+    ));
     churn_loop(
         &chaos,
         &mut kubelet,
@@ -82,6 +87,7 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
     outages.await?;
     kills.await??;
     faults.await?;
+    disk_full.await?;
     let chaos_took = chaos_started.elapsed();
 
     // The API is up and the driver running: what is still pending gets a last chance.

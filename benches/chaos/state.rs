@@ -54,6 +54,9 @@ pub(crate) struct Tally {
     pub(crate) api_restarts: usize,
     pub(crate) storms_429: usize,
     pub(crate) slow_signer_spells: usize,
+    /// Spells with the data root full, and how long they lasted in all.
+    pub(crate) disk_full_spells: usize,
+    pub(crate) disk_full_for: Duration,
 }
 
 pub(crate) struct Chaos {
