@@ -25,7 +25,7 @@ impl Node {
         std::fs::create_dir_all(node.data_root())?;
         rustix::mount::mount(
             "chaos-data-root",
-            &node.data_root(),
+            node.data_root(),
             "tmpfs",
             rustix::mount::MountFlags::empty(),
             std::ffi::CString::new(format!("size={DATA_ROOT_BYTES},mode=0700"))
