@@ -37,7 +37,9 @@ pub fn allow_releasing_start_up_pages() {
 /// driver's resident memory. `MADV_PAGEOUT` (Linux 5.4+) unmaps those pages and lets the kernel
 /// reclaim them (a page another process maps too is left alone); what runs later is read back
 /// on first use, as at start. Called once, when the node first goes quiet; an older kernel
-/// refuses the advice and nothing changes.
+/// refuses the advice and nothing changes. (`MADV_RANDOM` on top, so that only the pages run are
+/// read back, saved 0.3 MiB more and made the first publish after start 2.5 times slower: not
+/// kept.)
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub fn release_start_up_pages() {
