@@ -251,7 +251,7 @@ async fn measure(root: &Path, volumes: usize) -> BenchResult<()> {
     );
     let (rss, peak) = memory(driver.pid())?;
     println!(
-        "memory: RSS {:.1} MiB, peak {:.1} MiB ({:.2} KiB per volume)  target RSS ≤ 40 MiB",
+        "memory: RSS {:.1} MiB, peak {:.1} MiB ({:.2} KiB per volume)  target RSS ≤ 25 MiB",
         rss as f64 / 1024.0,
         peak as f64 / 1024.0,
         rss as f64 / volumes as f64
