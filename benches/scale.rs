@@ -8,17 +8,15 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client::CsiClient;
 use cert_manager_csi_driver::csi::proto::NodeUnpublishVolumeRequest;
-use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
 use tokio::time::Instant;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -92,35 +90,15 @@ fn target_of(root: &Path, volume_id: &str) -> PathBuf {
 
 async fn publish_all(csi: &CsiClient, root: &Path, count: usize) -> BenchResult<Duration> {
     let started = Instant::now();
-    let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let mut tasks = Vec::with_capacity(count);
-    for index in 0..count {
-        let volume_id = format!("vol-{index:05}");
-        let target = target_of(root, &volume_id);
-        std::fs::create_dir_all(target.parent().unwrap())?;
-        let pod = SamplePod {
-            name: format!("pod-{index:05}"),
-            namespace: "scale".into(),
-            uid: format!("uid-{index:05}"),
-        };
-        let mut context: HashMap<String, String> = sample_volume_context(
-            &pod,
-            &[(key::KEY_ALGORITHM, "ECDSA"), (key::DURATION, LIFETIME)],
-        );
-        // Renew at two thirds of the lifetime.
-        context.remove(key::RENEW_BEFORE);
-        let request = publish_request(&volume_id, &target, context);
-        let mut node = csi.node.clone();
-        let permit = Arc::clone(&permits).acquire_owned().await?;
-        tasks.push(tokio::spawn(async move {
-            let result = node.node_publish_volume(request).await;
-            drop(permit);
-            result
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    common::publish_sample_volumes(
+        csi,
+        0..count,
+        "scale",
+        &[(key::KEY_ALGORITHM, "ECDSA"), (key::DURATION, LIFETIME)],
+        |volume_id| target_of(root, volume_id),
+        IN_FLIGHT,
+    )
+    .await?;
     Ok(started.elapsed())
 }
 

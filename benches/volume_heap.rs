@@ -16,16 +16,14 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use cert_manager_csi_driver::attributes::key;
 use cert_manager_csi_driver::csi::client;
-use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+use cert_manager_csi_driver::demo::{SamplePod, sample_volume_context};
 use cert_manager_csi_driver::driver::{self, MountMode};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -196,30 +194,14 @@ async fn publish(
     root: &Path,
     indexes: std::ops::Range<usize>,
 ) -> BenchResult<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(32));
-    let mut tasks = Vec::new();
-    for index in indexes {
-        let volume_id = format!("vol-{index:05}");
-        let target = target_of(root, &volume_id);
-        std::fs::create_dir_all(target.parent().expect("has a parent"))?;
-        let pod = SamplePod {
-            name: format!("pod-{index:05}"),
-            namespace: "heap".into(),
-            uid: format!("uid-{index:05}"),
-        };
-        let context: HashMap<String, String> =
-            sample_volume_context(&pod, &[(key::KEY_ALGORITHM, "ECDSA")]);
-        let request = publish_request(&volume_id, &target, context);
-        let mut node = csi.node.clone();
-        let permit = Arc::clone(&permits).acquire_owned().await?;
-        tasks.push(tokio::spawn(async move {
-            let result = node.node_publish_volume(request).await;
-            drop(permit);
-            result
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    common::publish_sample_volumes(
+        csi,
+        indexes,
+        "heap",
+        &[(key::KEY_ALGORITHM, "ECDSA"), (key::RENEW_BEFORE, "240h")],
+        |volume_id| target_of(root, volume_id),
+        32,
+    )
+    .await?;
     Ok(())
 }

@@ -606,68 +606,44 @@ fn print_status(data_root: &std::path::Path, format: StatusFormat) -> ExitCode {
 }
 
 fn run_driver(args: &DriverArgs) -> ExitCode {
-    let config = match args.to_config() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match driver_runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    run_on_runtime("driver", args.to_config(), |config| async {
         let running = driver::start(config).await?;
         running.run_until(shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "driver stopped");
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn run_spiffe_node(
     args: &crate::spiffe::node::args::SpiffeArgs,
     data_root: Option<PathBuf>,
 ) -> ExitCode {
-    let (config, requests) = match args.to_config(data_root) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match driver_runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let running = driver::start_spiffe(config, std::sync::Arc::new(requests)).await?;
-        running.run_until(shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "driver stopped");
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_on_runtime(
+        "driver",
+        args.to_config(data_root),
+        |(config, requests)| async {
+            let running = driver::start_spiffe(config, std::sync::Arc::new(requests)).await?;
+            running.run_until(shutdown_signal()).await
+        },
+    )
 }
 
 fn run_spiffe_approver(args: &SpiffeApproverArgs) -> ExitCode {
-    let config = match args.to_config() {
+    run_on_runtime("approver", args.to_config(), |config| {
+        crate::spiffe::approver::run(config, shutdown_signal())
+    })
+}
+
+/// Runs `task` with its checked configuration on the driver's runtime until it ends: exit code 2
+/// for flags that do not make a configuration, 1 for a failure (said on stderr and in the log).
+fn run_on_runtime<C, F, E>(
+    what: &str,
+    config: Result<C, String>,
+    task: impl FnOnce(C) -> F,
+) -> ExitCode
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let config = match config {
         Ok(config) => config,
         Err(message) => {
             eprintln!("error: {message}");
@@ -681,10 +657,10 @@ fn run_spiffe_approver(args: &SpiffeApproverArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::spiffe::approver::run(config, shutdown_signal())) {
+    match runtime.block_on(task(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "approver stopped");
+            tracing::error!(%error, "{what} stopped");
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

@@ -111,16 +111,30 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, endpoint: Arc<Endpoint>) {
+    serve_http(listener, move |request| {
+        let endpoint = Arc::clone(&endpoint);
+        async move { endpoint.answer(request).await }
+    })
+    .await
+}
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped, each request answered by `answer`
+/// (this driver's endpoints, the SPIFFE approver's).
+pub async fn serve_http<A, F>(listener: TcpListener, answer: A)
+where
+    A: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let endpoint = Arc::clone(&endpoint);
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let endpoint = Arc::clone(&endpoint);
-                async move { Ok::<_, Infallible>(endpoint.answer(request).await) }
+                let response = answer(request);
+                async move { Ok::<_, Infallible>(response.await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

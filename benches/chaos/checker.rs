@@ -83,6 +83,11 @@ impl Checker {
     }
 
     pub(crate) fn round(&mut self) {
+        // A node reboot takes every pod down with it: nothing to read until kubelet has
+        // published their volumes again.
+        if self.chaos.rebooting.load(Ordering::Relaxed) {
+            return;
+        }
         self.checked.rounds += 1;
         let volumes: Vec<Volume> = self.chaos.published.lock().values().cloned().collect();
         let mounts: HashSet<PathBuf> = self.chaos.node.mounts().into_iter().collect();

@@ -14,6 +14,7 @@ pub(crate) async fn kill_loop(
             return Ok(());
         }
         tokio::time::sleep(pause).await;
+        let _lifecycle = chaos.lifecycle.lock().await;
         let mid_publish = chaos.publishes_in_flight.load(Ordering::Relaxed) > 0;
         let mid_unpublish = chaos.unpublishes_in_flight.load(Ordering::Relaxed) > 0;
         let renewal_due = chaos.renewals_due.load(Ordering::Relaxed) > 0;
@@ -76,6 +77,52 @@ pub(crate) async fn outage_loop(
             window.end = Some(Instant::now());
         }
     }
+}
+
+/// A node reboot, once, somewhere in the middle half of the chaos: the driver dies, every tmpfs
+/// on the node is gone (the volumes' mounts; the data root is a disk on a real node and keeps
+/// the records), the driver starts again, and kubelet publishes every pod's volume afresh. The
+/// records of the vanished mounts must be removed at start and each volume issued anew; the
+/// checker resumes once all are back.
+pub(crate) async fn reboot_once(
+    chaos: Arc<Chaos>,
+    mut rng: fastrand::Rng,
+    chaos_started: Instant,
+    chaos_length: Duration,
+) -> BenchResult<()> {
+    let at = chaos_length / 4 + chaos_length.mul_f64(rng.f64() / 2.0);
+    tokio::time::sleep_until(chaos_started + at).await;
+    let started = Instant::now();
+    let volumes: Vec<Volume> = {
+        let _lifecycle = chaos.lifecycle.lock().await;
+        chaos.rebooting.store(true, Ordering::Relaxed);
+        chaos.driver.kill();
+        // Taken once the driver is dead: nothing is published from here until it is back.
+        let volumes = std::mem::take(&mut *chaos.published.lock())
+            .into_values()
+            .collect();
+        let data_root = chaos.node.data_root();
+        let mut mounts = chaos.node.mounts();
+        mounts.retain(|mount| !mount.starts_with(&data_root));
+        mounts.sort();
+        for mount in mounts.iter().rev() {
+            let _ = rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH);
+        }
+        chaos.driver.spawn()?;
+        *chaos.client.lock() = connect_when_serving(&chaos.node.socket(), START_LIMIT).await?;
+        volumes
+    };
+    let count = volumes.len();
+    let republished: Vec<_> = volumes
+        .into_iter()
+        .map(|volume| tokio::spawn(kubelet_publish(Arc::clone(&chaos), volume)))
+        .collect();
+    for task in republished {
+        task.await?;
+    }
+    chaos.rebooting.store(false, Ordering::Relaxed);
+    chaos.tally().reboots.push((count, started.elapsed()));
+    Ok(())
 }
 
 /// How long the data root stays full in a spell, and how often a spell comes.

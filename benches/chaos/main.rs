@@ -5,7 +5,8 @@
 //! certificates (renewed about every 20 s), one pod replaced every ~2 s, the driver killed every
 //! 15–40 s and restarted at once, the API server frozen for 20–40 s twice per 6 minutes, lesser API
 //! faults (watch cuts, 500s, restarts with 410 Gone, 429 storms, a slow signer), and the data root
-//! (a tmpfs of its own) filled up for 10–25 s every 1–2 minutes. kubelet's
+//! (a tmpfs of its own) filled up for 10–25 s every 1–2 minutes, and once a node reboot (every
+//! volume's tmpfs gone, the records kept, kubelet publishing every pod again). kubelet's
 //! part is played closely enough to matter: a failed publish or unpublish is retried every second
 //! until it succeeds, and a volume counts as published from a successful publish until its
 //! unpublish starts.

@@ -256,6 +256,25 @@ impl Report<'_> {
             tally.slow_signer_spells
         );
         println!(
+            "reboots      {}",
+            if tally.reboots.is_empty() {
+                "none".to_string()
+            } else {
+                tally
+                    .reboots
+                    .iter()
+                    .map(|(count, took)| {
+                        format!(
+                            "every tmpfs gone, the driver restarted, {count} volumes published \
+                             afresh by kubelet, all back in {:.1} s",
+                            took.as_secs_f64()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        );
+        println!(
             "disk full    {} spells with the data root full ({:.0} s in all): publishes that cannot \
              record their volume fail with ResourceExhausted and are retried",
             tally.disk_full_spells,

@@ -35,6 +35,8 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
         renewals_due: AtomicUsize::new(0),
         give_up: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
+        lifecycle: tokio::sync::Mutex::new(()),
+        rebooting: AtomicBool::new(false),
     });
 
     let checker_stop = Arc::new(AtomicBool::new(false));
@@ -70,6 +72,12 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
         stream(options.seed, 4),
         deadline,
     ));
+    let reboot = tokio::spawn(reboot_once(
+        Arc::clone(&chaos),
+        stream(options.seed, 7),
+        chaos_started,
+        options.chaos_length(),
+    ));
     let disk_full = tokio::spawn(disk_full_loop(
         Arc::clone(&chaos),
         stream(options.seed, 6),
@@ -88,6 +96,7 @@ pub(crate) async fn run(options: Options) -> BenchResult<()> {
     kills.await??;
     faults.await?;
     disk_full.await?;
+    reboot.await??;
     let chaos_took = chaos_started.elapsed();
 
     // The API is up and the driver running: what is still pending gets a last chance.

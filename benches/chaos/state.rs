@@ -57,6 +57,8 @@ pub(crate) struct Tally {
     /// Spells with the data root full, and how long they lasted in all.
     pub(crate) disk_full_spells: usize,
     pub(crate) disk_full_for: Duration,
+    /// Node reboots: how many volumes each brought back, and how long until all were.
+    pub(crate) reboots: Vec<(usize, Duration)>,
 }
 
 pub(crate) struct Chaos {
@@ -77,6 +79,11 @@ pub(crate) struct Chaos {
     /// Set after the drain period: kubelet stops retrying.
     pub(crate) give_up: AtomicBool,
     pub(crate) tally: Mutex<Tally>,
+    /// Held while the driver is killed and started again (a kill, a reboot), so that two never
+    /// overlap.
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+    /// A node reboot is under way: the pods are down, the checker looks at nothing.
+    pub(crate) rebooting: AtomicBool,
 }
 
 impl Chaos {

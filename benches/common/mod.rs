@@ -201,3 +201,49 @@ pub async fn connect_when_ready(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// Publishes sample volumes `vol-<index>` (pods `pod-<index>` in `namespace`, targets from
+/// `target_of`) with `overrides` on the sample attributes, `in_flight` at a time, as kubelet
+/// would for that many pods at once. Fails on the first publish that fails.
+pub async fn publish_sample_volumes(
+    csi: &cert_manager_csi_driver::csi::client::CsiClient,
+    indexes: std::ops::Range<usize>,
+    namespace: &str,
+    overrides: &[(&str, &str)],
+    target_of: impl Fn(&str) -> PathBuf,
+    in_flight: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use cert_manager_csi_driver::demo::{SamplePod, publish_request, sample_volume_context};
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let volume_id = format!("vol-{index:05}");
+        let target = target_of(&volume_id);
+        std::fs::create_dir_all(target.parent().ok_or("a target has a parent")?)?;
+        let pod = SamplePod {
+            name: format!("pod-{index:05}"),
+            namespace: namespace.into(),
+            uid: format!("uid-{index:05}"),
+        };
+        let mut context: HashMap<String, String> = sample_volume_context(&pod, overrides);
+        // Without `renew-before` in the overrides: renewal at two thirds of the lifetime.
+        if !overrides
+            .iter()
+            .any(|(key, _)| *key == cert_manager_csi_driver::attributes::key::RENEW_BEFORE)
+        {
+            context.remove(cert_manager_csi_driver::attributes::key::RENEW_BEFORE);
+        }
+        let request = publish_request(&volume_id, &target, context);
+        let mut node = csi.node.clone();
+        let permit = std::sync::Arc::clone(&permits).acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let result = node.node_publish_volume(request).await;
+            drop(permit);
+            result
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

@@ -3,7 +3,6 @@
 //! them. Both listeners answer both paths (and `/healthz`); nothing secret is ever served.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -154,23 +153,11 @@ impl ApproverMetrics {
 
 /// Serves the endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<ApproverMetrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let response = metrics.answer(request.uri().path());
-                    async move { Ok::<_, Infallible>(response) }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::endpoints::serve_http(listener, move |request: Request<hyper::body::Incoming>| {
+        let response = metrics.answer(request.uri().path());
+        async move { response }
+    })
+    .await
 }
 
 #[cfg(test)]
