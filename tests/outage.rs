@@ -214,3 +214,71 @@ async fn unpublish_after_kill_9_and_a_restart_during_an_api_outage_returns_at_on
     after_the_outage(&cluster, "csi-outage-restart", creates_before).await;
     kill_hard(&mut driver);
 }
+
+/// A renewal that fails because its issuer does not answer (the API server frozen past the
+/// attempt's deadline) waits out a backoff, here two minutes. Once an issuance through the same
+/// issuer succeeds again, it is retried at once instead: after an outage every certificate that
+/// fell due during it is renewed as soon as the API answers, not minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_could_not_reach_its_issuer_is_retried_once_the_issuer_answers() {
+    let cluster = cluster().await;
+    let harness = cluster
+        .driver(|config| {
+            config.cert_manager.publish_timeout = Duration::from_secs(2);
+            config.renewal_backoff = cert_manager_csi_driver::renewal::Backoff {
+                initial: Duration::from_secs(120),
+                max: Duration::from_secs(120),
+            };
+        })
+        .await;
+    let target = harness.target("stuck");
+    // 6 s certificates renew 4 s after issuance.
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request(
+            "csi-stuck",
+            &target,
+            context("stuck", "6s"),
+        ))
+        .await
+        .unwrap();
+    let first = common::serial_of(&target);
+    cluster.api.set_frozen(true);
+    let manager = harness.driver().manager();
+    for _ in 0..150 {
+        if manager
+            .snapshot("csi-stuck")
+            .await
+            .is_some_and(|volume| volume.failures > 0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failed = manager.snapshot("csi-stuck").await.unwrap();
+    assert!(failed.failures > 0, "the renewal failed in the outage");
+    let retry_at = failed.next_renewal.expect("a retry is scheduled");
+    assert!(
+        retry_at > std::time::SystemTime::now() + Duration::from_secs(60),
+        "its retry waits out the two-minute backoff"
+    );
+
+    // The API answers again, and another pod's volume is issued through the same issuer.
+    cluster.api.set_frozen(false);
+    let other = harness.target("other");
+    harness
+        .client
+        .node
+        .clone()
+        .node_publish_volume(publish_request("csi-other", &other, context("other", "1h")))
+        .await
+        .unwrap();
+    wait_for(
+        "the stuck renewal, retried long before its backoff ends",
+        Duration::from_secs(15),
+        || common::serial_of(&target) != first,
+    )
+    .await;
+}

@@ -162,9 +162,17 @@ pub(crate) struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         self.driver.kill();
-        let detached = self.node.unmount_all();
-        if detached > 0 {
-            println!("cleanup: detached {detached} mounts still up under the node directory");
+        // The data root's tmpfs is the bench's own; any other mount still up is the driver's.
+        let data_root = self.node.data_root();
+        let strays = self
+            .node
+            .mounts()
+            .iter()
+            .filter(|mount| **mount != data_root)
+            .count();
+        self.node.unmount_all();
+        if strays > 0 {
+            println!("cleanup: detached {strays} mounts still up under the node directory");
         }
         if !self.keep && self.node.mounts().is_empty() {
             let _ = std::fs::remove_dir_all(&self.node.dir);

@@ -25,6 +25,11 @@ pub(crate) async fn with_kubelet_timeout<T>(
 ) -> Result<(), String> {
     match tokio::time::timeout(KUBELET_CALL_TIMEOUT, call).await {
         Ok(Ok(_)) => Ok(()),
+        // What tonic's client says when nothing answers on the socket: the driver is down.
+        Ok(Err(status)) if status.message() == "transport error" => Err(format!(
+            "{:?}: transport error (the driver was down: kill -9 or reboot)",
+            status.code()
+        )),
         Ok(Err(status)) => Err(format!(
             "{:?}: {}",
             status.code(),

@@ -285,6 +285,7 @@ impl VolumeManager {
                 self.schedule_renewal_after_issuance(volume, &issued.certificate);
                 self.end_wait(volume);
                 volume.certificate_request = issued.certificate_request;
+                self.issuer_is_back(volume);
                 volume.phase = Phase::Ready(issued.certificate);
                 self.clear_progress(volume);
                 volume.rest();
@@ -320,6 +321,9 @@ impl VolumeManager {
                 })
             }
             Err(Failure { error, pending_key }) => {
+                if action != Action::Publish && waits_on_issuer(&error) {
+                    self.wait_on_issuer(volume);
+                }
                 let retry = Retry {
                     failures: volume.failures() + 1,
                     last_error: Some(error.to_string()),
@@ -335,6 +339,52 @@ impl VolumeManager {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Notes a volume whose attempt failed because its issuer could not be reached.
+    fn wait_on_issuer(&self, volume: &ManagedVolume) {
+        if let Some(issuer) = issuer_key(volume) {
+            self.waiting_on_issuer
+                .lock()
+                .entry(issuer)
+                .or_default()
+                .insert(volume.id().to_string());
+        }
+    }
+
+    /// An issuance through `volume`'s issuer succeeded: the volumes that failed to reach the
+    /// same issuer are retried now (spread over a second) instead of after their backoff, which
+    /// may have grown to minutes while it was away. Each is pulled forward once per failure.
+    fn issuer_is_back(&self, volume: &ManagedVolume) {
+        let Some(issuer) = issuer_key(volume) else {
+            return;
+        };
+        let Some(mut waiting) = self.waiting_on_issuer.lock().remove(&issuer) else {
+            return;
+        };
+        waiting.remove(volume.id());
+        let now = tokio::time::Instant::now();
+        let mut pulled = 0;
+        for volume_id in waiting {
+            // Unpublished meanwhile (no deadline), or due soon anyway: left as it is.
+            if self
+                .scheduler
+                .deadline(&volume_id)
+                .is_some_and(|at| at > now + ISSUER_BACK_SPREAD)
+            {
+                let spread = ISSUER_BACK_SPREAD.mul_f64(fastrand::f64());
+                self.scheduler.schedule(&volume_id, now + spread);
+                pulled += 1;
+            }
+        }
+        if pulled > 0 {
+            tracing::info!(
+                issuer = %issuer.1,
+                namespace = %issuer.0,
+                volumes = pulled,
+                "the issuer answers again: retrying the volumes that could not reach it now"
+            );
         }
     }
 
@@ -416,4 +466,28 @@ fn read_reusable_key(files_dir: &Path, name: &str, volume_id: &str) -> Option<Pr
             None
         }
     }
+}
+
+/// How far apart the retries of volumes pulled forward by [`VolumeManager::issuer_is_back`] are.
+const ISSUER_BACK_SPREAD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An issuer as volumes reach it: their namespace (a namespaced Issuer is one per namespace),
+/// and its reference.
+pub(super) type IssuerKey = (String, String);
+
+fn issuer_key(volume: &ManagedVolume) -> Option<IssuerKey> {
+    let issuer = &volume.valid_attributes()?.spec.issuer;
+    Some((
+        volume.pod.namespace().to_string(),
+        format!("{}/{}/{}", issuer.group, issuer.kind, issuer.name),
+    ))
+}
+
+/// Whether a failure says the issuer could not be reached or did not answer in time (an API
+/// outage), rather than that it refused or failed the request.
+fn waits_on_issuer(error: &VolumeError) -> bool {
+    matches!(
+        error,
+        VolumeError::Issuer(IssuerError::Unavailable { .. } | IssuerError::TimedOut { .. })
+    )
 }

@@ -33,6 +33,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 pub use self::ca_files::CaRewrite;
 pub use self::inspect::VolumeSnapshot;
+use self::issue::IssuerKey;
 pub use self::publish::{PublishPlan, plan_publish};
 pub use self::resume::{AdoptionSummary, ResumeSummary};
 use self::volume::{Attributes, Counted, Counters, ManagedVolume, ParkedKeys};
@@ -363,6 +364,10 @@ pub struct VolumeManager {
     /// The Go driver's tmpfs is known to be mounted (`--publish-in-csi-lib-layout` keeps it so):
     /// later publishes need not read the mount table, which grows with every volume.
     inmemfs_mounted: Arc<std::sync::atomic::AtomicBool>,
+    /// Volumes waiting out a backoff after their issuer could not be reached (or did not answer
+    /// in time), by issuer: when an issuance through that issuer succeeds again, they are retried
+    /// at once rather than at the end of a backoff that grew during the outage.
+    waiting_on_issuer: parking_lot::Mutex<HashMap<IssuerKey, std::collections::HashSet<String>>>,
 }
 
 /// Held while a volume does node work (key, CSR, mount, file writes): one of the per-core permits,
@@ -402,6 +407,7 @@ impl VolumeManager {
             waiting: parking_lot::Mutex::default(),
             pod_changes: parking_lot::Mutex::new(pod_changes),
             inmemfs_mounted: Arc::default(),
+            waiting_on_issuer: Default::default(),
         })
     }
 

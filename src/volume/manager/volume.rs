@@ -75,6 +75,10 @@ impl PodNames {
         }
     }
 
+    pub fn namespace(&self) -> &str {
+        self.part(1)
+    }
+
     fn part(&self, index: usize) -> &str {
         let start = if index == 0 {
             0
