@@ -353,6 +353,51 @@ async fn failed_publish_leaves_nothing_behind() {
     assert_eq!(harness.driver().manager().volume_count(), 0);
 }
 
+/// A volume with its own file names, resting (its attributes in its record, not in memory):
+/// stats still check the files it really has.
+#[tokio::test]
+async fn volume_stats_check_a_resting_volumes_own_file_names() {
+    let harness = Harness::start().await;
+    let target = harness.target("stats-named");
+    harness
+        .publish(
+            "csi-stats-named",
+            &target,
+            &[
+                ("csi.cert-manager.io/certificate-file", "cert.pem"),
+                ("csi.cert-manager.io/privatekey-file", "key.pem"),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut node = harness.client.node.clone();
+    let request = || NodeGetVolumeStatsRequest {
+        volume_id: "csi-stats-named".into(),
+        volume_path: target.display().to_string(),
+        staging_target_path: String::new(),
+    };
+    let healthy = node
+        .node_get_volume_stats(request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!healthy.volume_condition.unwrap().abnormal);
+    std::fs::remove_file(target.join("key.pem")).unwrap();
+    let condition = node
+        .node_get_volume_stats(request())
+        .await
+        .unwrap()
+        .into_inner()
+        .volume_condition
+        .unwrap();
+    assert!(condition.abnormal);
+    assert!(
+        condition.message.contains("key.pem"),
+        "{}",
+        condition.message
+    );
+}
+
 #[tokio::test]
 async fn volume_stats_report_abnormal_volumes() {
     let harness = Harness::start().await;

@@ -40,9 +40,24 @@ pub fn check_file_name(name: &str) -> Result<(), &'static str> {
 pub(super) fn read_names(reader: &mut Reader<'_>) -> FileNames {
     let reader = reader.part(Part::Files);
     FileNames {
-        certificate: reader.file_name(key::CERTIFICATE_FILE, "tls.crt"),
-        private_key: reader.file_name(key::PRIVATE_KEY_FILE, "tls.key"),
-        ca: reader.file_name(key::CA_FILE, "ca.crt"),
+        certificate: reader.file_name(key::CERTIFICATE_FILE, FileNames::CERTIFICATE),
+        private_key: reader.file_name(key::PRIVATE_KEY_FILE, FileNames::PRIVATE_KEY),
+        ca: reader.file_name(key::CA_FILE, FileNames::CA),
+    }
+}
+
+impl FileNames {
+    pub const CERTIFICATE: &'static str = "tls.crt";
+    pub const PRIVATE_KEY: &'static str = "tls.key";
+    pub const CA: &'static str = "ca.crt";
+
+    /// `tls.crt`, `tls.key`, `ca.crt`.
+    pub fn usual() -> FileNames {
+        FileNames {
+            certificate: FileNames::CERTIFICATE.into(),
+            private_key: FileNames::PRIVATE_KEY.into(),
+            ca: FileNames::CA.into(),
+        }
     }
 }
 

@@ -217,14 +217,7 @@ impl Inner {
             SignerMode::Deny { reason, message } => {
                 self.write_status(&namespace, &name, |status| {
                     set_condition(status, "Denied", "True", &reason, &message);
-                    set_condition(
-                        status,
-                        "Ready",
-                        "False",
-                        "Denied",
-                        "The CertificateRequest was denied by an approval controller",
-                    );
-                    status["failureTime"] = json!(now_rfc3339());
+                    set_denied_ready(status);
                 });
             }
             SignerMode::Fail { message } => {
@@ -274,16 +267,7 @@ impl Inner {
         let namespace = text(request, "/metadata/namespace");
         let name = text(request, "/metadata/name");
         if denied {
-            self.write_status(namespace, name, |status| {
-                set_condition(
-                    status,
-                    "Ready",
-                    "False",
-                    "Denied",
-                    "The CertificateRequest was denied by an approval controller",
-                );
-                status["failureTime"] = json!(now_rfc3339());
-            });
+            self.write_status(namespace, name, set_denied_ready);
         } else {
             self.issue(request, namespace, name);
         }
@@ -601,6 +585,18 @@ fn extended_key_usage(usage: &str) -> Option<ExtendedKeyUsagePurpose> {
         "ocsp signing" => ExtendedKeyUsagePurpose::OcspSigning,
         _ => return None,
     })
+}
+
+/// What cert-manager writes on a denied request: Ready=False, reason Denied, and when it failed.
+fn set_denied_ready(status: &mut Value) {
+    set_condition(
+        status,
+        "Ready",
+        "False",
+        "Denied",
+        "The CertificateRequest was denied by an approval controller",
+    );
+    status["failureTime"] = json!(now_rfc3339());
 }
 
 /// Sets a condition, replacing any of the same type, like cert-manager's `SetCertificateRequestCondition`

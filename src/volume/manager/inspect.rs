@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::volume::Attributes;
 use super::{VolumeError, VolumeManager};
 use crate::certificate::CertificateSummary;
 use crate::volume::files;
@@ -108,15 +107,10 @@ impl VolumeManager {
         if !self.mounter.is_mounted(path).unwrap_or(false) {
             return Ok(Some(format!("{} is no longer mounted", path.display())));
         }
-        let names = match (&volume.attributes, volume.valid_attributes()) {
-            (_, Some(attributes)) => attributes.spec.files.clone(),
-            // Resting: read from its record for this call, and left to rest.
-            (Attributes::Resting, None) => match self.read_attributes(volume_id) {
-                Ok(attributes) => attributes.spec.files,
-                Err(error) => return Ok(Some(error.to_string())),
-            },
-            _ => return Ok(volume.last_error()),
-        };
+        if !volume.is_valid() {
+            return Ok(volume.last_error());
+        }
+        let names = volume.file_names();
         for name in [&names.certificate, &names.private_key, &names.ca] {
             if std::fs::metadata(path.join(name)).is_err() {
                 return Ok(Some(format!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::issue::Action;
-use super::volume::{Attributes, ManagedVolume, Phase, PodNames, Retry};
+use super::volume::{self, Attributes, ManagedVolume, Phase, PodNames, Retry};
 use super::{Cancellation, PublishCall, VolumeError, VolumeManager};
 use crate::attributes::{InvalidAttributes, VolumeAttributes};
 use crate::kubernetes::{ServiceAccountToken, token};
@@ -369,6 +369,7 @@ impl VolumeManager {
                     layout: Layout::of_record(&record),
                     pod: PodNames::new(&parsed.pod),
                     renew_before: parsed.spec.renew_before,
+                    unusual_file_names: volume::unusual(&parsed.spec.files),
                     // Warnings were logged and reported above; they need no memory from now on.
                     attributes: Attributes::Loaded(Box::new(VolumeAttributes {
                         warnings: Vec::new(),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use super::volume::{Attributes, ManagedVolume, Phase, PodNames};
+use super::volume::{self, Attributes, ManagedVolume, Phase, PodNames};
 use super::{VolumeManager, rfc3339};
 use crate::attributes::{PodInfo, check_file_name, key};
 use crate::certificate::{CertificateSummary, inspect_leaf};
@@ -239,13 +239,19 @@ impl VolumeManager {
         let context: HashMap<String, String> = std::mem::take(&mut record.volume_context)
             .into_iter()
             .collect();
-        let (attributes, pod, renew_before) = match self
+        let (attributes, pod, renew_before, unusual_file_names) = match self
             .parse_context(&context, self.lenient_parse_options())
         {
             Ok(attributes) => {
                 let pod = PodNames::new(&attributes.pod);
                 let renew_before = attributes.spec.renew_before;
-                (Attributes::Loaded(Box::new(attributes)), pod, renew_before)
+                let names = volume::unusual(&attributes.spec.files);
+                (
+                    Attributes::Loaded(Box::new(attributes)),
+                    pod,
+                    renew_before,
+                    names,
+                )
             }
             Err(invalid) => {
                 tracing::error!(%volume_id, adopted = layout.is_adopted(), error = %invalid, "the volume's attributes do not validate; keeping its files as they are, without renewing them");
@@ -253,6 +259,7 @@ impl VolumeManager {
                 (
                     Attributes::Rejected { problems },
                     PodNames::new(&PodInfo::read_from(&context)),
+                    None,
                     None,
                 )
             }
@@ -289,6 +296,7 @@ impl VolumeManager {
             layout,
             pod,
             renew_before,
+            unusual_file_names,
             attributes,
             phase,
             // Not read back at start (10,000 file reads): the metrics name the volume until

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::super::layout::Layout;
 use super::super::state::VolumeRecord;
 use super::gates::GateWait;
-use crate::attributes::{CertRequestSpec, PodInfo, VolumeAttributes};
+use crate::attributes::{CertRequestSpec, FileNames, PodInfo, VolumeAttributes};
 use crate::certificate::CertificateSummary;
 use crate::keys::PrivateKey;
 use crate::kubernetes::ServiceAccountToken;
@@ -29,6 +29,9 @@ pub(super) struct ManagedVolume {
     pub pod: PodNames,
     /// `renew-before`, which schedules every renewal (its attributes may be resting).
     pub renew_before: Option<Duration>,
+    /// Its file names when they are not the usual `tls.crt`, `tls.key`, `ca.crt`: what a stats
+    /// call (kubelet polls it) checks, without reading a resting volume's record.
+    pub unusual_file_names: Option<Box<FileNames>>,
     pub attributes: Attributes,
     pub phase: Phase,
     /// The CertificateRequest behind the current certificate (cert-manager backend).
@@ -242,6 +245,14 @@ impl ManagedVolume {
         }
     }
 
+    /// The names of its certificate, key and CA files.
+    pub fn file_names(&self) -> FileNames {
+        self.unusual_file_names
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(FileNames::usual)
+    }
+
     /// Whether this driver accepts its attributes (loaded or resting): it is renewed.
     pub fn is_valid(&self) -> bool {
         !matches!(self.attributes, Attributes::Rejected { .. })
@@ -347,6 +358,11 @@ impl ParkedKeys {
     pub fn contains(&self, volume_id: &str) -> bool {
         self.keys().contains_key(volume_id)
     }
+}
+
+/// `names` unless they are the usual ones (see [`ManagedVolume::unusual_file_names`]).
+pub(super) fn unusual(names: &FileNames) -> Option<Box<FileNames>> {
+    (*names != FileNames::usual()).then(|| Box::new(names.clone()))
 }
 
 #[cfg(test)]
